@@ -1,0 +1,93 @@
+"""The ``sdpflow`` command line: parse, validate, call a pipeline or the engine, render.
+
+Subcommands are grouped by topic, one module each; every module registers its commands on
+``app`` (or a sub-app) when imported below. Errors a user can fix arrive as
+:class:`sdpflow.errors.SdpflowError` and are printed here, once, as one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from sdpflow import __version__
+from sdpflow.cli.common import Settings, console, err_console
+from sdpflow.errors import SdpflowError
+
+app = typer.Typer(
+    name="sdpflow",
+    help="Science data-processing pipelines on Dask, from a laptop to a cluster.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"sdpflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    db: Annotated[
+        Optional[str],
+        typer.Option("--db", envvar="SDPFLOW_DB", help="Run database URL (sqlite:///path or postgresql://...)."),
+    ] = None,
+    cluster: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cluster",
+            envvar="SDPFLOW_CLUSTER",
+            help="Where to run: local, local:N, tcp://host:port, slurm, pbs, ssh, kubernetes. "
+            "Default: $SDPFLOW_SCHEDULER if set, else local.",
+        ),
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output; -v shows tracebacks.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# Each module adds its commands to ``app``; the order here is the order in --help.
+from sdpflow.cli import run as _run  # noqa: E402,F401
+from sdpflow.cli import runs as _runs  # noqa: E402,F401
+from sdpflow.cli import config as _config  # noqa: E402,F401
+
+
+def main() -> None:
+    """Entry point of the ``sdpflow`` console script."""
+    verbose = any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:])
+    try:
+        app(standalone_mode=False)
+    except SdpflowError as error:
+        if verbose:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]: clusters and subprocesses were shut down")
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as error:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise

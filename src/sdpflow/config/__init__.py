@@ -1,0 +1,143 @@
+"""The one configuration schema: pydantic models for every pipeline, and their loader.
+
+Each pipeline has a top-level model registered in :data:`PIPELINE_CONFIGS`. A configuration
+comes from a YAML file plus ``key=value`` overrides (``imaging.niter=500``), validated
+before any work starts; an unknown key or a wrong type is a :class:`ConfigError` naming
+the key and the file. The CLI reuses these models for its options (see
+:func:`cli_options`), so an option is defined once, here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sdpflow.config.base import Section, cli_options
+from sdpflow.config.cluster import ClusterConfig
+from sdpflow.config.demo import DemoFlowConfig
+from sdpflow.errors import ConfigError
+
+#: Top-level configuration model of each pipeline, by the name used on the command line.
+PIPELINE_CONFIGS: dict[str, type[BaseModel]] = {
+    "demo-flow": DemoFlowConfig,
+}
+
+__all__ = [
+    "PIPELINE_CONFIGS",
+    "ClusterConfig",
+    "Section",
+    "cli_options",
+    "config_model",
+    "defaults_yaml",
+    "load_config",
+    "parse_overrides",
+]
+
+
+def config_model(pipeline: str) -> type[BaseModel]:
+    """The configuration model of a pipeline."""
+    try:
+        return PIPELINE_CONFIGS[pipeline]
+    except KeyError:
+        known = ", ".join(sorted(PIPELINE_CONFIGS))
+        raise ConfigError(f"unknown pipeline {pipeline!r}: choose one of {known}") from None
+
+
+def defaults_yaml(pipeline: str) -> str:
+    """The defaults of a pipeline's configuration, as YAML a user can copy and edit."""
+    model = config_model(pipeline)()
+    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False)
+
+
+def parse_overrides(overrides: Iterable[str], source: str = "--set") -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=[1, 2]"]`` into a nested dict; values are parsed as YAML."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{source}: {item!r} is not key=value (e.g. imaging.niter=500)")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: {key!r} sets inside a value that is not a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update``, sections merged key by key."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    pipeline: str,
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    values: dict[str, Any] | None = None,
+) -> BaseModel:
+    """Validate a pipeline's configuration from a YAML file, explicit values and overrides.
+
+    Precedence, lowest first: defaults, the YAML file, ``values`` (from CLI options),
+    ``overrides`` (``--set key=value``).
+    """
+    model = config_model(pipeline)
+    data: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        data = _read_yaml(path)
+    if values:
+        data = deep_merge(data, values)
+    data = deep_merge(data, parse_overrides(overrides))
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: give the path of a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: fix the syntax") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, not a {type(data).__name__}")
+    return data
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    """One line for the first problem (and a count of the others)."""
+    problems = error.errors()
+    first = problems[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        what = "unknown key"
+    else:
+        what = f"{first['msg']} (got {first.get('input')!r})"
+    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+    return f"{source}: key '{key}': {what}{more}; see `sdpflow config show` for the valid keys"

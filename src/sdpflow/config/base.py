@@ -1,0 +1,31 @@
+"""The base of every configuration section, and the CLI options sections declare."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Section(BaseModel):
+    """A configuration section: unknown keys are errors; values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def cli_options(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[str, Any]]:
+    """The command-line options a model's fields declare, as ``{flag: (key, field)}``.
+
+    A field declares its option with ``json_schema_extra={"cli": "--niter"}``; nested
+    sections are searched too, and the key is the dotted path (``deconvolution.niter``).
+    """
+    options: dict[str, tuple[str, Any]] = {}
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "cli" in extra:
+            options[str(extra["cli"])] = (key, field)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            options.update(cli_options(annotation, prefix=f"{key}."))
+    return options

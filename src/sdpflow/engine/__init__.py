@@ -1,0 +1,1 @@
+"""Dask and nothing scientific: clusters, checkpointed flows, task pools, plugins, event logs."""

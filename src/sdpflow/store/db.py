@@ -1,0 +1,323 @@
+"""Open, create and write the run database.
+
+One :class:`RunStore` per process. SQLite gets WAL journaling, a busy timeout and
+``BEGIN IMMEDIATE`` transactions so that many writer processes queue instead of failing;
+PostgreSQL gets ordinary transactions. Every write is one short transaction.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
+
+from sdpflow.errors import RunNotFound, StoreError
+from sdpflow.provenance import config_hash, sdpflow_version
+from sdpflow.store import schema
+from sdpflow.store.schema import SCHEMA_VERSION
+
+#: Seconds a SQLite writer waits for the lock before giving up.
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def default_db_url() -> str:
+    """``$SDPFLOW_DB``, else SQLite in the user's data directory (``$XDG_DATA_HOME/sdpflow``)."""
+    if url := os.environ.get("SDPFLOW_DB"):
+        return url
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{data_home / 'sdpflow' / 'runs.db'}"
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, safe to print or log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _normalise(url: str) -> str:
+    """Accept plain paths and ``postgresql://`` URLs (driven by psycopg 3)."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_run_id(pipeline: str) -> str:
+    """A sortable, readable run id: ``20261121-054700-ical-3f9a``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{pipeline}-{secrets.token_hex(2)}"
+
+
+class RunStore:
+    """The run database at ``url`` (default: :func:`default_db_url`), created if missing."""
+
+    def __init__(self, url: str | None = None):
+        self.url = _normalise(url or default_db_url())
+        self.redacted_url = redact_url(self.url)
+        self.engine = self._create_engine()
+        self._create_schema()
+
+    def __reduce__(self):  # a store sent to another process reconnects there
+        return (RunStore, (self.url,))
+
+    # -- connection -------------------------------------------------------------------
+    def _create_engine(self) -> Engine:
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            raise StoreError(f"run database URL {self.redacted_url!r} is not valid: use sqlite:///PATH or postgresql://...") from None
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                try:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    raise StoreError(f"cannot create the folder of run database {database}: {error.strerror}") from None
+            engine = create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+            @event.listens_for(engine, "connect")
+            def _sqlite_connect(dbapi_connection, _record):
+                dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.close()
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(connection):
+                # Take the write lock at the start, so concurrent writers wait (busy timeout)
+                # instead of failing when a read transaction tries to upgrade.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        try:
+            return create_engine(self.url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        except (ModuleNotFoundError, ImportError) as error:
+            raise StoreError(f"no driver for run database {self.redacted_url}: {error}") from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except (OperationalError, ProgrammingError) as error:
+            if isinstance(error, ProgrammingError) and "does not exist" not in str(error.orig):
+                raise
+            raise StoreError(
+                f"run database {self.redacted_url} cannot be used: {_first_line(error.orig)}; "
+                "check --db / SDPFLOW_DB and that the server is running"
+            ) from None
+
+    def _create_schema(self) -> None:
+        for attempt in range(5):
+            try:
+                with self._transaction() as connection:
+                    schema.metadata.create_all(connection)
+                    found = connection.execute(
+                        select(schema.schema_info.c.value).where(schema.schema_info.c.key == "schema_version")
+                    ).scalar_one_or_none()
+                    if found is None:
+                        connection.execute(insert(schema.schema_info).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    elif int(found) > SCHEMA_VERSION:
+                        raise StoreError(
+                            f"run database {self.redacted_url} has schema version {found}, newer than this "
+                            f"sdpflow's {SCHEMA_VERSION}: upgrade sdpflow or use another --db"
+                        )
+                return
+            except (IntegrityError, ProgrammingError, DBAPIError) as error:
+                # Another process created the tables at the same moment: look again.
+                if attempt == 4:
+                    raise StoreError(f"cannot create the schema in {self.redacted_url}: {_first_line(error)}") from None
+                time.sleep(0.2 * (attempt + 1))
+
+    def schema_version(self) -> int:
+        with self._transaction() as connection:
+            return int(
+                connection.execute(
+                    select(schema.schema_info.c.value).where(schema.schema_info.c.key == "schema_version")
+                ).scalar_one()
+            )
+
+    # -- runs ---------------------------------------------------------------------------
+    def create_run(self, pipeline: str, config: dict[str, Any], out_dir: str | Path, cluster: str | None = None) -> str:
+        """Record a new run as running; returns its id."""
+        run_id = new_run_id(pipeline)
+        with self._transaction() as connection:
+            connection.execute(
+                insert(schema.runs).values(
+                    id=run_id,
+                    pipeline=pipeline,
+                    config=config,
+                    config_hash=config_hash(config),
+                    out_dir=str(Path(out_dir).resolve()),
+                    status="running",
+                    host=socket.gethostname(),
+                    user=_user(),
+                    pid=os.getpid(),
+                    cluster=cluster,
+                    sdpflow_version=sdpflow_version(),
+                    started=utc_now(),
+                )
+            )
+        return run_id
+
+    def mark_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Set a run's status; ``running`` clears the finish time, others set it."""
+        values: dict[str, Any] = {"status": status, "error": error}
+        if status == "running":
+            values.update(finished=None, pid=os.getpid(), host=socket.gethostname())
+        else:
+            values["finished"] = utc_now()
+        with self._transaction() as connection:
+            connection.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run; a unique prefix of its id is enough."""
+        with self._transaction() as connection:
+            row = connection.execute(select(schema.runs).where(schema.runs.c.id == run_id)).mappings().first()
+            if row is None:
+                rows = (
+                    connection.execute(select(schema.runs).where(schema.runs.c.id.startswith(run_id, autoescape=True)))
+                    .mappings()
+                    .all()
+                )
+                if len(rows) == 1:
+                    row = rows[0]
+                elif len(rows) > 1:
+                    raise RunNotFound(f"run id {run_id!r} is ambiguous ({len(rows)} runs start with it): give more of it")
+        if row is None:
+            raise RunNotFound(f"no run {run_id!r} in {self.redacted_url}: see `sdpflow runs list`")
+        return dict(row)
+
+    def list_runs(self, limit: int = 20, pipeline: str | None = None) -> list[dict[str, Any]]:
+        """The most recent runs first."""
+        query = select(schema.runs).order_by(schema.runs.c.started.desc()).limit(limit)
+        if pipeline:
+            query = query.where(schema.runs.c.pipeline == pipeline)
+        with self._transaction() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    # -- stages -------------------------------------------------------------------------
+    def set_stage(self, run_id: str, name: str, **values: Any) -> None:
+        """Create or update the record of one stage of a run."""
+        with self._transaction() as connection:
+            changed = connection.execute(
+                update(schema.stages)
+                .where(schema.stages.c.run_id == run_id, schema.stages.c.name == name)
+                .values(**values)
+            ).rowcount
+            if not changed:
+                connection.execute(insert(schema.stages).values(run_id=run_id, name=name, **{"attempt": 0, **values}))
+
+    def get_stages(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The stage records of a run, by stage name."""
+        with self._transaction() as connection:
+            rows = connection.execute(
+                select(schema.stages).where(schema.stages.c.run_id == run_id).order_by(schema.stages.c.id)
+            ).mappings()
+            return {row["name"]: dict(row) for row in rows}
+
+    # -- products, events, tasks ----------------------------------------------------------
+    def record_product(
+        self, run_id: str, stage: str, path: str, checksum: str, size_bytes: int | None, provenance: dict[str, Any]
+    ) -> None:
+        """Record (or replace) a product of a run with its checksum and provenance."""
+        with self._transaction() as connection:
+            connection.execute(
+                schema.products.delete().where(schema.products.c.run_id == run_id, schema.products.c.path == path)
+            )
+            connection.execute(
+                insert(schema.products).values(
+                    run_id=run_id, stage=stage, path=path, checksum=checksum, size_bytes=size_bytes,
+                    provenance=provenance, created=utc_now(),
+                )
+            )
+
+    def get_products(self, run_id: str) -> list[dict[str, Any]]:
+        with self._transaction() as connection:
+            return [
+                dict(row)
+                for row in connection.execute(
+                    select(schema.products).where(schema.products.c.run_id == run_id).order_by(schema.products.c.id)
+                ).mappings()
+            ]
+
+    def add_event(self, run_id: str, event_name: str, stage: str | None = None, detail: dict[str, Any] | None = None) -> None:
+        """Record one event of a run."""
+        self.add_events(run_id, [{"event": event_name, "stage": stage, "detail": detail}])
+
+    def add_events(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Record several events of a run in one transaction."""
+        if not records:
+            return
+        now = utc_now()
+        rows = [
+            {"run_id": run_id, "time": record.get("time") or now, "stage": record.get("stage"),
+             "event": record["event"], "detail": record.get("detail")}
+            for record in records
+        ]
+        with self._transaction() as connection:
+            connection.execute(insert(schema.events), rows)
+
+    def get_events(self, run_id: str) -> list[dict[str, Any]]:
+        with self._transaction() as connection:
+            return [
+                dict(row)
+                for row in connection.execute(
+                    select(schema.events).where(schema.events.c.run_id == run_id).order_by(schema.events.c.id)
+                ).mappings()
+            ]
+
+    def add_tasks(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Record the outcome of task-pool tasks (see ``schema.tasks`` for the columns), in one transaction."""
+        if rows:
+            with self._transaction() as connection:
+                connection.execute(insert(schema.tasks), [{"run_id": run_id, **row} for row in rows])
+
+    def get_tasks(self, run_id: str) -> list[dict[str, Any]]:
+        with self._transaction() as connection:
+            return [
+                dict(row)
+                for row in connection.execute(
+                    select(schema.tasks).where(schema.tasks.c.run_id == run_id).order_by(schema.tasks.c.id)
+                ).mappings()
+            ]
+
+    def count(self, table: str, run_id: str) -> int:
+        """How many rows of ``table`` belong to a run."""
+        target = schema.metadata.tables[table]
+        with self._transaction() as connection:
+            return connection.execute(select(func.count()).select_from(target).where(target.c.run_id == run_id)).scalar_one()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,116 @@
+"""A task pool described in YAML (``sdpflow pool run tasks.yaml``).
+
+Example::
+
+    name: convert
+    container: apptainer exec tools.sif    # optional, put before every command
+    nodes: 2                               # local workers (ignored for a remote cluster)
+    threads_per_worker: 4
+    defaults: {timeout: 600}               # applied to every command task
+    tasks:
+      - name: fetch
+        command: ["wget", "-q", "https://example.org/a.fits"]
+      - name: convert-{i}                  # {i} is replaced, one task per i
+        repeat: 10
+        command: "convert in-{i}.fits out-{i}.png"
+        cwd: work
+        timeout: 60
+        stdout: convert-{i}.log
+      - name: stats
+        function: mypackage.stats:summarise   # module:function, importable on the workers
+        args: [out]
+        kwargs: {verbose: true}
+
+A task has exactly one of ``command`` (a string split like a shell would, or a list) and
+``function``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from sdpflow.config.base import Section
+from sdpflow.errors import ConfigError
+
+
+class TaskDefaults(Section):
+    """Options applied to every command task that does not set them."""
+
+    cwd: str | None = Field(default=None, description="working directory of commands")
+    env: dict[str, str] | None = Field(default=None, description="variables added to the environment of commands")
+    timeout: float | None = Field(default=None, gt=0, description="seconds before a command's process group is killed")
+
+
+class PoolTask(Section):
+    """One task (or ``repeat`` tasks, with ``{i}`` replaced by 0..repeat-1)."""
+
+    name: str = Field(min_length=1, description="unique task name; may hold {i} with repeat")
+    command: str | list[str] | None = Field(default=None, description="executable and its arguments")
+    function: str | None = Field(default=None, description="module:function to call")
+    args: list[Any] = Field(default_factory=list, description="arguments of the function")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the function")
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+    timeout: float | None = Field(default=None, gt=0, description="seconds")
+    stdout: str | None = Field(default=None, description="file for standard output (relative to cwd)")
+    stderr: str | None = Field(default=None, description="file for standard error (relative to cwd)")
+    nproc: int = Field(default=1, ge=1)
+    repeat: int | None = Field(default=None, ge=1, description="make this many tasks, {i} = 0..repeat-1")
+
+    @field_validator("function")
+    @classmethod
+    def _module_function(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.]+:[\w.]+", value):
+            raise ValueError("give module:function, e.g. mypackage.tasks:convert")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "PoolTask":
+        if (self.command is None) == (self.function is None):
+            raise ValueError("give exactly one of command and function")
+        if self.function is not None and any(
+            value is not None for value in (self.cwd, self.env, self.timeout, self.stdout, self.stderr)
+        ):
+            raise ValueError("cwd, env, timeout, stdout and stderr apply to commands only")
+        if isinstance(self.command, list) and not self.command:
+            raise ValueError("command is empty")
+        return self
+
+
+class PoolConfig(Section):
+    """A task pool: its tasks and where they run."""
+
+    name: str = Field(default="pool", min_length=1, description="pool name, in the event log and run database")
+    container: str | list[str] | None = Field(default=None, description="prefix of every command, e.g. 'apptainer exec img.sif'")
+    nodes: int | None = Field(default=None, ge=1, description="local cluster: worker processes")
+    threads_per_worker: int | None = Field(default=None, ge=1, description="local cluster: threads per worker")
+    chunk_size: int | None = Field(default=None, ge=1, description="tasks per Dask task (default: adaptive)")
+    defaults: TaskDefaults = Field(default_factory=TaskDefaults)
+    tasks: list[PoolTask] = Field(min_length=1, description="the tasks")
+
+
+def load_pool_config(path: str | Path) -> PoolConfig:
+    """Read and validate a pool file; problems are one-line :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"pool file {path} does not exist: give the path of a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"pool file {path} is not valid YAML{where}: fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"pool file {path} must hold a mapping with a 'tasks' list")
+    try:
+        return PoolConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        what = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(f"{path}: key '{key}': {what}") from None

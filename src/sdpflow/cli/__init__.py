@@ -8,6 +8,7 @@ Subcommands are grouped by topic, one module each; every module registers its co
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -55,40 +56,34 @@ def _global_options(
     ] = False,
 ) -> None:
     ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)
+    # Dask logs every worker start and stop at INFO; show that only with -vv. The
+    # environment variable reaches worker processes started from here too.
+    dask_level = "info" if verbose >= 2 else "warning"
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
+    logging.getLogger("distributed").setLevel(dask_level.upper())
     logging.basicConfig(
         level=logging.WARNING - 10 * min(verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 
-# Each module adds its commands to ``app``; the order here is the order in --help.
-from sdpflow.cli import run as _run  # noqa: E402,F401
-from sdpflow.cli import runs as _runs  # noqa: E402,F401
-from sdpflow.cli import config as _config  # noqa: E402,F401
-from sdpflow.cli import pool as _pool  # noqa: E402,F401
+# Each module registers its commands on ``app``; the order here is the order in --help.
+from sdpflow.cli import run as _run  # noqa: E402
+from sdpflow.cli import runs as _runs  # noqa: E402
+from sdpflow.cli import config as _config  # noqa: E402
+from sdpflow.cli import pool as _pool  # noqa: E402
+
+for _module in (_run, _runs, _config, _pool):
+    _module.register(app)
 
 
 def main() -> None:
     """Entry point of the ``sdpflow`` console script."""
     verbose = any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:])
     try:
-        app(standalone_mode=False)
+        app()  # usage errors are printed by typer itself, with exit code 2
     except SdpflowError as error:
         if verbose:
             err_console.print_exception()
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]: clusters and subprocesses were shut down")
-        sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as error:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise

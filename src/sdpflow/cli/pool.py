@@ -14,12 +14,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sdpflow.cli import app
 from sdpflow.cli.common import console, settings
 from sdpflow.errors import ConfigError, StageFailed
 
 pool_app = typer.Typer(help="Task pools: many executables and Python functions, each one recorded.", no_args_is_help=True)
-app.add_typer(pool_app, name="pool")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pool_app, name="pool")
 
 
 @pool_app.command("run")

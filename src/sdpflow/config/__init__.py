@@ -37,8 +37,10 @@ __all__ = [
 ]
 
 
-def config_model(pipeline: str) -> type[BaseModel]:
-    """The configuration model of a pipeline."""
+def config_model(pipeline: str | type[BaseModel]) -> type[BaseModel]:
+    """The configuration model of a pipeline (given by name, or the model itself)."""
+    if isinstance(pipeline, type):
+        return pipeline
     try:
         return PIPELINE_CONFIGS[pipeline]
     except KeyError:
@@ -86,7 +88,7 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(
-    pipeline: str,
+    pipeline: str | type[BaseModel],
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
     values: dict[str, Any] | None = None,

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from sdpflow.engine import taskpool_worker as tw
 from sdpflow.engine.events import EventLog
-from sdpflow.errors import ClusterError, InputError
+from sdpflow.errors import InputError
 
 #: Seconds a chunk of short tasks should last (chunk size adapts to it).
 CHUNK_TARGET_S = 0.1
@@ -339,41 +339,39 @@ def _unregister(client, name: str) -> Callable[[], None]:
 def _open_client(spec: Any, nodes: int | None, threads_per_worker: int | None):
     """A client for ``spec`` and a function that closes what was opened here.
 
-    Stands in for ``sdpflow.engine.cluster.open_cluster`` until that lands: an existing
-    ``Client`` is used as is; ``tcp://``/``$SDPFLOW_SCHEDULER`` connects; ``local[:N]``
-    starts a LocalCluster of worker processes with a dashboard on a free port.
+    An existing ``Client`` is used as is (and left open). Anything else goes to
+    :func:`sdpflow.engine.cluster.open_cluster`, with ``nodes`` workers of
+    ``threads_per_worker`` threads (default: the cores shared among the workers, as IPS
+    gives each Dask worker a whole node) when the cluster is local.
     """
-    from distributed import Client, LocalCluster
+    from contextlib import ExitStack
+
+    from distributed import Client
+
+    from sdpflow.config.cluster import ClusterConfig
+    from sdpflow.engine.cluster import open_cluster
 
     if isinstance(spec, Client):
         return spec, lambda: None
-    if spec is not None and not isinstance(spec, str):
-        raise InputError(f"submit: give a distributed.Client or a cluster spec string, not {type(spec).__name__}")
-    spec = spec or os.environ.get("SDPFLOW_SCHEDULER") or "local"
-    if "://" in spec:
-        try:
-            client = Client(spec, timeout="20s")
-        except (OSError, TimeoutError) as error:
-            raise ClusterError(f"cannot reach the Dask scheduler at {spec}: {error}") from None
-        return client, client.close
-    if spec == "local" or spec.startswith("local:"):
-        count = spec.partition(":")[2]
+    if spec is not None and not isinstance(spec, (str, ClusterConfig)):
+        raise InputError(f"submit: give a distributed.Client or a cluster spec, not {type(spec).__name__}")
+    if isinstance(spec, ClusterConfig):
+        config = spec
+    else:
+        target = spec or os.environ.get("SDPFLOW_SCHEDULER") or "local"
+        count = target.partition(":")[2] if target.startswith("local") else ""
         if count and not count.isdigit():
-            raise InputError(f"cluster spec {spec!r}: use local or local:N with N workers")
+            raise InputError(f"cluster spec {target!r}: use local or local:N with N workers")
         workers = nodes or (int(count) if count else 1)
         threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=threads, processes=True,
-            dashboard_address="127.0.0.1:0", host="127.0.0.1",
-        )
-        client = Client(cluster)
-
-        def close() -> None:
-            client.close()
-            cluster.close()
-
-        return client, close
-    raise InputError(f"cluster spec {spec!r} is not supported here: use a Client, local, local:N or tcp://host:port")
+        config = ClusterConfig(spec=spec, n_workers=workers, threads_per_worker=threads)
+    stack = ExitStack()
+    try:
+        client = stack.enter_context(open_cluster(config))
+    except BaseException:
+        stack.close()
+        raise
+    return client, stack.close
 
 
 class _Driver:

@@ -1,0 +1,3 @@
+from sdpflow.cli import main
+
+main()

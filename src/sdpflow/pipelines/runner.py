@@ -1,0 +1,145 @@
+"""Start and resume runs of a pipeline: the run record, the cluster, the flow."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from pydantic import BaseModel
+
+from sdpflow.config import config_model
+from sdpflow.engine.cluster import open_cluster
+from sdpflow.engine.flow import Flow, FlowResult, Observer, Stage, run_flow
+from sdpflow.errors import ConfigError, InputError, SdpflowError
+from sdpflow.pipelines import demo_flow
+from sdpflow.store.db import RunStore
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A pipeline: its name, configuration model and stage builder."""
+
+    name: str
+    config_model: type[BaseModel]
+    build: Callable[[Any], list[Stage]]
+
+
+PIPELINES: dict[str, Pipeline] = {
+    "demo-flow": Pipeline("demo-flow", config_model("demo-flow"), demo_flow.build),
+}
+
+
+def get_pipeline(name: str) -> Pipeline:
+    """A built-in pipeline by name, or an importable one given as ``module:ATTRIBUTE``."""
+    if name in PIPELINES:
+        return PIPELINES[name]
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        try:
+            pipeline = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as error:
+            raise InputError(f"pipeline {name!r} cannot be imported: {error}") from None
+        if not isinstance(pipeline, Pipeline):
+            raise InputError(f"{name!r} is a {type(pipeline).__name__}, not an sdpflow Pipeline")
+        return pipeline
+    raise InputError(f"unknown pipeline {name!r}: choose one of {', '.join(sorted(PIPELINES))}")
+
+
+def start_run(
+    pipeline_name: str,
+    config: BaseModel,
+    out_dir: str | Path,
+    *,
+    store: RunStore,
+    cluster_spec: str | None = None,
+    observers: Iterable[Observer] = (),
+    until_stage: str | None = None,
+) -> FlowResult:
+    """Record a new run of a pipeline (a name or ``module:ATTRIBUTE``) and run it to the end (or ``until_stage``)."""
+    pipeline = get_pipeline(pipeline_name)
+    config = _with_cluster(config, cluster_spec)
+    run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config))
+    return _execute(pipeline, config, run_id, Path(out_dir), store, observers, None, until_stage)
+
+
+def resume_run(
+    run_id: str,
+    *,
+    store: RunStore,
+    cluster_spec: str | None = None,
+    observers: Iterable[Observer] = (),
+    from_stage: str | None = None,
+    until_stage: str | None = None,
+) -> FlowResult:
+    """Continue a run: completed stages with intact outputs are skipped, the rest rerun."""
+    record = store.get_run(run_id)
+    if record["status"] == "running" and _still_alive(record):
+        raise InputError(
+            f"run {record['id']} is still running (pid {record['pid']} on {record['host']}): wait for it or stop it"
+        )
+    pipeline = get_pipeline(record["pipeline"])
+    try:
+        config = pipeline.config_model.model_validate(record["config"])
+    except Exception as error:  # the configuration no longer validates against this sdpflow
+        raise ConfigError(f"run {record['id']}: its recorded configuration no longer validates: {error}") from None
+    config = _with_cluster(config, cluster_spec)
+    store.mark_run(record["id"], "running")
+    return _execute(pipeline, config, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage)
+
+
+def _execute(
+    pipeline: Pipeline,
+    config: BaseModel,
+    run_id: str,
+    out_dir: Path,
+    store: RunStore,
+    observers: Iterable[Observer],
+    from_stage: str | None,
+    until_stage: str | None,
+) -> FlowResult:
+    cluster_config = getattr(config, "cluster", None)
+    flow = Flow(pipeline.name, pipeline.build(config), client_factory=lambda: open_cluster(cluster_config))
+    try:
+        result = run_flow(
+            flow, store, run_id, out_dir, from_stage=from_stage, until_stage=until_stage, observers=observers
+        )
+    except KeyboardInterrupt:
+        store.mark_run(run_id, "interrupted", error="interrupted by the user")
+        raise
+    except SdpflowError as error:
+        store.mark_run(run_id, "failed", error=str(error))
+        raise
+    except Exception as error:
+        store.mark_run(run_id, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+    store.mark_run(run_id, "completed")
+    return result
+
+
+def _with_cluster(config: BaseModel, cluster_spec: str | None) -> BaseModel:
+    """The configuration with ``cluster.spec`` replaced by the command line's ``--cluster``."""
+    if cluster_spec and hasattr(config, "cluster"):
+        return config.model_copy(update={"cluster": config.cluster.model_copy(update={"spec": cluster_spec})})
+    return config
+
+
+def _cluster_label(config: BaseModel) -> str | None:
+    cluster = getattr(config, "cluster", None)
+    return (cluster.spec or os.environ.get("SDPFLOW_SCHEDULER") or "local") if cluster is not None else None
+
+
+def _still_alive(record: dict[str, Any]) -> bool:
+    """Whether the process that last ran this run is alive (known only on the same host)."""
+    if record.get("host") != socket.gethostname() or not record.get("pid"):
+        return False
+    try:
+        os.kill(int(record["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(record["pid"]) != os.getpid()

@@ -1,0 +1,74 @@
+"""The command line as a user meets it: help everywhere, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sdpflow(*args: str, db: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "sdpflow"] + (["--db", db] if db else []) + list(args)
+    return subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=kwargs.get("cwd", REPO),
+                          env={**os.environ, **kwargs.get("env", {})})
+
+
+@pytest.mark.parametrize("args", [[], ["runs"], ["config"], ["run"], ["run", "demo-flow"], ["runs", "resume"]])
+def test_help_at_every_level(args):
+    result = sdpflow(*args, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_config_show_prints_valid_yaml():
+    result = sdpflow("config", "show", "demo-flow")
+    assert result.returncode == 0
+    assert yaml.safe_load(result.stdout)["squares"]["count"] == 1000
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("squares:\n  count: 10\n  chunkz: 2\n")
+    result = sdpflow("run", "demo-flow", "--out", str(tmp_path / "out"), "--config", str(bad),
+                     db=f"sqlite:///{tmp_path / 'runs.db'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "squares.chunkz" in lines[0] and str(bad) in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
+def test_unreachable_database_is_one_line_without_password(tmp_path):
+    result = sdpflow("runs", "list", db="postgresql://me:hunter2@127.0.0.1:9/none")
+    assert result.returncode == 3
+    assert "hunter2" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_verbose_shows_traceback(tmp_path):
+    result = sdpflow("-v", "runs", "show", "no-such-run", db=f"sqlite:///{tmp_path / 'runs.db'}")
+    assert result.returncode == 2 and "Traceback" in result.stderr and "no run 'no-such-run'" in result.stderr
+
+
+def test_demo_flow_runs_lists_shows_and_resumes(tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    out = tmp_path / "out"
+    result = sdpflow("--cluster", "local:2", "run", "demo-flow", "--out", str(out), "--set", "squares.count=300", db=db)
+    assert result.returncode == 0, result.stderr
+    expected = sum(k * k for k in range(300))
+    assert f"= {expected}" in result.stdout
+    assert "Dask dashboard: http://127.0.0.1:" in result.stdout
+    listed = sdpflow("runs", "list", db=db)
+    assert listed.returncode == 0 and "demo-flow" in listed.stdout and "completed" in listed.stdout
+    run_id = re.search(r"^run (\S+) completed", result.stdout, re.M).group(1)
+    shown = sdpflow("runs", "show", run_id, db=db)
+    assert shown.returncode == 0 and "squares.json" in shown.stdout
+    resumed = sdpflow("runs", "resume", run_id, db=db)
+    assert resumed.returncode == 0 and "ran nothing" in resumed.stdout

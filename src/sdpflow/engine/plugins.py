@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 def worker_label(worker) -> str:
     """A file-name-safe label of a worker: its name, else its address."""
-    label = str(getattr(worker, "name", None) or getattr(worker, "address", "worker"))
+    name = getattr(worker, "name", None)
+    label = str(name if name not in (None, "") else getattr(worker, "address", "worker"))
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "worker"
 
 

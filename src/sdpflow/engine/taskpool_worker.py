@@ -102,6 +102,8 @@ def _run_executable(
         out = _open_output(stdout, cwd)
         if stderr is None:
             tail = err = tempfile.TemporaryFile()
+        elif stderr == stdout:  # one file for both, as a shell's 2>&1
+            err = subprocess.STDOUT
         else:
             err = _open_output(stderr, cwd)
         process = subprocess.Popen(

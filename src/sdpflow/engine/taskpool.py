@@ -63,7 +63,7 @@ class TaskError(Exception):
         self.task, self.status, self.message, self.traceback = task, status, message, traceback
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task as added: ``target`` is an argv prefix (executables) or a callable."""
 

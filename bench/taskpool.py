@@ -1,0 +1,162 @@
+"""Benchmark: task-pool throughput against raw Dask (and IPS where it runs), and scaling.
+
+Not a test. Run with the project's environment::
+
+    python bench/taskpool.py                      # 2,000 functions, 500 /bin/true, scale 1k and 10k
+    python bench/taskpool.py --scale 1000 10000 100000 --workers 2
+
+Every measurement starts a fresh LocalCluster of ``--workers`` worker processes with one
+thread each, so the pool and raw Dask see the same cluster. The event log is on for sdpflow.
+Throughput = tasks / wall seconds from submit to the last result. Client memory = growth of
+the client process's resident set size during the pool, MiB.
+
+IPS: ``ipsframework`` is tried in its own virtual environment (``--ips-venv``, created with
+``python -m venv DIR && DIR/bin/pip install ipsframework dask[distributed]`` when missing);
+whatever stops it is printed as "could not run: reason".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from distributed import Client, LocalCluster, as_completed
+
+from sdpflow import TaskPool
+
+
+def noop(i):
+    return i
+
+
+def run_true(_i):
+    return subprocess.run(["/bin/true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True).returncode
+
+
+def cluster(workers: int):
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0")
+
+
+def raw_dask(client, function, n: int) -> float:
+    """``client.map`` over n tasks, results gathered as they complete; seconds."""
+    began = time.perf_counter()
+    futures = client.map(function, range(n), pure=False)
+    for batch in as_completed(futures).batches():
+        client.gather(batch)
+    del futures
+    return time.perf_counter() - began
+
+
+def raw_submit(client, function, n: int) -> float:
+    """One ``client.submit`` per task; seconds."""
+    began = time.perf_counter()
+    futures = [client.submit(function, i, pure=False) for i in range(n)]
+    client.gather(futures)
+    return time.perf_counter() - began
+
+
+def pool_run(client, kind: str, n: int, events: Path, chunk_size="auto") -> tuple[float, float]:
+    """A TaskPool of n tasks with its event log; (seconds, client RSS growth in MiB)."""
+    process = psutil.Process()
+    before = process.memory_info().rss
+    pool = TaskPool(f"bench-{kind}", events=events, chunk_size=chunk_size)
+    for i in range(n):
+        if kind == "function":
+            pool.add_task(f"t{i}", noop, i)
+        else:
+            pool.add_task(f"t{i}", "/bin/true")
+    began = time.perf_counter()
+    pool.submit(client)
+    results = pool.finished()
+    seconds = time.perf_counter() - began
+    grown = (process.memory_info().rss - before) / 2**20
+    expected = 0 if kind == "executable" else None
+    assert len(results) == n and all((v == 0) if expected == 0 else True for v in results.values())
+    return seconds, grown
+
+
+def try_ips(venv: Path, n_functions: int) -> str:
+    """Run the IPS Dask example in its own environment; a result line or 'could not run: why'."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+        if made.returncode:
+            return f"could not run: cannot create {venv}: {made.stderr.strip()[-200:]}"
+        pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "ipsframework", "dask[distributed]"],
+                             capture_output=True, text=True, timeout=600)
+        if pip.returncode:
+            return f"could not run: pip install ipsframework failed: {pip.stderr.strip().splitlines()[-1:]}"
+    version = subprocess.run([str(python), "-c", "import ipsframework, dask; print(ipsframework.__version__ if hasattr(ipsframework, '__version__') else '?', dask.__version__)"],
+                             capture_output=True, text=True)
+    if version.returncode:
+        return f"could not run: ipsframework does not import: {version.stderr.strip().splitlines()[-1]}"
+    missing = [program for program in ("dask-scheduler", "dask-worker") if not (venv / "bin" / program).exists()]
+    if missing:
+        return (f"could not run: ipsframework {version.stdout.strip()} (ipsframework, dask) starts its pools with "
+                f"the {' and '.join(missing)} programs, which this Dask no longer installs")
+    return "could not run: the IPS driver needs a platform file and a batch allocation (not attempted)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--functions", type=int, default=2000)
+    parser.add_argument("--executables", type=int, default=500)
+    parser.add_argument("--scale", type=int, nargs="*", default=[1000, 10000])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ips-venv", type=Path, default=Path(tempfile.gettempdir()) / "sdpflow-bench-ips-venv")
+    parser.add_argument("--no-ips", action="store_true")
+    parser.add_argument("--scale-only", action="store_true", help="skip the throughput comparison")
+    options = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="sdpflow-bench-"))
+    rows = []
+
+    def measure(label, n, function):
+        with cluster(options.workers) as local, Client(local) as client:
+            client.run(lambda: None)
+            return function(client, n)
+
+    if not options.scale_only:
+        n = options.functions
+        raw = measure("raw", n, lambda c, n: raw_dask(c, noop, n))
+        raw_each = measure("raw-submit", n, lambda c, n: raw_submit(c, noop, n))
+        ours, mem = measure("pool", n, lambda c, n: pool_run(c, "function", n, scratch / "f.jsonl"))
+        ours1, _ = measure("pool-1", n, lambda c, n: pool_run(c, "function", n, scratch / "f1.jsonl", chunk_size=1))
+        rows.append(("no-op functions", n, n / raw, n / raw_each, n / ours, n / ours1))
+
+        n = options.executables
+        raw = measure("raw", n, lambda c, n: raw_dask(c, run_true, n))
+        raw_each = measure("raw-submit", n, lambda c, n: raw_submit(c, run_true, n))
+        ours, _ = measure("pool", n, lambda c, n: pool_run(c, "executable", n, scratch / "e.jsonl"))
+        ours1, _ = measure("pool-1", n, lambda c, n: pool_run(c, "executable", n, scratch / "e1.jsonl", chunk_size=1))
+        rows.append(("/bin/true executables", n, n / raw, n / raw_each, n / ours, n / ours1))
+
+        print(f"\nthroughput, tasks/s ({options.workers} workers x 1 thread, {os.cpu_count()} cores, event log on)")
+        print("| tasks | n | raw Dask client.map | raw Dask client.submit | sdpflow (auto chunks) | sdpflow (chunk 1) | ratio auto / map | ratio chunk-1 / map |")
+        print("|---|---|---|---|---|---|---|---|")
+        for label, n, raw, each, ours, ours1 in rows:
+            print(f"| {label} | {n} | {raw:.0f} | {each:.0f} | {ours:.0f} | {ours1:.0f} | {ours / raw:.2f} | {ours1 / raw:.2f} |")
+
+    print("\nscale: no-op function pools (auto chunks, event log on)")
+    print("| tasks | seconds | tasks/s | µs per task | client RSS growth (MiB) | event-log lines |")
+    print("|---|---|---|---|---|---|")
+    for n in options.scale:
+        events = scratch / f"scale-{n}.jsonl"
+        seconds, grown = measure("scale", n, lambda c, n: pool_run(c, "function", n, events))
+        lines = sum(1 for _ in open(events))
+        print(f"| {n} | {seconds:.2f} | {n / seconds:.0f} | {1e6 * seconds / n:.0f} | {grown:.1f} | {lines} |")
+
+    if not options.no_ips:
+        print(f"\nIPS: {try_ips(options.ips_venv, options.functions)}")
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

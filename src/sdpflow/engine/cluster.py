@@ -160,6 +160,17 @@ def wait_for_workers(client: Client, n: int, timeout: float, backend: Backend, c
         time.sleep(0.5)
 
 
+def dashboard_link(client: Client, config: ClusterConfig) -> str:
+    """The dashboard URL; a dashboard sdpflow bound to the loopback interface gets a loopback link."""
+    link = client.dashboard_link
+    host = config.dashboard_address.rpartition(":")[0]
+    if host in ("127.0.0.1", "localhost"):
+        port = client.scheduler_info().get("services", {}).get("dashboard")
+        if port:
+            link = f"http://{host}:{port}/status"
+    return link
+
+
 def _connect(target: Cluster | str, config: ClusterConfig) -> Client:
     try:
         return Client(target, timeout=config.connect_timeout, set_as_default=True)
@@ -254,7 +265,7 @@ def cluster_session(
             client.register_plugin(WorkerBudget())
         except Exception as error:  # a foreign scheduler's workers may lack sdpflow
             log.warning("workers cannot load sdpflow's budget plugin (%s); %s is not set there", error, MEMORY_ENV)
-        link = client.dashboard_link
+        link = dashboard_link(client, config)
         log.info("Dask dashboard of the %s cluster: %s", name, link)
         if on_dashboard is not None:
             on_dashboard(link)

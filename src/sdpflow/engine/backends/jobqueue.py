@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -126,6 +127,11 @@ class JobqueueBackend(Backend):
             cluster = cls(**{k: v for k, v in job_kwargs.items() if v is not None})
         except (ValueError, TypeError) as error:
             raise ConfigError(f"cluster.cluster_kwargs: {error}") from None
+        try:
+            self.preflight(cluster)
+        except BaseException:
+            cluster.close()
+            raise
         jobs = self._fixed_jobs(config, arg)
         if jobs is not None:
             cluster.scale(jobs=jobs)
@@ -139,6 +145,9 @@ class JobqueueBackend(Backend):
                 target_duration=a.target_duration,
             )
         return cluster
+
+    def preflight(self, cluster: Cluster) -> None:
+        """Check the job script with the batch system before submitting jobs (when it can)."""
 
     def _fixed_jobs(self, config: ClusterConfig, arg: str | None) -> int | None:
         if arg:
@@ -168,6 +177,23 @@ class SlurmBackend(JobqueueBackend):
 
     name = "slurm"
     cluster_class = "SLURMCluster"
+
+    def preflight(self, cluster) -> None:
+        """``sbatch --test-only`` the job script: a job SLURM would reject fails here, at once."""
+        with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="sdpflow-job-") as script:
+            script.write(cluster.job_script())
+            script.flush()
+            try:
+                result = subprocess.run(["sbatch", "--test-only", script.name], capture_output=True, text=True,
+                                        timeout=30, check=False)
+            except FileNotFoundError:
+                raise ClusterError("sbatch not found: run sdpflow on a SLURM login node, or pick another --cluster") from None
+            except subprocess.TimeoutExpired:
+                raise ClusterError("sbatch --test-only did not answer in 30 s: is slurmctld up? (try `sinfo`)") from None
+        if result.returncode != 0:
+            why = [line.removeprefix("sbatch: error: ") for line in result.stderr.splitlines() if line.strip()]
+            raise ClusterError(f"SLURM rejects the worker job: {'; '.join(why) or 'no reason given'}; "
+                               "fix cluster.cluster_kwargs (cores, memory, walltime, queue, account)")
 
     def pending(self, cluster) -> str:
         ids = self.job_ids(cluster)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,11 +58,14 @@ def sum_of_squares(client, n: int = N, chunks: int = 6) -> int:
     return client.submit(sum, parts).result()
 
 
-def slurm_config(**changes) -> ClusterConfig:
-    base = {"spec": "slurm", "start_timeout": 60,
-            "cluster_kwargs": {"cores": 1, "processes": 1, "memory": "1GiB", "walltime": "00:10:00"}}
-    base.update(changes)
-    return ClusterConfig.model_validate(base)
+#: Job output files go here, not into the working directory.
+LOGS = tempfile.mkdtemp(prefix="sdpflow-slurm-logs-")
+
+
+def slurm_config(cluster_kwargs: dict | None = None, **changes) -> ClusterConfig:
+    job = {"cores": 1, "processes": 1, "memory": "1GiB", "walltime": "00:10:00", "log_directory": LOGS}
+    job.update(cluster_kwargs or {})
+    return ClusterConfig.model_validate({"spec": "slurm", "start_timeout": 60, "cluster_kwargs": job, **changes})
 
 
 def test_fixed_jobs_match_local_result_and_leave_no_jobs():
@@ -140,7 +144,7 @@ def test_job_script_has_lifetime_and_worker_python():
 def test_cluster_check_cli_two_jobs():
     result = subprocess.run(
         [str(Path(sys.executable).parent / "sdpflow"), "cluster", "check", "slurm", "--jobs", "2",
-         "--set", "cluster_kwargs.memory=1GiB", "--timeout", "60"],
+         "--set", "cluster_kwargs.memory=1GiB", "--set", f"cluster_kwargs.log_directory={LOGS}", "--timeout", "60"],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -1,30 +1,296 @@
-"""Open a Dask client from a cluster spec (interim: local and tcp:// only)."""
+"""Open a Dask client from a cluster spec, and always close what was opened.
+
+``with open_cluster(config.cluster) as client:`` is how a pipeline gets its workers. The
+spec (``local``, ``local:N``, ``tcp://host:port``, ``slurm[:JOBS]``, ``pbs[:JOBS]``,
+``ssh[:HOSTS]``, ``kubernetes``) picks a backend from :mod:`sdpflow.engine.backends`;
+with no spec, ``$SDPFLOW_SCHEDULER`` names a running scheduler, else ``local``.
+
+Whatever sdpflow starts (worker processes, batch jobs, SSH processes, pods) is shut down
+when the block ends: on success, on an error, on Ctrl-C and on SIGTERM.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from contextlib import contextmanager
-from typing import Iterator
+import signal
+import socket
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from distributed import Client, LocalCluster
+import dask
+from distributed import Client
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from sdpflow.config.cluster import ClusterConfig
-from sdpflow.errors import ClusterError
+from sdpflow.engine.backends import Backend, get_backend
+from sdpflow.errors import ClusterError, SdpflowError
+
+if TYPE_CHECKING:
+    from distributed.deploy import Cluster
+
+log = logging.getLogger(__name__)
+
+#: Environment variable naming a running scheduler, used when no spec is given.
+SCHEDULER_ENV = "SDPFLOW_SCHEDULER"
+#: Set in every worker: its memory budget in bytes (0: unlimited) and threads.
+MEMORY_ENV = "SDPFLOW_WORKER_MEMORY"
+THREADS_ENV = "SDPFLOW_WORKER_THREADS"
+#: Set in every worker: the memory budget of one task (worker budget / threads), in bytes.
+TASK_MEMORY_ENV = "SDPFLOW_TASK_MEMORY"
+
+#: Scheduler settings that keep finished work from being recomputed or stolen while
+#: workers come and go (adaptive scaling, walltimes): root tasks wait on the scheduler
+#: instead of piling onto workers that may leave, stealing is rare, a busy worker is not
+#: declared dead for a slow heartbeat, and a task lost with a leaving worker does not
+#: count as failing. Keys in ``cluster.dask_config`` win over these.
+SAFE_SCALING: dict[str, Any] = {
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.scheduler.work-stealing-interval": "30s",
+    "distributed.scheduler.worker-ttl": "15 minutes",
+    "distributed.scheduler.allowed-failures": 10,
+    "distributed.comm.timeouts.connect": "60s",
+    "distributed.comm.timeouts.tcp": "120s",
+    "distributed.comm.retry.count": 5,
+}
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Split a spec into a backend name and its argument: ``slurm:4`` → ``("slurm", "4")``.
+
+    ``tcp://``, ``tls://`` and ``ucx://`` addresses go to the ``address`` backend.
+    """
+    spec = spec.strip()
+    if "://" in spec:
+        return "address", spec
+    name, _, arg = spec.partition(":")
+    return name.lower(), (arg or None)
+
+
+def resolve_config(spec: str | ClusterConfig | None = None, override: str | None = None) -> ClusterConfig:
+    """The cluster section to use: ``override`` (``--cluster``) wins over its ``spec``, then
+    ``$SDPFLOW_SCHEDULER``, then ``local``."""
+    config = spec.model_copy(deep=True) if isinstance(spec, ClusterConfig) else ClusterConfig(spec=spec)
+    if override:
+        config.spec = override
+    if not config.spec:
+        config.spec = os.environ.get(SCHEDULER_ENV) or "local"
+    return config
+
+
+def dask_settings(config: ClusterConfig) -> dict[str, Any]:
+    """The Dask settings in force while the cluster is open (safe scaling + the user's)."""
+    settings = dict(SAFE_SCALING) if config.safe_scaling else {}
+    settings.update(config.dask_config)
+    return settings
+
+
+class WorkerBudget(WorkerPlugin):
+    """Publishes a worker's memory budget and threads as environment variables.
+
+    Executables started by a task inherit them (``SDPFLOW_WORKER_MEMORY``, bytes;
+    ``SDPFLOW_TASK_MEMORY``, bytes; ``SDPFLOW_WORKER_THREADS``) and can size themselves;
+    the worker's nanny enforces the budget itself.
+    """
+
+    name = "sdpflow-worker-budget"
+
+    def setup(self, worker: Any) -> None:
+        limit = int(worker.memory_manager.memory_limit or 0)
+        nthreads = int(worker.state.nthreads)
+        os.environ[MEMORY_ENV] = str(limit)
+        os.environ[THREADS_ENV] = str(nthreads)
+        os.environ[TASK_MEMORY_ENV] = str(limit // max(nthreads, 1))
+
+
+@dataclass(frozen=True)
+class WorkerProbe:
+    """What a probe task saw on one worker. ``memory_limit`` in bytes (0: unlimited)."""
+
+    address: str
+    host: str
+    pid: int
+    nthreads: int
+    memory_limit: int
+    memory_env: int
+
+
+def _probe() -> tuple[str, int, int]:
+    return socket.gethostname(), os.getpid(), int(os.environ.get(MEMORY_ENV, "-1"))
+
+
+def probe_workers(client: Client, timeout: float = 60.0) -> list[WorkerProbe]:
+    """Run one task on every worker (pinned to it) and report what each saw, sorted by address."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    futures = {
+        address: client.submit(_probe, key=f"sdpflow-probe-{i}", workers=[address], allow_other_workers=False, pure=False)
+        for i, address in enumerate(sorted(info))
+    }
+    probes = []
+    for address, future in futures.items():
+        try:
+            host, pid, memory_env = future.result(timeout=timeout)
+        except Exception as error:
+            raise ClusterError(f"probe task on worker {address} failed: {type(error).__name__}: {error}") from None
+        worker = info[address]
+        probes.append(
+            WorkerProbe(address, host, pid, int(worker["nthreads"]), int(worker.get("memory_limit") or 0), memory_env)
+        )
+    return probes
+
+
+def wait_for_workers(client: Client, n: int, timeout: float, backend: Backend, cluster: Cluster | None) -> None:
+    """Block until ``n`` workers have joined, or raise :class:`ClusterError` after ``timeout`` seconds
+    saying why (e.g. batch jobs pending and for what reason)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        have = len(client.scheduler_info(n_workers=-1)["workers"])
+        if have >= n:
+            return
+        if time.monotonic() > deadline:
+            why = backend.pending(cluster) if cluster is not None else ""
+            raise ClusterError(
+                f"{have} of {n} {backend.name} workers joined within {timeout:.0f} s"
+                + (f": {why}" if why else "")
+                + "; check the queue and the job size, or raise cluster.start_timeout"
+            )
+        time.sleep(0.5)
+
+
+def dashboard_link(client: Client, config: ClusterConfig) -> str:
+    """The dashboard URL; a dashboard sdpflow bound to the loopback interface gets a loopback link."""
+    link = client.dashboard_link
+    host = config.dashboard_address.rpartition(":")[0]
+    if host in ("127.0.0.1", "localhost"):
+        port = client.scheduler_info().get("services", {}).get("dashboard")
+        if port:
+            link = f"http://{host}:{port}/status"
+    return link
+
+
+def _connect(target: Cluster | str, config: ClusterConfig) -> Client:
+    try:
+        return Client(target, timeout=config.connect_timeout, set_as_default=True)
+    except (OSError, TimeoutError) as error:
+        where = target if isinstance(target, str) else getattr(target, "scheduler_address", "?")
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {where} within {config.connect_timeout:g} s "
+            f"({type(error).__name__}); start it (`dask scheduler`) or fix --cluster / ${SCHEDULER_ENV}"
+        ) from None
 
 
 @contextmanager
-def open_cluster(spec: str | ClusterConfig | None = None) -> Iterator[Client]:
-    config = spec if isinstance(spec, ClusterConfig) else ClusterConfig(spec=spec)
-    target = config.spec or os.environ.get("SDPFLOW_SCHEDULER") or "local"
-    if target.startswith("tcp://"):
-        try:
-            client = Client(target, timeout="10s")
-        except OSError as error:
-            raise ClusterError(f"cannot reach Dask scheduler {target}: {error}") from None
-        with client:
-            yield client
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM (a batch system or `kill` stopping the pipeline) unwind like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    n_workers = config.n_workers or (int(target.split(":")[1]) if ":" in target else os.cpu_count() or 1)
-    with LocalCluster(n_workers=n_workers, threads_per_worker=config.threads_per_worker or 1,
-                      dashboard_address="127.0.0.1:0", processes=True) as cluster, Client(cluster) as client:
-        yield client
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _close_cluster(cluster: Cluster) -> None:
+    """Close a started cluster; a second Ctrl-C does not stop the cleanup half-way."""
+    try:
+        cluster.close()
+    except KeyboardInterrupt:
+        cluster.close()
+
+
+@dataclass
+class ClusterSession:
+    """An open cluster: its client, and (when sdpflow started it) the cluster object."""
+
+    client: Client
+    backend: Backend
+    config: ClusterConfig
+    arg: str | None
+    cluster: Cluster | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether sdpflow started this cluster (and will shut it down)."""
+        return self.cluster is not None
+
+    def scale(self, jobs: int) -> int:
+        """Ask for ``jobs`` batch jobs (or workers); returns the number of workers to expect."""
+        if self.cluster is None:
+            raise ClusterError(f"{self.config.spec}: sdpflow did not start this cluster and cannot scale it")
+        return self.backend.scale(self.cluster, jobs, self.config)
+
+    def wait(self, n: int, timeout: float | None = None) -> None:
+        """Wait for ``n`` workers, at most ``timeout`` seconds (default ``cluster.start_timeout``)."""
+        wait_for_workers(self.client, n, self.config.start_timeout if timeout is None else timeout,
+                         self.backend, self.cluster)
+
+
+@contextmanager
+def cluster_session(
+    spec: str | ClusterConfig | None = None,
+    *,
+    override: str | None = None,
+    on_dashboard: Callable[[str], None] | None = None,
+    wait: bool = True,
+) -> Iterator[ClusterSession]:
+    """Like :func:`open_cluster`, yielding the whole :class:`ClusterSession` (for ``cluster check``)."""
+    config = resolve_config(spec, override)
+    name, arg = parse_spec(config.spec or "local")
+    backend = get_backend(name)
+    with ExitStack() as stack:
+        stack.enter_context(_sigterm_as_interrupt())
+        stack.enter_context(dask.config.set(dask_settings(config)))
+        cluster: Cluster | None = None
+        try:
+            target = backend.start(config, arg)
+        except (SdpflowError, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            raise ClusterError(f"cannot start the {name} cluster: {type(error).__name__}: {error}") from None
+        if not isinstance(target, str):
+            cluster = target
+            stack.callback(_close_cluster, cluster)
+        client = _connect(target, config)
+        stack.callback(client.close)
+        try:
+            client.register_plugin(WorkerBudget())
+        except Exception as error:  # a foreign scheduler's workers may lack sdpflow
+            log.warning("workers cannot load sdpflow's budget plugin (%s); %s is not set there", error, MEMORY_ENV)
+        link = dashboard_link(client, config)
+        log.info("Dask dashboard of the %s cluster: %s", name, link)
+        if on_dashboard is not None:
+            on_dashboard(link)
+        session = ClusterSession(client, backend, config, arg, cluster)
+        if wait:
+            session.wait(backend.expected_workers(cluster, config, arg))
+        yield session
+
+
+@contextmanager
+def open_cluster(
+    spec: str | ClusterConfig | None = None,
+    *,
+    override: str | None = None,
+    on_dashboard: Callable[[str], None] | None = None,
+    wait: bool = True,
+) -> Iterator[Client]:
+    """A Dask client on the cluster named by ``spec``; everything started is closed on exit.
+
+    ``spec`` is a spec string or a ``cluster:`` section; ``override`` (the CLI's
+    ``--cluster``) replaces its spec. The dashboard link goes to ``on_dashboard`` and the
+    log. With ``wait``, the block starts once the workers a backend promises (fixed jobs,
+    SSH hosts, pods) have joined, or fails with :class:`ClusterError` after
+    ``cluster.start_timeout`` seconds. An unreachable scheduler fails after
+    ``cluster.connect_timeout`` seconds.
+    """
+    with cluster_session(spec, override=override, on_dashboard=on_dashboard, wait=wait) as session:
+        yield session.client

@@ -1,0 +1,80 @@
+"""The registry of cluster backends: one small base, one short adapter per scheduler.
+
+A backend turns a :class:`~sdpflow.config.ClusterConfig` (and the part of the spec after
+the colon, as in ``slurm:4``) into a running Dask cluster object, or into the address of
+a scheduler that already runs. :func:`sdpflow.engine.cluster.open_cluster` does the rest
+(Dask settings, the client, waiting for workers, shutting down).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, ClassVar
+
+from sdpflow.errors import ClusterError
+
+if TYPE_CHECKING:
+    from distributed.deploy import Cluster
+
+    from sdpflow.config.cluster import ClusterConfig
+
+
+class Backend:
+    """One kind of Dask cluster. Subclasses set ``name`` and implement :meth:`start`."""
+
+    name: ClassVar[str]
+    #: Whether workers come from a batch queue (and can sit pending).
+    batch: ClassVar[bool] = False
+
+    def start(self, config: ClusterConfig, arg: str | None) -> Cluster | str:
+        """Start a cluster (returned, to be closed by the caller) or return a scheduler address."""
+        raise NotImplementedError
+
+    def expected_workers(self, cluster: Cluster | None, config: ClusterConfig, arg: str | None) -> int:
+        """How many workers to wait for before work starts (0: do not wait)."""
+        return 0
+
+    def scale(self, cluster: Cluster, jobs: int, config: ClusterConfig) -> int:
+        """Ask for a fixed number of jobs (batch) or workers; returns the workers to expect."""
+        cluster.scale(jobs)
+        return jobs
+
+    def pending(self, cluster: Cluster) -> str:
+        """Why workers have not arrived, in a few words ('' when the backend cannot tell)."""
+        return ""
+
+
+#: Backend classes by spec name; modules are imported on first use.
+_MODULES = {
+    "local": "sdpflow.engine.backends.local",
+    "address": "sdpflow.engine.backends.address",
+    "slurm": "sdpflow.engine.backends.jobqueue",
+    "pbs": "sdpflow.engine.backends.jobqueue",
+    "ssh": "sdpflow.engine.backends.ssh",
+    "kubernetes": "sdpflow.engine.backends.kubernetes",
+}
+BACKENDS: dict[str, type[Backend]] = {}
+
+
+def register(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: make a backend available under its ``name``."""
+    BACKENDS[cls.name] = cls
+    return cls
+
+
+def backend_names() -> list[str]:
+    """The names a cluster spec may start with."""
+    return sorted(set(_MODULES) | set(BACKENDS))
+
+
+def get_backend(name: str) -> Backend:
+    """A fresh backend object for a spec name; :class:`ClusterError` for an unknown name."""
+    if name not in BACKENDS and name in _MODULES:
+        importlib.import_module(_MODULES[name])
+    try:
+        return BACKENDS[name]()
+    except KeyError:
+        known = ", ".join(n for n in backend_names() if n != "address")
+        raise ClusterError(
+            f"unknown cluster spec {name!r}: use one of {known}, or tcp://host:port of a running scheduler"
+        ) from None

@@ -1,0 +1,41 @@
+"""``local`` and ``local:N``: a LocalCluster of worker processes on this machine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sdpflow.engine.backends import Backend, register
+from sdpflow.errors import ClusterError
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
+
+    from sdpflow.config.cluster import ClusterConfig
+
+
+@register
+class LocalBackend(Backend):
+    """Worker processes on this machine, sized to it unless the config says otherwise."""
+
+    name = "local"
+
+    def start(self, config: ClusterConfig, arg: str | None) -> LocalCluster:
+        from distributed import LocalCluster
+
+        n_workers = config.n_workers
+        if arg:
+            if not arg.isdigit() or int(arg) < 1:
+                raise ClusterError(f"cluster spec 'local:{arg}': give a number of workers, e.g. local:4")
+            n_workers = int(arg)
+        # Bound to the loopback interface: a laptop's scheduler and dashboard stay private.
+        return LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=config.threads_per_worker,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=config.dashboard_address,
+            memory_limit=config.memory_limit or "auto",
+        )
+
+    def expected_workers(self, cluster, config, arg) -> int:
+        return len(cluster.workers) if cluster is not None else 0

@@ -65,6 +65,7 @@ def _global_options(
 from sdpflow.cli import run as _run  # noqa: E402,F401
 from sdpflow.cli import runs as _runs  # noqa: E402,F401
 from sdpflow.cli import config as _config  # noqa: E402,F401
+from sdpflow.cli import simulate as _simulate  # noqa: E402,F401
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -35,19 +36,34 @@ def directions_from_cosines(l: np.ndarray, m: np.ndarray, phase_centre: tuple[fl
     return np.mod(ra, 2 * np.pi), dec
 
 
-def predict_components(vis: Visibility, sky: SkyModel, *, batch: int = 64) -> np.ndarray:
-    """Exact visibilities [row, chan] complex128 (Jy) of point components by direct Fourier sum."""
+def predict_components(vis: Visibility, sky: SkyModel, *, batch: int = 32,
+                       progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """Exact visibilities [row, chan] complex128 (Jy) of point components by direct Fourier sum.
+
+    V = sum_k S_k(f) exp(+2j*pi*(u*l_k + v*m_k + w*(n_k - 1)) * f / c). Evenly spaced channels
+    use a phasor recurrence (one complex exponential per row and component, not per channel).
+    """
     l, m = direction_cosines(sky.ra, sky.dec, vis.phase_centre)
     n = np.sqrt(1.0 - l**2 - m**2)
     flux = sky.flux_at(vis.frequency)  # [comp, chan]
     scale = 2j * np.pi * vis.frequency / SPEED_OF_LIGHT  # [chan]
+    steps = np.diff(vis.frequency)
+    evenly_spaced = len(steps) > 0 and np.allclose(steps, steps[0], rtol=1e-9, atol=0.0)
     result = np.zeros((vis.n_rows, vis.n_channels), np.complex128)
     u, v, w = vis.uvw.T
     for start in range(0, len(sky), batch):
         part = slice(start, start + batch)
         path = np.outer(u, l[part]) + np.outer(v, m[part]) + np.outer(w, n[part] - 1.0)  # [row, comp] metres
+        phasor = np.exp(scale[0] * path)
+        step = np.exp((scale[1] - scale[0]) * path) if evenly_spaced else None
         for chan in range(vis.n_channels):
-            result[:, chan] += np.exp(scale[chan] * path) @ flux[part, chan]
+            if chan and step is not None:
+                phasor *= step
+            elif chan:
+                phasor = np.exp(scale[chan] * path)
+            result[:, chan] += phasor @ flux[part, chan]
+        if progress is not None:
+            progress(min(1.0, (start + batch) / max(len(sky), 1)))
     return result
 
 

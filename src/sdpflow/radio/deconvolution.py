@@ -33,17 +33,16 @@ def mad_sigma(image: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True)
 def _row_max(image, mask, row, use_mask):
-    """Largest |value| in a row (within the mask); a plain reduction, so it vectorises."""
-    best = image[row, 0] * 0 - 1
-    if use_mask:
-        for x in range(image.shape[1]):
-            if mask[row, x]:
-                best = max(best, abs(image[row, x]))
-    else:
-        for x in range(image.shape[1]):
-            best = max(best, abs(image[row, x]))
+    """Largest |value| in a row (within the mask); -1 when the mask excludes the whole row."""
+    best = -1.0
+    for x in range(image.shape[1]):
+        if use_mask and not mask[row, x]:
+            continue
+        value = abs(image[row, x])
+        if value > best:
+            best = value
     return best
 
 
@@ -59,10 +58,33 @@ def _row_argmax(image, mask, row, use_mask):
     return where
 
 
-def _subtract_shifted_py(image, psf, amount, y, x, psf_cy, psf_cx, row_best, mask, use_mask):
-    """image -= amount * psf centred on (y, x), refreshing row_best (max |value| per row) in the same pass.
+@numba.njit(cache=True, nogil=True)
+def _refresh_rows(image, mask, use_mask, row_bound):
+    for row in range(image.shape[0]):
+        row_bound[row] = _row_max(image, mask, row, use_mask)
 
-    One fused pass over the rows the PSF covers: the loop is bound by memory traffic.
+
+@numba.njit(cache=True, nogil=True)
+def _find_peak(image, row_bound, mask, use_mask):
+    """The row holding the largest |value|: rescan the row with the largest bound until it stays largest.
+
+    row_bound[r] is an upper bound of max |image[r]|, exact for rows rescanned here; so the
+    row returned holds the exact global peak, and only a few rows are scanned per call.
+    """
+    while True:
+        row = np.argmax(row_bound)
+        exact = _row_max(image, mask, row, use_mask)
+        row_bound[row] = exact
+        if np.argmax(row_bound) == row or exact < 0:
+            return row
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _subtract_shifted(image, psf, psf_row_peak, amount, y, x, psf_cy, psf_cx, row_bound):
+    """image -= amount * psf centred on (y, x); loosen the row bounds by |amount| × the PSF row peak.
+
+    The inner loop is a plain multiply-add over contiguous rows, which LLVM vectorises; no
+    reduction runs here (reductions do not vectorise), the bounds keep the peak search exact.
     """
     ny, nx = image.shape
     py, px = psf.shape
@@ -71,62 +93,29 @@ def _subtract_shifted_py(image, psf, amount, y, x, psf_cy, psf_cx, row_best, mas
     x0 = max(0, x - psf_cx)
     x1 = min(nx, x - psf_cx + px)
     shift = psf_cx - x
-    for row in numba.prange(y0, y1):  # noqa: not-an-iterable (prange)
+    size = abs(amount)
+    for row in range(y0, y1):
         prow = row - y + psf_cy
-        best = image[row, 0] * 0 - 1
-        if use_mask:
-            for col in range(x0, x1):
-                image[row, col] -= amount * psf[prow, col + shift]
-            best = _row_max(image, mask, row, use_mask)
-        else:
-            for col in range(x0, x1):
-                value = image[row, col] - amount * psf[prow, col + shift]
-                image[row, col] = value
-                magnitude = abs(value)
-                best = magnitude if magnitude > best else best
-            for col in range(0, x0):
-                magnitude = abs(image[row, col])
-                best = magnitude if magnitude > best else best
-            for col in range(x1, nx):
-                magnitude = abs(image[row, col])
-                best = magnitude if magnitude > best else best
-        row_best[row] = best
-
-
-_subtract_shifted = numba.njit(cache=True, nogil=True, fastmath=True)(_subtract_shifted_py)
-_subtract_shifted_parallel = numba.njit(cache=True, nogil=True, fastmath=True, parallel=True)(_subtract_shifted_py)
+        target = image[row, x0:x1]
+        source = psf[prow, x0 + shift:x1 + shift]
+        for col in range(x1 - x0):
+            target[col] -= amount * source[col]
+        row_bound[row] += size * psf_row_peak[prow]
 
 
 @numba.njit(cache=True, nogil=True)
-def _refresh_rows(image, mask, use_mask, row_best):
-    for row in range(image.shape[0]):
-        row_best[row] = _row_max(image, mask, row, use_mask)
-
-
-def _make_hogbom_loop(subtract):
-    """The Hogbom minor loop around a (serial or threaded) fused subtract-and-scan kernel."""
-
-    @numba.njit(nogil=True)
-    def loop(residual, psf, model, mask, use_mask, gain, niter, stop_level, psf_cy, psf_cx):
-        row_best = np.empty(residual.shape[0], residual.dtype)
-        _refresh_rows(residual, mask, use_mask, row_best)
-        for n in range(niter):
-            y = np.argmax(row_best)
-            if row_best[y] <= stop_level:
-                return n
-            x = _row_argmax(residual, mask, y, use_mask)
-            if x < 0:
-                return n
-            amount = gain * residual[y, x]
-            model[y, x] += amount
-            subtract(residual, psf, amount, y, x, psf_cy, psf_cx, row_best, mask, use_mask)
-        return niter
-
-    return loop
-
-
-_hogbom_loop = _make_hogbom_loop(_subtract_shifted)
-_hogbom_loop_parallel = _make_hogbom_loop(_subtract_shifted_parallel)
+def _hogbom_loop(residual, psf, psf_row_peak, model, mask, use_mask, gain, niter, stop_level, psf_cy, psf_cx):
+    row_bound = np.empty(residual.shape[0])
+    _refresh_rows(residual, mask, use_mask, row_bound)
+    for n in range(niter):
+        y = _find_peak(residual, row_bound, mask, use_mask)
+        if row_bound[y] <= stop_level:
+            return n
+        x = _row_argmax(residual, mask, y, use_mask)
+        amount = gain * residual[y, x]
+        model[y, x] += amount
+        _subtract_shifted(residual, psf, psf_row_peak, amount, y, x, psf_cy, psf_cx, row_bound)
+    return niter
 
 
 def _stop_level(residual, mask, *, threshold, auto_threshold, mgain) -> tuple[float, str]:
@@ -156,7 +145,7 @@ def _prepare(residual: np.ndarray, psf: np.ndarray, mask: np.ndarray | None):
 def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbom", gain: float = 0.1,
                niter: int = 1000, threshold: float = 0.0, auto_threshold: float | None = None,
                mgain: float | None = None, scales: Sequence[float] = (0, 4, 8, 16), scale_bias: float = 0.6,
-               mask: np.ndarray | None = None, nthreads: int = 1) -> DeconvolutionResult:
+               mask: np.ndarray | None = None) -> DeconvolutionResult:
     """Clean a residual image with its PSF until niter, the threshold, auto-threshold or mgain stops it.
 
     residual: [y, x] or [chan, y, x] Jy/beam; psf: same shape (or [y, x] for all channels);
@@ -164,7 +153,7 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
     stop at this many σ (σ = 1.4826 × MAD of the residual); mgain: stop at (1 - mgain) × the
     starting peak (major-cycle gain); algorithm: "hogbom" or "multiscale" (scales in pixels,
     0 = a point; a bias 1 - scale_bias * s / max(s) favours small scales); mask: [y, x] bool,
-    components only where true; nthreads: threads of the Hogbom loop. Returns the model added (Jy/pixel), the residual left, the
+    components only where true. Returns the model added (Jy/pixel), the residual left, the
     number of components and why it stopped ("niter", "threshold", "auto-threshold", "mgain").
     """
     if algorithm not in ("hogbom", "multiscale"):
@@ -176,8 +165,7 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
     for chan in range(residual.shape[0]):
         level, reason = _stop_level(residual[chan], mask, threshold=threshold, auto_threshold=auto_threshold, mgain=mgain)
         if algorithm == "hogbom":
-            count = _hogbom(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=niter, stop_level=level,
-                            nthreads=nthreads)
+            count = _hogbom(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=niter, stop_level=level)
         else:
             count = _multiscale(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=niter,
                                 stop_level=level, scales=scales, scale_bias=scale_bias)
@@ -189,25 +177,18 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
     return DeconvolutionResult(model, residual, total, stop_reason)
 
 
-def _hogbom(residual, psf, model, mask, *, gain, niter, stop_level, nthreads=1) -> int:
+def _hogbom(residual, psf, model, mask, *, gain, niter, stop_level) -> int:
     peak = psf.max()
     psf_cy, psf_cx = np.unravel_index(np.argmax(psf), psf.shape)
     use_mask = mask is not None
     mask_array = np.ascontiguousarray(mask) if use_mask else np.ones((1, 1), bool)
-    # float32 halves the memory traffic of the loop, which is bound by it; fluxes stay good to ~1e-6.
+    # float32 halves the memory traffic of the loop; fluxes stay good to ~1e-6 of the peak.
     work = residual.astype(np.float32)
     delta = np.zeros(residual.shape, np.float32)
-    arguments = (work, np.ascontiguousarray(psf / peak, dtype=np.float32), delta, mask_array, use_mask,
-                 np.float32(gain), int(niter), np.float32(stop_level), int(psf_cy), int(psf_cx))
-    if nthreads > 1:
-        previous = numba.get_num_threads()
-        numba.set_num_threads(min(nthreads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            count = int(_hogbom_loop_parallel(*arguments))
-        finally:
-            numba.set_num_threads(previous)
-    else:
-        count = int(_hogbom_loop(*arguments))
+    unit_psf = np.ascontiguousarray(psf / peak, dtype=np.float32)
+    psf_row_peak = np.abs(unit_psf).max(axis=1).astype(np.float64) * (1 + 1e-6)
+    count = int(_hogbom_loop(work, unit_psf, psf_row_peak, delta, mask_array, use_mask, np.float32(gain), int(niter),
+                             float(stop_level), int(psf_cy), int(psf_cx)))
     model += delta
     residual[...] = work
     return count
@@ -245,28 +226,38 @@ def _multiscale(residual, psf, model, mask, *, gain, niter, stop_level, scales, 
         for t in range(s, n_scales):
             cross_psf[s, t] = cross_psf[t, s] = _convolve(psf_s, kernels[t])
     peak_response = np.array([cross_psf[s, s, psf_cy, psf_cx] for s in range(n_scales)])
-    use_mask = mask is not None
-    mask_array = np.ascontiguousarray(mask) if use_mask else np.ones((1, 1), bool)
-    row_best = np.empty((n_scales, residual.shape[0]))
+    # Each scale searches only where its whole kernel fits in the image (and the mask), so the
+    # model and the residual updates stay consistent at the edges.
+    base_mask = np.ones(residual.shape, bool) if mask is None else np.asarray(mask, bool)
+    scale_masks = []
+    for kernel in kernels:
+        half = kernel.shape[0] // 2
+        inside = np.zeros(residual.shape, bool)
+        inside[half:residual.shape[0] - half, half:residual.shape[1] - half] = True
+        scale_masks.append(np.ascontiguousarray(base_mask & inside))
+    cross_row_peak = np.abs(cross_psf).max(axis=3) * (1 + 1e-9)
+    row_bound = np.empty((n_scales, residual.shape[0]))
     for s in range(n_scales):
-        _refresh_rows(scaled_residuals[s], mask_array, use_mask, row_best[s])
+        _refresh_rows(scaled_residuals[s], scale_masks[s], True, row_bound[s])
     scale_index = scales.index(0.0) if 0.0 in scales else 0
     count = 0
     while count < niter:
-        if row_best[scale_index].max() <= stop_level:
+        rows = np.array([_find_peak(scaled_residuals[t], row_bound[t], scale_masks[t], True) for t in range(n_scales)])
+        if row_bound[scale_index, rows[scale_index]] <= stop_level:
             break
-        rows = np.argmax(row_best, axis=1)
-        strength = row_best[np.arange(n_scales), rows] / peak_response * bias
+        # Cornwell (2008): each scale's peak, as the flux of a component of that scale, times the
+        # small-scale bias.
+        strength = row_bound[np.arange(n_scales), rows] / peak_response * bias
         s = int(np.argmax(strength))
         y = int(rows[s])
-        x = int(_row_argmax(scaled_residuals[s], mask_array, y, use_mask))
+        x = int(_row_argmax(scaled_residuals[s], scale_masks[s], y, True))
         if x < 0:
             break
         amount = gain * scaled_residuals[s, y, x] / peak_response[s]
         _add_kernel(model, kernels[s], amount, y, x)
         for t in range(n_scales):
-            _subtract_shifted(scaled_residuals[t], cross_psf[s, t], amount, y, x, psf_cy, psf_cx,
-                              row_best[t], mask_array, use_mask)
+            _subtract_shifted(scaled_residuals[t], cross_psf[s, t], cross_row_peak[s, t], amount, y, x, psf_cy,
+                              psf_cx, row_bound[t])
         count += 1
     residual[...] = _convolve_back(scaled_residuals, scales, residual, model, psf)
     return count

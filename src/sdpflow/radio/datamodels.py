@@ -110,15 +110,16 @@ class Visibility:
 
     def with_vis(self, vis: np.ndarray, polarisation: Sequence[str] | None = None,
                  weight: np.ndarray | None = None, flag: np.ndarray | None = None) -> "Visibility":
-        """A copy sharing the coordinates, with new data (and optionally weights and flags)."""
+        """A copy sharing the coordinates (uvw, time, ...), with new data; weights and flags are copied
+        unless given, so changing them does not change this Visibility."""
         if vis.ndim == 2:
             vis = vis[:, :, None]
         n_pol = vis.shape[2]
         pol = tuple(polarisation) if polarisation is not None else self.polarisation
         if weight is None:
-            weight = self.weight if self.weight.shape == vis.shape else np.broadcast_to(self.weight[:, :, :1], vis.shape).copy()
+            weight = self.weight.copy() if self.weight.shape == vis.shape else np.broadcast_to(self.weight[:, :, :1], vis.shape).copy()
         if flag is None:
-            flag = self.flag if self.flag.shape == vis.shape else np.broadcast_to(self.flag.any(axis=2, keepdims=True), vis.shape).copy()
+            flag = self.flag.copy() if self.flag.shape == vis.shape else np.broadcast_to(self.flag.any(axis=2, keepdims=True), vis.shape).copy()
         if len(pol) != n_pol:
             raise ValueError(f"{n_pol} correlations but polarisation {pol}")
         return replace(self, vis=vis, polarisation=pol, weight=weight, flag=flag)

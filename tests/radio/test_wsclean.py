@@ -25,6 +25,7 @@ from sdpflow.radio.sky import read_sky_csv
 
 pytestmark = [
     pytest.mark.wsclean,
+    pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning"),  # WSClean's DATE-OBS, fixed by astropy
     pytest.mark.skipif(shutil.which("wsclean") is None and not os.environ.get("SDPFLOW_CI"),
                        reason="wsclean is not installed (CI installs it)"),
 ]

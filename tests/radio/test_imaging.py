@@ -9,7 +9,7 @@ from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
-from sdpflow.radio.fits import write_fits_image
+from sdpflow.radio.fits import image_wcs, write_fits_image
 from sdpflow.radio.imaging import ImageSum, dirty_image, invert, invert_psf, pixel_direction_cosines, predict
 from sdpflow.radio.sky import predict_components
 
@@ -85,9 +85,6 @@ def test_pixel_of_a_model_is_the_direction_the_wcs_gives(small_vis):
     model = np.zeros((npix, npix))
     y, x = 90, 23  # north and east of the centre
     model[y, x] = 1.0
-    wcs = WCS(naxis=2)
-    from sdpflow.radio.fits import image_wcs
-
     wcs = image_wcs(npix, npix, phase_centre=PHASE_CENTRE, cell_rad=cell, frequency=[1e8]).celestial
     world = wcs.pixel_to_world(x, y)
     assert world.ra.deg > np.degrees(PHASE_CENTRE[0]) and world.dec.deg > np.degrees(PHASE_CENTRE[1])

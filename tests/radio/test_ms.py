@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from dataclasses import replace
 
 import numpy as np
@@ -109,3 +112,18 @@ def test_entirely_flagged_is_a_data_error(correlated, tmp_path):
     path = write_ms(tmp_path / "flagged.ms", replace(correlated, flag=np.ones(correlated.vis.shape, bool)))
     with pytest.raises(DataError, match=f"{path}: every visibility .* is flagged"):
         read_visibility(path)
+
+
+@pytest.mark.skipif(shutil.which("taql") is None and not os.environ.get("SDPFLOW_CI"),
+                    reason="casacore-tools (taql) is not installed (CI installs it)")
+def test_casacore_tools_read_the_ms(correlated, tmp_path):
+    path = write_ms(tmp_path / "tools.ms", correlated)
+    taql = shutil.which("taql")
+    assert taql is not None, "taql is not on PATH (CI must install casacore-tools)"
+    done = subprocess.run([taql, f"select gcount(*) from {path} where ANTENNA1 < ANTENNA2"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert str(correlated.n_rows) in done.stdout.split()
+    done = subprocess.run([taql, f"select NUM_CHAN, REF_FREQUENCY from {path}::SPECTRAL_WINDOW"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and "5" in done.stdout.split()

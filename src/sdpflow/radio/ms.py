@@ -261,7 +261,9 @@ def _write_main(main, vis: Visibility, data_columns: list[str]) -> None:
     n_rows = vis.n_rows
     main.addrows(n_rows)
     weight = vis.weight.astype(np.float32)
-    row_weight = np.where(vis.flag, 0.0, weight).mean(axis=1).astype(np.float32)
+    # WEIGHT: the mean of the unflagged channel weights of each correlation (0 when all are flagged).
+    unflagged = (~vis.flag).sum(axis=1)
+    row_weight = (np.where(vis.flag, 0.0, weight).sum(axis=1) / np.maximum(unflagged, 1)).astype(np.float32)
     with np.errstate(divide="ignore"):
         sigma = np.where(row_weight > 0, 1.0 / np.sqrt(row_weight), 0.0).astype(np.float32)
     main.putcol(data_columns[0], vis.vis.astype(np.complex64))

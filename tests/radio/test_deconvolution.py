@@ -156,3 +156,11 @@ def test_multiscale_models_an_extended_source_with_fewer_components(dirty_and_ps
     hogbom = deconvolve(dirty, psf, algorithm="hogbom", gain=0.1, niter=5000, threshold=2e-3)
     assert ms.model_delta.sum() == pytest.approx(2.0, rel=0.02)
     assert ms.n_components < hogbom.n_components / 2
+
+
+def test_cube_channels_are_cleaned_each_with_its_psf(dirty_and_psf):
+    dirty, psf = dirty_and_psf
+    cube = np.stack([dirty, 0.5 * dirty])
+    result = deconvolve(cube, psf, gain=0.1, niter=5000, threshold=1e-3)
+    assert result.model_delta.shape == cube.shape
+    assert result.model_delta[1].sum() == pytest.approx(0.5 * result.model_delta[0].sum(), rel=0.01)

@@ -1,8 +1,8 @@
 """Minor-cycle deconvolution: Hogbom and multi-scale CLEAN (Cornwell 2008), with numba loops.
 
 Images are [y, x] or [chan, y, x] (each channel is cleaned on its own) in Jy/beam; the PSF
-has the same pixel size, peak at pixel (npix_y // 2, npix_x // 2), and is normalised to its
-peak. The model is in Jy per pixel. Stopping follows WSClean: a fixed threshold (Jy/beam),
+has the same pixel size, its peak at its centre pixel, and any size (twice the image's lets
+a component subtract over the whole image); it is normalised to its peak. The model is in Jy per pixel. Stopping follows WSClean: a fixed threshold (Jy/beam),
 an auto-threshold in units of the residual's noise σ = 1.4826 * MAD, a major-cycle gain
 (stop at peak * (1 - mgain)), a mask, and niter.
 """
@@ -136,7 +136,7 @@ def _prepare(residual: np.ndarray, psf: np.ndarray, mask: np.ndarray | None):
     if squeeze:
         residual, psf = residual[None], psf[None] if psf.ndim == 2 else psf
     if psf.ndim == 2:
-        psf = np.broadcast_to(psf, residual.shape)
+        psf = np.broadcast_to(psf, (residual.shape[0],) + psf.shape)
     if mask is not None:
         mask = np.broadcast_to(np.asarray(mask, bool), residual.shape[-2:])
     return residual, psf, mask, squeeze
@@ -148,7 +148,7 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
                mask: np.ndarray | None = None) -> DeconvolutionResult:
     """Clean a residual image with its PSF until niter, the threshold, auto-threshold or mgain stops it.
 
-    residual: [y, x] or [chan, y, x] Jy/beam; psf: same shape (or [y, x] for all channels);
+    residual: [y, x] or [chan, y, x] Jy/beam; psf: [y, x] (for all channels) or [chan, y, x];
     gain: loop gain; niter: most components per channel; threshold: Jy/beam; auto_threshold:
     stop at this many σ (σ = 1.4826 × MAD of the residual); mgain: stop at (1 - mgain) × the
     starting peak (major-cycle gain); algorithm: "hogbom" or "multiscale" (scales in pixels,

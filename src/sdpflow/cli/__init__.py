@@ -68,13 +68,14 @@ def _global_options(
 
 
 # Each module registers its commands on ``app``; the order here is the order in --help.
+from sdpflow.cli import simulate as _simulate  # noqa: E402
 from sdpflow.cli import run as _run  # noqa: E402
 from sdpflow.cli import runs as _runs  # noqa: E402
 from sdpflow.cli import config as _config  # noqa: E402
 from sdpflow.cli import pool as _pool  # noqa: E402
 from sdpflow.cli import cluster as _cluster  # noqa: E402
 
-for _module in (_run, _runs, _config, _pool, _cluster):
+for _module in (_simulate, _run, _runs, _config, _pool, _cluster):
     _module.register(app)
 
 

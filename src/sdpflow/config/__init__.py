@@ -18,11 +18,13 @@ from pydantic import BaseModel, ValidationError
 from sdpflow.config.base import Section, cli_options
 from sdpflow.config.cluster import ClusterConfig
 from sdpflow.config.demo import DemoFlowConfig
+from sdpflow.config.simulate import SimulateConfig
 from sdpflow.errors import ConfigError
 
 #: Top-level configuration model of each pipeline, by the name used on the command line.
 PIPELINE_CONFIGS: dict[str, type[BaseModel]] = {
     "demo-flow": DemoFlowConfig,
+    "simulate": SimulateConfig,
 }
 
 __all__ = [

@@ -1,0 +1,117 @@
+"""Simulate an observation: a MeasurementSet of corrupted, noisy visibilities and its truth beside it.
+
+Plain function, no Dask. Beside the MS (in the same folder) it writes ``truth_sky.csv``
+(apparent fluxes), ``true_gains.h5`` (the antenna gains applied) and ``simulation.json``
+(the configuration, suggested imaging parameters and the products' checksums).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sdpflow.config.simulate import SimulateConfig
+from sdpflow.errors import InputError
+from sdpflow.provenance import atomic_path, checksum, config_hash, provenance_record, replace_atomically
+from sdpflow.radio.calibration import apply_gains
+from sdpflow.radio.datamodels import stokes_i_to_correlations
+from sdpflow.radio.hdf5 import write_gaintable_hdf5
+from sdpflow.radio.layouts import configuration_from_csv, configuration_from_ms, low_like_configuration
+from sdpflow.radio.ms import write_ms
+from sdpflow.radio.simulate import add_noise, make_visibility, observation_times, random_gains, random_sky
+from sdpflow.radio.sky import predict_components, write_sky_csv
+
+TRUTH_SKY = "truth_sky.csv"
+TRUE_GAINS = "true_gains.h5"
+SUMMARY = "simulation.json"
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class SimulationProducts:
+    """Paths of what a simulation wrote, and its size."""
+
+    ms: Path
+    truth_sky: Path
+    true_gains: Path
+    summary: Path
+    n_visibilities: int
+
+
+def _configuration(config: SimulateConfig):
+    if config.layout is None:
+        return low_like_configuration(config.stations, radius_m=config.array_radius_m, seed=config.seed,
+                                      diameter_m=config.station_diameter_m)
+    path = Path(config.layout)
+    if path.suffix.lower() == ".csv":
+        return configuration_from_csv(path, diameter_m=config.station_diameter_m)
+    return configuration_from_ms(path)
+
+
+def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress: Progress | None = None) -> SimulationProducts:
+    """Write a simulated MS (DATA = gains × sky + noise, as XX and YY) and its truth files beside it."""
+    report = progress or (lambda step, fraction: None)
+    out_ms = Path(out_ms)
+    if not out_ms.parent.is_dir():
+        raise InputError(f"{out_ms.parent}: the folder for the MS does not exist")
+    rng = np.random.default_rng(config.seed)
+    phase_centre = (np.radians(config.ra_deg), np.radians(config.dec_deg))
+
+    report("array and uvw", 0.0)
+    array = _configuration(config)
+    times, interval = observation_times(phase_centre, n_times=config.times, hour_angle_start_h=config.hour_angle_start_h,
+                                        hour_angle_stop_h=config.hour_angle_stop_h, date=config.date)
+    frequency = config.freq_start_hz + config.freq_width_hz * np.arange(config.channels)
+    vis = make_visibility(array, phase_centre=phase_centre, times=times, interval=interval, frequency=frequency,
+                          channel_width=np.full(config.channels, config.freq_width_hz))
+
+    report("sky", 0.1)
+    ref_frequency = float(frequency.mean())
+    sky = random_sky(phase_centre=phase_centre, field_radius_rad=np.radians(config.field_radius_deg),
+                     n_faint=config.n_faint, n_bright=config.n_bright, faint_flux_jy=config.faint_flux_jy,
+                     bright_flux_jy=config.bright_flux_jy, ref_frequency_hz=ref_frequency, rng=rng,
+                     primary_beam_diameter_m=config.station_diameter_m if config.primary_beam else None,
+                     min_separation_rad=np.radians(3 * config.image_cell_arcsec / 3600))
+
+    report("visibilities", 0.2)
+    model = predict_components(vis, sky, progress=lambda done: report("visibilities", 0.2 + 0.5 * done))
+
+    report("gains and noise", 0.7)
+    gains = random_gains(n_antennas=array.n_antennas, times=times, interval=interval,
+                         gain_interval_s=config.gain_interval_s, frequency=frequency,
+                         phase_error_rad=config.phase_error_rad, amplitude_error=config.amplitude_error, rng=rng)
+    corrupted = apply_gains(model, gains, vis.antenna1, vis.antenna2, vis.time, inverse=False)
+    correlations = stokes_i_to_correlations(vis.with_vis(corrupted.astype(np.complex64)), ("XX", "YY"))
+    correlations.vis[...] = add_noise(correlations.vis, sigma_jy=config.noise_jy, rng=rng)
+    correlations.weight[...] = 1.0 / config.noise_jy**2 if config.noise_jy > 0 else 1.0
+
+    report("writing", 0.8)
+    settings = config.model_dump(mode="json")
+    record = provenance_record(config_hash=config_hash(settings))
+    write_ms(out_ms, correlations, history=[f"sdpflow simulate: {json.dumps(settings, sort_keys=True)}"],
+             provenance=record)
+    folder = out_ms.parent
+    truth_sky, true_gains, summary = folder / TRUTH_SKY, folder / TRUE_GAINS, folder / SUMMARY
+    write_sky_csv(truth_sky, sky)
+    write_gaintable_hdf5(true_gains, gains, provenance=record)
+    _write_summary(summary, config, settings, record, out_ms, truth_sky, true_gains, vis.n_rows * vis.n_channels)
+    report("done", 1.0)
+    return SimulationProducts(out_ms, truth_sky, true_gains, summary, vis.n_rows * vis.n_channels)
+
+
+def _write_summary(path, config, settings, record, ms, truth_sky, true_gains, n_visibilities) -> None:
+    summary = {
+        "config": settings,
+        "n_visibilities": n_visibilities,
+        "suggested_imaging": {"npix": config.image_npix, "cell_arcsec": config.image_cell_arcsec},
+        "products": {p.name: checksum(p) for p in (ms, truth_sky, true_gains)},
+        "provenance": record,
+    }
+    tmp = atomic_path(path)
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    replace_atomically(tmp, path)

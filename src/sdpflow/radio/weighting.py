@@ -1,0 +1,89 @@
+"""Imaging weights: natural, uniform and Briggs, from a weight density summable across chunks.
+
+Uniform and Briggs weighting need the density of weights on the uv grid of the whole
+observation. Each chunk computes :func:`weight_density` of its own visibilities; the sum of
+those arrays over all chunks is the density to pass to :func:`imaging_weights`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sdpflow.radio.datamodels import SPEED_OF_LIGHT, Visibility, stokes_i
+
+
+def output_channel_index(n_channels: int, channels_out: int) -> np.ndarray:
+    """Which output channel each of ``n_channels`` input channels goes to: equal contiguous groups."""
+    if not 1 <= channels_out <= n_channels:
+        raise ValueError(f"channels_out={channels_out} must be between 1 and the {n_channels} channels")
+    return (np.arange(n_channels) * channels_out) // n_channels
+
+
+def _grid_cells(vis: Visibility, npix_x: int, npix_y: int, cell_rad: float) -> tuple[np.ndarray, np.ndarray]:
+    """uv-grid cell indices [row, chan] of each sample (u flipped so the grid matches the image)."""
+    scale = vis.frequency[None, :] / SPEED_OF_LIGHT
+    du = 1.0 / (npix_x * cell_rad)
+    dv = 1.0 / (npix_y * cell_rad)
+    iu = np.rint(vis.uvw[:, 0:1] * scale / du).astype(np.int64)
+    iv = np.rint(vis.uvw[:, 1:2] * scale / dv).astype(np.int64)
+    return iu, iv
+
+
+def weight_density(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, channels_out: int = 1,
+                   channel_index: np.ndarray | None = None) -> np.ndarray:
+    """Sum of Stokes I weights in each uv cell: float64 [channels_out, npix_y, npix_x].
+
+    The uv cell is 1 / (npix * cell_rad) wavelengths, the cell of the FFT grid of an
+    npix_x x npix_y image of pixel size cell_rad (radians). Each sample counts at (u, v) and
+    at (-u, -v). Flagged samples count zero. Arrays from different chunks of one observation
+    can be summed.
+    """
+    vis_i = stokes_i(vis)
+    weight = np.where(vis_i.flag[:, :, 0], 0.0, vis_i.weight[:, :, 0].astype(np.float64))
+    channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else channel_index
+    iu, iv = _grid_cells(vis, npix_x, npix_y, cell_rad)
+    density = np.zeros((channels_out, npix_y, npix_x))
+    out = np.broadcast_to(np.asarray(channel_index)[None, :], weight.shape)
+    for sign in (1, -1):
+        x = (sign * iu) % npix_x
+        y = (sign * iv) % npix_y
+        x = np.broadcast_to(x, weight.shape)
+        y = np.broadcast_to(y, weight.shape)
+        np.add.at(density, (out.ravel(), y.ravel(), x.ravel()), weight.ravel())
+    return density
+
+
+def imaging_weights(vis: Visibility, *, density: np.ndarray | None = None, weighting: str = "briggs",
+                    robust: float = 0.0, npix_x: int | None = None, npix_y: int | None = None,
+                    cell_rad: float | None = None, channel_index: np.ndarray | None = None) -> np.ndarray:
+    """Stokes I imaging weights [row, chan] float64 (0 where flagged).
+
+    weighting: "natural" (the data weights), "uniform" (weight / density of its uv cell) or
+    "briggs" (weight / (1 + f2 * density) with f2 = (5 * 10**-robust)**2 / (sum(D**2) / sum(D)),
+    as WSClean and Briggs 1995 define it; robust -2 is near uniform, +2 near natural).
+    density: the summed :func:`weight_density` of the whole observation for uniform and
+    Briggs (npix_x, npix_y and cell_rad must be those it was made with).
+    """
+    vis_i = stokes_i(vis)
+    weight = np.where(vis_i.flag[:, :, 0], 0.0, vis_i.weight[:, :, 0].astype(np.float64))
+    if weighting == "natural":
+        return weight
+    if weighting not in ("uniform", "briggs"):
+        raise ValueError(f"unknown weighting {weighting!r}: choose natural, uniform or briggs")
+    if density is None or npix_x is None or npix_y is None or cell_rad is None:
+        raise ValueError(f"{weighting} weighting needs density, npix_x, npix_y and cell_rad")
+    channels_out = density.shape[0]
+    channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else channel_index
+    iu, iv = _grid_cells(vis, npix_x, npix_y, cell_rad)
+    out = np.broadcast_to(np.asarray(channel_index)[None, :], weight.shape)
+    cell_density = density[out, np.broadcast_to(iv % npix_y, weight.shape), np.broadcast_to(iu % npix_x, weight.shape)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if weighting == "uniform":
+            result = np.where(cell_density > 0, weight / cell_density, 0.0)
+        else:
+            f2 = np.empty(channels_out)
+            for c in range(channels_out):
+                total = density[c].sum()
+                f2[c] = (5.0 * 10.0 ** (-robust)) ** 2 / ((density[c] ** 2).sum() / total) if total > 0 else 0.0
+            result = weight / (1.0 + f2[out] * cell_density)
+    return np.where(weight > 0, result, 0.0)

@@ -1,0 +1,158 @@
+"""invert and predict against a direct Fourier sum, their adjointness, and the pixel ↔ sky convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.wcs import WCS
+
+from sdpflow.radio.datamodels import SPEED_OF_LIGHT
+from sdpflow.radio.fits import image_wcs, write_fits_image
+from sdpflow.radio.imaging import ImageSum, dirty_image, invert, invert_psf, pixel_direction_cosines, predict
+from sdpflow.radio.sky import predict_components
+
+from radio_testdata import PHASE_CENTRE, point_sky
+
+NPIX = 64
+CELL = np.radians(0.1)  # a 6.4 degree field, so the w term matters
+
+
+def direct_image(vis, data, weights, npix, cell):
+    """D(l, m) = sum w V exp(-2j pi (u l + v m + w (n - 1))) at every pixel, [y, x]."""
+    l, m = pixel_direction_cosines(npix, npix, cell)
+    ll, mm = np.meshgrid(l, m)  # [y, x]
+    nn = np.sqrt(1 - ll**2 - mm**2) - 1
+    image = np.zeros((npix, npix))
+    for chan, freq in enumerate(vis.frequency):
+        u_, v_, w_ = (vis.uvw * freq / SPEED_OF_LIGHT).T
+        phase = np.exp(-2j * np.pi * (np.multiply.outer(u_, ll) + np.multiply.outer(v_, mm) + np.multiply.outer(w_, nn)))
+        image += np.real(np.tensordot(weights[:, chan] * data[:, chan], phase, axes=(0, 0)))
+    return image
+
+
+def direct_predict(vis, model, cell):
+    npix = model.shape[-1]
+    l, m = pixel_direction_cosines(npix, npix, cell)
+    ys, xs = np.nonzero(model)
+    ll, mm = l[xs], m[ys]
+    nn = np.sqrt(1 - ll**2 - mm**2) - 1
+    out = np.zeros((vis.n_rows, vis.n_channels), complex)
+    for chan, freq in enumerate(vis.frequency):
+        u_, v_, w_ = (vis.uvw * freq / SPEED_OF_LIGHT).T
+        out[:, chan] = np.exp(2j * np.pi * (np.outer(u_, ll) + np.outer(v_, mm) + np.outer(w_, nn))) @ model[ys, xs]
+    return out
+
+
+@pytest.mark.parametrize("epsilon", [1e-5, 1e-8])
+def test_invert_matches_direct_fourier_sum(small_vis, epsilon):
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(small_vis.n_rows, 2)) + 1j * rng.normal(size=(small_vis.n_rows, 2))
+    weights = rng.uniform(0.5, 2.0, (small_vis.n_rows, 2))
+    vis = small_vis.with_vis(data)
+    result = invert(vis, npix_x=NPIX, npix_y=NPIX, cell_rad=CELL, weights=weights, epsilon=epsilon)
+    expected = direct_image(vis, data, weights, NPIX, CELL)
+    error = np.max(np.abs(result.image[0] - expected)) / np.max(np.abs(expected))
+    assert error < epsilon
+    assert result.weight_sum[0] == pytest.approx(weights.sum())
+
+
+def test_predict_matches_direct_fourier_sum(small_vis):
+    rng = np.random.default_rng(2)
+    model = np.zeros((NPIX, NPIX))
+    model[rng.integers(0, NPIX, 10), rng.integers(0, NPIX, 10)] = rng.uniform(0.1, 2, 10)
+    predicted = predict(small_vis, model, cell_rad=CELL, epsilon=1e-7)
+    expected = direct_predict(small_vis, model, CELL)
+    assert np.max(np.abs(predicted - expected)) / np.max(np.abs(expected)) < 1e-7
+
+
+def test_predict_is_the_adjoint_of_invert(small_vis):
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(1, NPIX, NPIX))
+    data = rng.normal(size=(small_vis.n_rows, 2)) + 1j * rng.normal(size=(small_vis.n_rows, 2))
+    predicted = predict(small_vis, image, cell_rad=CELL, epsilon=1e-5)
+    left = np.real(np.vdot(predicted, data))
+    dirty = invert(small_vis.with_vis(data), npix_x=NPIX, npix_y=NPIX, cell_rad=CELL,
+                   weights=np.ones((small_vis.n_rows, 2)), epsilon=1e-5).image
+    right = np.sum(image * dirty)
+    assert abs(left - right) / abs(left) < 1e-6
+
+
+def test_pixel_of_a_model_is_the_direction_the_wcs_gives(small_vis):
+    """predict(model with 1 Jy at pixel (y, x)) == DFT of a source at the WCS's RA/Dec of that pixel."""
+    npix, cell = 128, np.radians(0.05)
+    model = np.zeros((npix, npix))
+    y, x = 90, 23  # north and east of the centre
+    model[y, x] = 1.0
+    wcs = image_wcs(npix, npix, phase_centre=PHASE_CENTRE, cell_rad=cell, frequency=[1e8]).celestial
+    world = wcs.pixel_to_world(x, y)
+    assert world.ra.deg > np.degrees(PHASE_CENTRE[0]) and world.dec.deg > np.degrees(PHASE_CENTRE[1])
+    sky = point_sky([world.ra.deg], [world.dec.deg], [1.0])
+    expected = predict_components(small_vis, sky)
+    predicted = predict(small_vis, model, cell_rad=cell, epsilon=1e-9)
+    assert np.max(np.abs(predicted - expected)) < 1e-8
+
+
+def test_simulated_source_peaks_at_its_wcs_pixel(small_vis, tmp_path):
+    """A source at a known RA/Dec, imaged and written to FITS, peaks where astropy's WCS puts it."""
+    npix, cell = 256, np.radians(1 / 60)
+    ra, dec = 15.9, -44.3  # about 0.7 deg east and north of the centre, off any pixel centre
+    vis = small_vis.with_vis(predict_components(small_vis, point_sky([ra], [dec], [2.0])))
+    dirty, _ = dirty_image(vis, npix_x=npix, npix_y=npix, cell_rad=cell, epsilon=1e-7)
+    path = write_fits_image(tmp_path / "dirty.fits", dirty, phase_centre=PHASE_CENTRE, cell_rad=cell,
+                            frequency=[vis.frequency.mean()])
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        wcs = WCS(hdus[0].header).celestial
+        image = hdus[0].data[0, 0]
+    x, y = wcs.world_to_pixel(SkyCoord(ra * u.deg, dec * u.deg, frame="fk5"))
+    peak_y, peak_x = np.unravel_index(np.argmax(image), image.shape)
+    assert (peak_x, peak_y) == (int(np.round(x)), int(np.round(y)))
+    # Sub-pixel: a parabola through the peak and its neighbours lands within 0.15 pixel of the WCS position.
+    def vertex(a, b, c):
+        return 0.5 * (a - c) / (a - 2 * b + c)
+    fit_x = peak_x + vertex(*image[peak_y, peak_x - 1:peak_x + 2])
+    fit_y = peak_y + vertex(*image[peak_y - 1:peak_y + 2, peak_x])
+    assert abs(fit_x - x) < 0.15 and abs(fit_y - y) < 0.15
+    assert image[peak_y, peak_x] == pytest.approx(2.0, rel=0.02)
+
+
+def test_chunks_sum_to_the_whole(small_vis):
+    rng = np.random.default_rng(4)
+    vis = small_vis.with_vis(rng.normal(size=(small_vis.n_rows, 2)) + 0j)
+    whole = invert(vis, npix_x=NPIX, npix_y=NPIX, cell_rad=CELL)
+    ranges = vis.time_row_ranges()
+    split = ranges[3][0]
+    from dataclasses import replace
+
+    def rows(a, b):
+        return replace(vis, uvw=vis.uvw[a:b], time=vis.time[a:b], interval=vis.interval[a:b],
+                       antenna1=vis.antenna1[a:b], antenna2=vis.antenna2[a:b], vis=vis.vis[a:b],
+                       weight=vis.weight[a:b], flag=vis.flag[a:b])
+
+    parts = invert(rows(0, split), npix_x=NPIX, npix_y=NPIX, cell_rad=CELL) + \
+        invert(rows(split, vis.n_rows), npix_x=NPIX, npix_y=NPIX, cell_rad=CELL)
+    assert isinstance(parts, ImageSum)
+    expected = whole.normalised()
+    # Each chunk is gridded to the default epsilon (1e-5), so they agree to that.
+    assert np.max(np.abs(parts.normalised() - expected)) / np.max(np.abs(expected)) < 1e-5
+    assert parts.weight_sum[0] == whole.weight_sum[0]
+
+
+def test_psf_peaks_at_one_in_the_centre_per_channel(small_vis):
+    psf = invert_psf(small_vis, npix_x=NPIX, npix_y=NPIX, cell_rad=CELL, channels_out=2).normalised()
+    assert psf.shape == (2, NPIX, NPIX)
+    for plane in psf:
+        assert np.unravel_index(np.argmax(plane), plane.shape) == (NPIX // 2, NPIX // 2)
+        assert plane.max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_flagged_samples_do_not_reach_the_image(small_vis):
+    vis = small_vis.with_vis(np.ones((small_vis.n_rows, 2), complex))
+    vis.flag[:100] = True
+    vis.vis[:100] = 1e6  # would dominate if it leaked through
+    result = invert(vis, npix_x=NPIX, npix_y=NPIX, cell_rad=CELL)
+    assert result.weight_sum[0] == pytest.approx(2 * (small_vis.n_rows - 100))
+    assert result.normalised().max() == pytest.approx(1.0, abs=1e-5)

@@ -80,7 +80,9 @@ def main() -> None:
     """Entry point of the ``sdpflow`` console script."""
     verbose = any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:])
     try:
-        app()  # usage errors are printed by typer itself, with exit code 2
+        from sdpflow.cli.options import join_two_word_options
+
+        app(args=join_two_word_options(sys.argv[1:]), prog_name="sdpflow")  # usage errors: typer prints them, exit 2
     except SdpflowError as error:
         if verbose:
             err_console.print_exception()

@@ -18,10 +18,13 @@ from pydantic import BaseModel, ValidationError
 from sdpflow.config.base import Section, cli_options
 from sdpflow.config.cluster import ClusterConfig
 from sdpflow.config.demo import DemoFlowConfig
+from sdpflow.config.imaging import ContinuumConfig, IcalConfig
 from sdpflow.errors import ConfigError
 
 #: Top-level configuration model of each pipeline, by the name used on the command line.
 PIPELINE_CONFIGS: dict[str, type[BaseModel]] = {
+    "ical": IcalConfig,
+    "continuum": ContinuumConfig,
     "demo-flow": DemoFlowConfig,
 }
 

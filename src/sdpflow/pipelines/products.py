@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sdpflow.radio import deconvolution, fits, hdf5
+from sdpflow.radio import deconvolution, fits, hdf5, restore
 from sdpflow.radio.datamodels import GainTable, concatenate_gaintables
 from sdpflow.radio.ms import MSMetadata, write_column
 
@@ -51,7 +51,7 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
 def fit_beam(psf: np.ndarray, cell_rad: float) -> dict[str, float]:
     """The restoring beam fitted to the PSF main lobe: FWHM major/minor (arcsec) and position angle (deg)."""
     plane = psf[0] if psf.ndim == 3 else psf
-    bmaj, bmin, bpa = deconvolution.fit_restoring_beam(plane, cell_rad)
+    bmaj, bmin, bpa = restore.fit_restoring_beam(plane, cell_rad)
     return {"bmaj_arcsec": float(bmaj * ARCSEC_PER_RAD), "bmin_arcsec": float(bmin * ARCSEC_PER_RAD),
             "bpa_deg": float(np.degrees(bpa))}
 
@@ -64,7 +64,7 @@ def restore_image(model: np.ndarray | None, residual: np.ndarray, beam: dict[str
     """Model convolved with the restoring beam plus the residual (Jy/beam)."""
     if model is None:
         return residual.copy()
-    return deconvolution.restore(model, residual, _beam_rad(beam), cell_rad)
+    return restore.restore(model, residual, _beam_rad(beam), cell_rad)
 
 
 def image_statistics(restored: np.ndarray, residual: np.ndarray) -> dict[str, float]:
@@ -88,8 +88,8 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
     frequency, bandwidth = _output_frequencies(metadata, grid.channels_out)
     fits.write_fits_image(
         path, data[:, None], phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
-        bandwidth=bandwidth, beam=_beam_rad(beam) if beam else None,
-        unit="Jy/pixel" if kind == "model" else "Jy/beam", provenance=provenance,
+        channel_width=bandwidth, beam=_beam_rad(beam) if beam else None,
+        unit="JY/PIXEL" if kind == "model" else "JY/BEAM", provenance=provenance,
         history=[f"sdpflow {kind} image"],
     )
 
@@ -109,7 +109,7 @@ def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[
             terms.setdefault(name, []).append(table)
     joined = {name: concatenate_gaintables(sorted(parts, key=lambda t: float(t.time[0])))
               for name, parts in terms.items()}
-    hdf5.write_gaintables(path, joined, provenance=provenance)
+    hdf5.write_gaintables_hdf5(path, joined, provenance=provenance)
 
 
 def write_corrected(ms_path: str, data, tables: dict[str, GainTable]) -> None:

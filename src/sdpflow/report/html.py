@@ -31,7 +31,7 @@ def write_report(run_dir: Path, path: Path) -> None:
             figures.append(_img(plots.image_png(data, title, cell, symmetric=symmetric), title))
     figures.append(_img(plots.cycles_png(summary["cycles"]), "residual per major cycle"))
     if (run_dir / "gains.h5").exists():
-        for term, table in hdf5.read_gaintables(run_dir / "gains.h5").items():
+        for term, table in hdf5.read_gaintables_hdf5(run_dir / "gains.h5").items():
             figures.append(_img(plots.gains_png(term, table.time, table.gain[:, :, 0, 0]), f"{term} gains"))
     timeline = _stage_timeline(run_dir / "events.jsonl")
     if timeline:

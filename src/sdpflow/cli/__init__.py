@@ -68,11 +68,12 @@ def _global_options(
 
 
 # Each module registers its commands on ``app``; the order here is the order in --help.
+from sdpflow.cli import demo as _demo  # noqa: E402
 from sdpflow.cli import run as _run  # noqa: E402
 from sdpflow.cli import runs as _runs  # noqa: E402
 from sdpflow.cli import config as _config  # noqa: E402
 
-for _module in (_run, _runs, _config):
+for _module in (_demo, _run, _runs, _config):
     _module.register(app)
 
 

@@ -68,6 +68,7 @@ def _global_options(
 
 
 # Each module registers its commands on ``app``; the order here is the order in --help.
+from sdpflow.cli import demo as _demo  # noqa: E402
 from sdpflow.cli import simulate as _simulate  # noqa: E402
 from sdpflow.cli import run as _run  # noqa: E402
 from sdpflow.cli import runs as _runs  # noqa: E402
@@ -75,7 +76,7 @@ from sdpflow.cli import config as _config  # noqa: E402
 from sdpflow.cli import pool as _pool  # noqa: E402
 from sdpflow.cli import cluster as _cluster  # noqa: E402
 
-for _module in (_simulate, _run, _runs, _config, _pool, _cluster):
+for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster):
     _module.register(app)
 
 
@@ -83,7 +84,9 @@ def main() -> None:
     """Entry point of the ``sdpflow`` console script."""
     verbose = any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:])
     try:
-        app()  # usage errors are printed by typer itself, with exit code 2
+        from sdpflow.cli.options import join_two_word_options
+
+        app(args=join_two_word_options(sys.argv[1:]), prog_name="sdpflow")  # usage errors: typer prints them, exit 2
     except SdpflowError as error:
         if verbose:
             err_console.print_exception()

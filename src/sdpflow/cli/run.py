@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sdpflow.cli.common import console, settings
+from sdpflow.cli.options import with_model_options
 from sdpflow.cli.progress import FlowProgress
 from sdpflow.config import load_config
 from sdpflow.store import RunStore
@@ -46,6 +47,45 @@ def execute(
         )
     console.print(f"run [bold]{result.run_id}[/] completed; outputs in {result.out_dir.resolve()}")
     return result
+
+
+def _imaging_command(pipeline: str, doc: str):
+    from sdpflow.config import config_model
+
+    def command(
+        ctx: typer.Context,
+        values: dict[str, Any],
+        out: OutOption = Path(f"sdpflow-{pipeline}"),
+        config: ConfigOption = None,
+        set_: SetOption = None,
+        until_stage: UntilOption = None,
+    ) -> None:
+        result = execute(ctx, pipeline, out, config, set_, values=values, until_stage=until_stage)
+        summary = result.out_dir / "summary.json"
+        if summary.exists():
+            print_imaging_summary(summary)
+
+    command.__doc__ = doc
+    command.__name__ = f"run_{pipeline}"
+    run_app.command(pipeline)(with_model_options(config_model(pipeline), command))
+
+
+def print_imaging_summary(path: Path) -> None:
+    """The headline numbers of an imaging run."""
+    import json
+
+    summary = json.loads(path.read_text())
+    beam = summary["restoring_beam"]
+    console.print(
+        f"peak {summary['peak_jy_per_beam']:.4g} Jy/beam, noise {summary['noise_jy_per_beam']:.3g} Jy/beam, "
+        f"dynamic range {summary['dynamic_range']:.0f}, beam {beam['bmaj_arcsec']:.1f}″×{beam['bmin_arcsec']:.1f}″ "
+        f"after {len(summary['cycles'])} major cycles"
+    )
+    console.print(f"report: {path.parent.resolve() / 'report.html'}")
+
+
+_imaging_command("ical", "ICAL: imaging with self-calibration between major cycles (options named as in WSClean).")
+_imaging_command("continuum", "Continuum imaging: Cotton-Schwab major/minor cycles, no self-calibration.")
 
 
 @run_app.command("demo-flow")

@@ -18,11 +18,14 @@ from pydantic import BaseModel, ValidationError
 from sdpflow.config.base import Section, cli_options
 from sdpflow.config.cluster import ClusterConfig
 from sdpflow.config.demo import DemoFlowConfig
+from sdpflow.config.imaging import ContinuumConfig, IcalConfig
 from sdpflow.config.simulate import SimulateConfig
 from sdpflow.errors import ConfigError
 
 #: Top-level configuration model of each pipeline, by the name used on the command line.
 PIPELINE_CONFIGS: dict[str, type[BaseModel]] = {
+    "ical": IcalConfig,
+    "continuum": ContinuumConfig,
     "demo-flow": DemoFlowConfig,
     "simulate": SimulateConfig,
 }

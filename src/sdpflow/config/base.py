@@ -13,19 +13,22 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def cli_options(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[str, Any]]:
+def cli_options(model: type[BaseModel], prefix: str = "", flag_prefix: str = "--") -> dict[str, tuple[str, Any]]:
     """The command-line options a model's fields declare, as ``{flag: (key, field)}``.
 
     A field declares its option with ``json_schema_extra={"cli": "--niter"}``; nested
-    sections are searched too, and the key is the dotted path (``deconvolution.niter``).
+    sections are searched too, and the key is the dotted path (``deconvolution.niter``). A
+    section field may declare ``cli_prefix`` (``"--T-"``) for flags its own fields give
+    without dashes (``"first-selfcal"`` -> ``--T-first-selfcal``).
     """
     options: dict[str, tuple[str, Any]] = {}
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if "cli" in extra:
-            options[str(extra["cli"])] = (key, field)
+            flag = str(extra["cli"])
+            options[flag if flag.startswith("--") else flag_prefix + flag] = (key, field)
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            options.update(cli_options(annotation, prefix=f"{key}."))
+            options.update(cli_options(annotation, prefix=f"{key}.", flag_prefix=str(extra.get("cli_prefix", "--"))))
     return options

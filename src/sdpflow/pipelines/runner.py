@@ -15,7 +15,7 @@ from sdpflow.config import config_model
 from sdpflow.engine.cluster import open_cluster
 from sdpflow.engine.flow import Flow, FlowResult, Observer, Stage, run_flow
 from sdpflow.errors import ConfigError, InputError, SdpflowError
-from sdpflow.pipelines import demo_flow
+from sdpflow.pipelines import demo_flow, imaging
 from sdpflow.store.db import RunStore
 
 
@@ -29,6 +29,8 @@ class Pipeline:
 
 
 PIPELINES: dict[str, Pipeline] = {
+    "ical": Pipeline("ical", config_model("ical"), imaging.build_ical),
+    "continuum": Pipeline("continuum", config_model("continuum"), imaging.build_continuum),
     "demo-flow": Pipeline("demo-flow", config_model("demo-flow"), demo_flow.build),
 }
 

@@ -1,0 +1,56 @@
+"""``sdpflow demo``: the one command to try sdpflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sdpflow.cli.common import console, settings
+from sdpflow.cli.progress import FlowProgress
+
+
+def demo(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the observation and the run.")] = Path("sdpflow-demo"),
+    preset: Annotated[str, typer.Option("--preset", help="Simulation preset: demo, small or medium.")] = "demo",
+) -> None:
+    """Simulate a LOW-like observation with 1 rad antenna phase errors, run ICAL on it, compare with the truth."""
+    from sdpflow.pipelines.demo import run_demo
+    from sdpflow.store import RunStore
+
+    global_settings = settings(ctx)
+    store = RunStore(global_settings.db_url)
+    console.print(f"run database: {store.redacted_url}")
+    with console.status("simulating the observation...") as status:
+        def step(text: str, fraction: float) -> None:
+            status.update(f"simulating: {text} ({fraction:.0%})")
+
+        from sdpflow.config.simulate import SimulateConfig  # noqa: F401 - validates the preset name early
+
+        with FlowProgress(console, "ICAL stages") as progress:
+            status.stop()
+            run_id, run_dir, result = run_demo(out, store=store, cluster_spec=global_settings.cluster_spec,
+                                               observers=[progress], on_simulation_step=step, preset=preset)
+    table = Table(title=f"sdpflow demo: ICAL run {run_id}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    if result.phase_error_before_deg is not None:
+        table.add_row("gain phase error RMS before calibration", f"{result.phase_error_before_deg:.1f}°")
+        table.add_row("gain phase error RMS after ICAL", f"{result.phase_error_after_deg:.2f}°")
+    table.add_row("truth sources above 10σ", str(result.sources_above_10_sigma))
+    table.add_row("median flux ratio (restored / truth)", f"{result.median_flux_ratio:.3f}")
+    table.add_row("worst flux error", f"{100 * result.worst_flux_error:.1f}%")
+    table.add_row("worst position offset", f"{result.worst_offset_pixels:.2f} pixels")
+    table.add_row("noise (MAD)", f"{1e3 * result.noise_jy_per_beam:.2f} mJy/beam")
+    table.add_row("dynamic range", f"{result.dynamic_range:.0f}")
+    console.print(table)
+    console.print(f"observation: {Path(out).resolve() / 'obs.ms'} (truth: truth_sky.csv, true_gains.h5)")
+    console.print(f"images, gains, summary: {run_dir.resolve()}")
+    console.print(f"report: {run_dir.resolve() / 'report.html'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -1,0 +1,315 @@
+"""Continuum and ICAL imaging on Dask: chunks stay on workers, only images and gains move.
+
+Stages (each checkpointed by the flow engine):
+
+``psf``            read the chunks (each worker its own), weight them, grid the PSF, fit the beam
+``cycle-01..NN``   one major cycle each: per chunk one fused task (predict the model, solve and
+                   apply the gain terms due in this cycle, subtract, invert); partial images
+                   tree-summed; the minor cycle on one worker; the new model written
+``restore``        a last major cycle with the final model; restored, residual, model images,
+                   gains and ``summary.json``
+``report``         ``report.html``
+
+The client only submits tasks and receives small metrics; files are written by workers, so
+the output folder must be on a file system the workers share.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdpflow.config.imaging import ContinuumConfig, IcalConfig, angle_to_rad
+from sdpflow.engine.flow import Stage, StageContext
+from sdpflow.errors import ConfigError
+from sdpflow.pipelines import chunks as chunk_tasks
+from sdpflow.pipelines import products
+from sdpflow.pipelines.chunks import ImageGrid, SolveTerm
+from sdpflow.pipelines.partition import Chunk, plan_chunks
+from sdpflow.radio.ms import MSMetadata, read_ms_metadata
+from sdpflow.report.html import write_report
+
+SPEED_OF_LIGHT = 299_792_458.0
+
+
+def cycle_name(cycle: int) -> str:
+    return f"cycle-{cycle:02d}"
+
+
+@dataclass
+class ImagingSession:
+    """State one run's stages share: the MS layout and the futures that live on the workers."""
+
+    config: ContinuumConfig
+    calibrate: bool
+    metadata: MSMetadata
+    grid: ImageGrid
+    chunks: list[Chunk]
+    data_futures: list[Any] = field(default_factory=list)
+    psf_future: Any = None
+    model_future: Any = None
+    model_cycle: int = -1
+
+    # -- on the workers ---------------------------------------------------------------
+    def load(self, client) -> list[Any]:
+        """Submit the chunk reads and weighting once; the futures keep the data on the workers."""
+        if self.data_futures:
+            return self.data_futures
+        imaging = self.config.imaging
+        raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column,
+                             key=f"read-chunk-{chunk.index:04d}-{_token(self)}") for chunk in self.chunks]
+        density = None
+        if imaging.weighting != "natural":
+            density = tree_sum(client, [client.submit(chunk_tasks.chunk_density, part, self.grid) for part in raw])
+        self.data_futures = [
+            client.submit(chunk_tasks.weigh_chunk, part, density, self.grid, imaging.weighting, imaging.robust,
+                          key=f"chunk-{chunk.index:04d}-{_token(self)}")
+            for part, chunk in zip(raw, self.chunks)
+        ]
+        return self.data_futures
+
+    def psf(self, client, ctx: StageContext | None = None) -> Any:
+        """The normalised PSF [chan, y, x] as a future (from psf.fits when resuming)."""
+        if self.psf_future is None:
+            path = ctx.product("psf.fits") if ctx else None
+            self.psf_future = client.submit(products.read_image, str(path))
+        return self.psf_future
+
+    def model(self, client, ctx: StageContext, cycle: int) -> Any:
+        """The model after ``cycle`` major cycles (None for 0), read back from disk when resuming."""
+        if self.model_cycle != cycle:
+            if cycle == 0:
+                self.model_future = None
+            else:
+                self.model_future = client.submit(products.read_image, str(ctx.product(f"cycles/model-{cycle:02d}.fits")))
+            self.model_cycle = cycle
+        return self.model_future
+
+    def terms_for(self, cycle: int) -> tuple[SolveTerm, ...]:
+        """The gain terms solved when the model of ``cycle`` is subtracted (ARL's first_selfcal)."""
+        if not self.calibrate:
+            return ()
+        calibration = self.config.calibration
+        terms = []
+        for name in calibration.context:
+            term = getattr(calibration, name)
+            if cycle >= term.first_selfcal:
+                mode = "T" if (name == "T" or term.phase_only) and name != "B" else name
+                terms.append(SolveTerm(name, mode, term.timeslice))
+        return tuple(terms)
+
+
+def tree_sum(client, futures: list[Any]) -> Any:
+    """Sum futures pairwise on the workers (log2 depth); the sum stays on a worker."""
+    layer = list(futures)
+    while len(layer) > 1:
+        layer = [client.submit(operator.add, layer[i], layer[i + 1]) if i + 1 < len(layer) else layer[i]
+                 for i in range(0, len(layer), 2)]
+    return layer[0]
+
+
+def _token(session: ImagingSession) -> str:
+    return f"{id(session):x}"
+
+
+# -- building the flow ----------------------------------------------------------------------
+def build_continuum(config: ContinuumConfig) -> list[Stage]:
+    return _build(config, calibrate=False)
+
+
+def build_ical(config: IcalConfig) -> list[Stage]:
+    return _build(config, calibrate=True)
+
+
+def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
+    if not config.ms:
+        raise ConfigError("no MeasurementSet given: use --ms PATH (or ms: in the configuration file)")
+    metadata = read_ms_metadata(config.ms)
+    grid = image_grid(config, metadata)
+    intervals = tuple(getattr(config.calibration, name).timeslice for name in config.calibration.context) if calibrate else ()
+    chunks = plan_chunks(metadata.time_rows, metadata.times, metadata.n_channels,
+                         time_chunks=config.partition.time_chunks,
+                         frequency_chunks=config.partition.frequency_chunks,
+                         solution_intervals_s=intervals, integration_s=metadata.integration_s)
+    session = ImagingSession(config, calibrate, metadata, grid, chunks)
+    sections = {"imaging": config.imaging.model_dump(), "partition": config.partition.model_dump()}
+    cycle_config = {**sections, "deconvolution": config.deconvolution.model_dump()}
+    if calibrate:
+        cycle_config["calibration"] = config.calibration.model_dump(exclude={"write_corrected"})
+    nmajor = config.deconvolution.nmajor
+    stages = [Stage("psf", lambda ctx: _psf_stage(ctx, session), outputs=("psf.fits", "cycles/beam.json"),
+                    inputs=(config.ms,), config=sections, retries=1)]
+    previous = "psf"
+    for cycle in range(1, nmajor + 1):
+        outputs = [f"cycles/model-{cycle:02d}.fits", f"cycles/cycle-{cycle:02d}.json"]
+        if cycle == 1:
+            outputs.append("dirty.fits")
+        if session.terms_for(cycle - 1):
+            outputs.append(f"cycles/gains-{cycle:02d}.h5")
+        stages.append(Stage(cycle_name(cycle), lambda ctx, c=cycle: _cycle_stage(ctx, session, c),
+                            outputs=tuple(outputs), after=(previous,), config=cycle_config, retries=1))
+        previous = cycle_name(cycle)
+    final = ["model.fits", "residual.fits", "restored.fits", "summary.json"]
+    if calibrate:
+        final.append("gains.h5")
+    restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
+    stages.append(Stage("restore", lambda ctx: _restore_stage(ctx, session), outputs=tuple(final),
+                        after=(previous,), config=restore_config, retries=1))
+    stages.append(Stage("report", lambda ctx: write_report(ctx.out_dir, ctx.output("report.html")),
+                        outputs=("report.html",), after=("restore",), config={}))
+    return stages
+
+
+def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
+    """The image size and cell; ``scale: auto`` is a third of the finest fringe spacing."""
+    width, height = config.imaging.size
+    if config.imaging.scale == "auto":
+        cell = auto_cell_rad(config.ms, metadata)
+    else:
+        cell = angle_to_rad(config.imaging.scale)
+    return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
+                     config.imaging.wstacking, config.imaging.threads_per_task)
+
+
+def auto_cell_rad(ms_path: str, metadata: MSMetadata) -> float:
+    """1 / (3 uv_max) radians, uv_max the longest projected baseline in wavelengths at the top frequency."""
+    from sdpflow.radio.ms import max_uv_distance_m
+
+    uv_max = max_uv_distance_m(ms_path) * float(np.max(metadata.frequency)) / SPEED_OF_LIGHT
+    return 1.0 / (3.0 * uv_max)
+
+
+# -- stages ---------------------------------------------------------------------------------
+def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
+    client = ctx.client
+    data = session.load(client)
+    ctx.progress(0, 2, "gridding the PSF")
+    psf_sum = tree_sum(client, [client.submit(chunk_tasks.chunk_psf, part, session.grid) for part in data])
+    psf = client.submit(_normalised, psf_sum)
+    beam = client.submit(products.fit_beam, psf, session.grid.cell_rad).result()
+    ctx.progress(1, 2, "writing psf.fits")
+    client.submit(products.write_image, str(ctx.output("psf.fits")), psf, session.grid, session.metadata,
+                  "psf", beam, ctx.provenance()).result()
+    ctx.output("cycles/beam.json").write_text(json.dumps(beam))
+    session.psf_future = psf
+    ctx.progress(2, 2)
+    return beam
+
+
+def _normalised(image_sum) -> np.ndarray:
+    return image_sum.normalised()
+
+
+def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict:
+    """Major cycle ``cycle``: residual of model ``cycle-1``, then a minor cycle to model ``cycle``."""
+    client = ctx.client
+    started = time.perf_counter()
+    previous = _read_json(ctx.product(f"cycles/cycle-{cycle - 1:02d}.json")) if cycle > 1 else None
+    model = session.model(client, ctx, cycle - 1)
+    deconvolution = session.config.deconvolution
+    components_so_far = previous["components_total"] if previous else 0
+    if previous and previous["converged"] and not session.calibrate:
+        # Continuum stops when the minor cycle has reached its threshold: carry the model on.
+        client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), model, session.grid,
+                      session.metadata, "model", None, ctx.provenance()).result()
+        metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
+        ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
+        session.model_future, session.model_cycle = model, cycle
+        return metrics
+    data = session.load(client)
+    terms = session.terms_for(cycle - 1)
+    ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
+    results = [client.submit(chunk_tasks.major_cycle, part, model, session.grid, terms,
+                             session.config.calibration.refant if session.calibrate else 0,
+                             session.config.calibration.tolerance if session.calibrate else 1e-6,
+                             pure=False) for part in data]
+    residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
+    residual = client.submit(_normalised, residual_sum)
+    if cycle == 1:
+        client.submit(products.write_image, str(ctx.output("dirty.fits")), residual, session.grid, session.metadata,
+                      "dirty", None, ctx.provenance()).result()
+    if terms:
+        tables = [client.submit(operator.itemgetter(1), result) for result in results]
+        client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")), tables,
+                      ctx.provenance()).result()
+    ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
+    minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
+                          deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far))
+    new_model = client.submit(operator.itemgetter(0), minor)
+    stats = client.submit(operator.itemgetter(1), minor).result()
+    ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
+    client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), new_model, session.grid,
+                  session.metadata, "model", None, ctx.provenance()).result()
+    metrics = {
+        "cycle": cycle,
+        "calibrated_terms": [term.name for term in terms],
+        **stats,
+        "components_total": components_so_far + stats["components"],
+        "converged": stats["stop_reason"] in ("threshold", "auto-threshold", "niter")
+        or components_so_far + stats["components"] >= deconvolution.niter,
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
+    session.model_future, session.model_cycle = new_model, cycle
+    ctx.log("major-cycle", **metrics)
+    ctx.progress(3, 3)
+    return metrics
+
+
+def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
+    client = ctx.client
+    started = time.perf_counter()
+    nmajor = session.config.deconvolution.nmajor
+    model = session.model(client, ctx, nmajor)
+    data = session.load(client)
+    terms = session.terms_for(nmajor)
+    ctx.progress(0, 2, "final major cycle")
+    results = [client.submit(chunk_tasks.major_cycle, part, model, session.grid, terms,
+                             session.config.calibration.refant if session.calibrate else 0,
+                             session.config.calibration.tolerance if session.calibrate else 1e-6,
+                             pure=False) for part in data]
+    residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
+    residual = client.submit(_normalised, residual_sum)
+    beam = _read_json(ctx.product("cycles/beam.json"))
+    provenance = ctx.provenance()
+    restored = client.submit(products.restore_image, model, residual, beam, session.grid.cell_rad)
+    writes = [
+        client.submit(products.write_image, str(ctx.output(name)), image, session.grid, session.metadata, kind,
+                      beam if kind == "restored" else None, provenance)
+        for name, image, kind in (("model.fits", model, "model"), ("residual.fits", residual, "residual"),
+                                  ("restored.fits", restored, "restored"))
+    ]
+    if session.calibrate:
+        tables = [client.submit(operator.itemgetter(1), result) for result in results]
+        writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
+        if session.config.calibration.write_corrected:
+            writes += [client.submit(products.write_corrected, session.config.ms, part, table)
+                       for part, table in zip(data, tables)]
+    client.gather(writes)
+    image_stats = client.submit(products.image_statistics, restored, residual).result()
+    cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]
+    summary = {
+        "pipeline": "ical" if session.calibrate else "continuum",
+        "ms": str(Path(session.config.ms).resolve()),
+        "image": {"size": [session.grid.npix_x, session.grid.npix_y],
+                  "cell_arcsec": float(np.degrees(session.grid.cell_rad) * 3600), "channels_out": session.grid.channels_out},
+        "chunks": len(session.chunks),
+        "cycles": cycles,
+        "restoring_beam": beam,
+        **image_stats,
+        "stage_seconds": {**{cycle_name(m["cycle"]): m.get("elapsed_s") for m in cycles},
+                          "restore": round(time.perf_counter() - started, 3)},
+    }
+    ctx.output("summary.json").write_text(json.dumps(summary, indent=2))
+    ctx.progress(2, 2)
+    return summary
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

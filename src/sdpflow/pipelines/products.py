@@ -1,0 +1,120 @@
+"""Worker-side steps that turn arrays into products: minor cycle, restore, statistics, files.
+
+Plain functions composing radio kernels and writers; the imaging flow sends them to workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sdpflow.radio import deconvolution, fits, hdf5, restore
+from sdpflow.radio.datamodels import GainTable, concatenate_gaintables
+from sdpflow.radio.ms import MSMetadata, write_column
+
+ARCSEC_PER_RAD = 180 / np.pi * 3600
+
+
+def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None, settings: dict[str, Any],
+                niter: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Clean ``residual`` (Jy/beam, [chan, y, x]) and add the components to ``model`` (Jy/pixel).
+
+    settings: the deconvolution section (gain, mgain, threshold, auto_threshold, multiscale,
+    scales); niter: components still allowed. Returns the new model and the cycle's metrics.
+    """
+    peak = float(np.max(np.abs(residual)))
+    sigma = float(deconvolution.mad_sigma(residual))
+    options = dict(gain=settings["gain"], niter=niter, threshold=settings["threshold"],
+                   auto_threshold=settings["auto_threshold"], mgain=settings["mgain"],
+                   algorithm="multiscale" if settings["multiscale"] else "hogbom")
+    if settings["multiscale"] and settings.get("scales"):
+        options["scales"] = settings["scales"]
+    if niter > 0:
+        result = deconvolution.deconvolve(residual, psf, **options)
+        delta, components, reason, left = result.model, result.n_components, result.stop_reason, result.residual
+    else:
+        delta, components, reason, left = np.zeros_like(residual), 0, "niter", residual
+    new_model = delta if model is None else model + delta
+    metrics = {
+        "peak_residual_jy": peak,
+        "rms_residual_jy": float(np.sqrt(np.mean(residual**2))),
+        "sigma_mad_jy": sigma,
+        "components": int(components),
+        "stop_reason": reason,
+        "peak_after_minor_jy": float(np.max(np.abs(left))),
+        "model_flux_jy": float(np.sum(new_model[0]) if new_model.ndim == 3 else np.sum(new_model)),
+    }
+    return new_model, metrics
+
+
+def fit_beam(psf: np.ndarray, cell_rad: float) -> dict[str, float]:
+    """The restoring beam fitted to the PSF main lobe: FWHM major/minor (arcsec) and position angle (deg)."""
+    plane = psf[0] if psf.ndim == 3 else psf
+    bmaj, bmin, bpa = restore.fit_restoring_beam(plane, cell_rad)
+    return {"bmaj_arcsec": float(bmaj * ARCSEC_PER_RAD), "bmin_arcsec": float(bmin * ARCSEC_PER_RAD),
+            "bpa_deg": float(np.degrees(bpa))}
+
+
+def _beam_rad(beam: dict[str, float]) -> tuple[float, float, float]:
+    return beam["bmaj_arcsec"] / ARCSEC_PER_RAD, beam["bmin_arcsec"] / ARCSEC_PER_RAD, np.radians(beam["bpa_deg"])
+
+
+def restore_image(model: np.ndarray | None, residual: np.ndarray, beam: dict[str, float], cell_rad: float) -> np.ndarray:
+    """Model convolved with the restoring beam plus the residual (Jy/beam)."""
+    if model is None:
+        return residual.copy()
+    return restore.restore(model, residual, _beam_rad(beam), cell_rad)
+
+
+def image_statistics(restored: np.ndarray, residual: np.ndarray) -> dict[str, float]:
+    """Peak of the restored image, noise (σ from the MAD of the residual), dynamic range."""
+    noise = float(deconvolution.mad_sigma(residual))
+    peak = float(np.max(restored))
+    return {"peak_jy_per_beam": peak, "noise_jy_per_beam": noise,
+            "rms_residual_jy_per_beam": float(np.sqrt(np.mean(residual**2))),
+            "dynamic_range": peak / noise if noise > 0 else float("inf")}
+
+
+def read_image(path: str) -> np.ndarray:
+    """A Stokes I image [chan, y, x] from a FITS file written by :func:`write_image`."""
+    return fits.read_fits_image(path).data[:, 0]
+
+
+def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata, kind: str,
+                beam: dict[str, float] | None, provenance: dict[str, Any]) -> None:
+    """Write a [chan, y, x] image (None = empty model) as FITS with its WCS, beam and provenance."""
+    data = np.zeros((grid.channels_out, grid.npix_y, grid.npix_x)) if image is None else np.asarray(image)
+    frequency, bandwidth = _output_frequencies(metadata, grid.channels_out)
+    fits.write_fits_image(
+        path, data[:, None], phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
+        channel_width=bandwidth, beam=_beam_rad(beam) if beam else None,
+        unit="JY/PIXEL" if kind == "model" else "JY/BEAM", provenance=provenance,
+        history=[f"sdpflow {kind} image"],
+    )
+
+
+def _output_frequencies(metadata: MSMetadata, channels_out: int) -> tuple[np.ndarray, np.ndarray]:
+    groups = np.array_split(np.arange(metadata.n_channels), channels_out)
+    centres = np.array([metadata.frequency[g].mean() for g in groups])
+    widths = np.array([metadata.channel_width[g].sum() for g in groups])
+    return centres, widths
+
+
+def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[str, Any]) -> None:
+    """Write each term's gain table, the chunks' solutions joined in time, to one HDF5 file."""
+    terms: dict[str, list[GainTable]] = {}
+    for chunk_tables in tables:
+        for name, table in chunk_tables.items():
+            terms.setdefault(name, []).append(table)
+    joined = {name: concatenate_gaintables(sorted(parts, key=lambda t: float(t.time[0])))
+              for name, parts in terms.items()}
+    hdf5.write_gaintables_hdf5(path, joined, provenance=provenance)
+
+
+def write_corrected(ms_path: str, data, tables: dict[str, GainTable]) -> None:
+    """Write this chunk's calibrated visibilities to CORRECTED_DATA."""
+    from sdpflow.pipelines.chunks import corrected_chunk
+
+    write_column(ms_path, "CORRECTED_DATA", corrected_chunk(data, list(tables.values())),
+                 rows=data.chunk.rows, channels=data.chunk.channels)

@@ -1,0 +1,78 @@
+"""Figures for the run report, as PNG bytes (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def image_png(image: np.ndarray, title: str, cell_arcsec: float, *, symmetric: bool = False) -> bytes:
+    """An image [y, x] with RA increasing to the left, axes in arcsec from the phase centre."""
+    ny, nx = image.shape
+    half_x, half_y = nx * cell_arcsec / 2, ny * cell_arcsec / 2
+    figure, axes = plt.subplots(figsize=(5.2, 4.4))
+    if symmetric:
+        limit = float(np.percentile(np.abs(image), 99.5)) or 1.0
+        shown = axes.imshow(image, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                            extent=(half_x, -half_x, -half_y, half_y))
+    else:
+        low, high = np.percentile(image, [1, 99.9])
+        shown = axes.imshow(image, origin="lower", cmap="inferno", vmin=low, vmax=max(high, low + 1e-12),
+                            extent=(half_x, -half_x, -half_y, half_y))
+    figure.colorbar(shown, ax=axes, label="Jy/beam")
+    axes.set_xlabel("ΔRA (arcsec)")
+    axes.set_ylabel("ΔDec (arcsec)")
+    axes.set_title(title)
+    return _png(figure)
+
+
+def cycles_png(cycles: list[dict[str, Any]]) -> bytes:
+    """Peak and RMS of the residual at each major cycle (log scale)."""
+    figure, axes = plt.subplots(figsize=(5.2, 3.4))
+    numbers = [cycle["cycle"] for cycle in cycles]
+    axes.semilogy(numbers, [c["peak_residual_jy"] for c in cycles], "o-", label="peak residual")
+    axes.semilogy(numbers, [c["rms_residual_jy"] for c in cycles], "s-", label="RMS residual")
+    axes.set_xlabel("major cycle")
+    axes.set_ylabel("Jy/beam")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def gains_png(name: str, times: np.ndarray, gains: np.ndarray) -> bytes:
+    """Gain phase (deg) and amplitude against time for every antenna; gains [time, antenna]."""
+    figure, (phase_axes, amp_axes) = plt.subplots(2, 1, figsize=(6.0, 4.6), sharex=True)
+    minutes = (times - times[0]) / 60
+    for antenna in range(gains.shape[1]):
+        phase_axes.plot(minutes, np.degrees(np.angle(gains[:, antenna])), ".-", lw=0.6, ms=2)
+        amp_axes.plot(minutes, np.abs(gains[:, antenna]), ".-", lw=0.6, ms=2)
+    phase_axes.set_ylabel("phase (deg)")
+    amp_axes.set_ylabel("amplitude")
+    amp_axes.set_xlabel("minutes from start")
+    phase_axes.set_title(f"{name} solutions, {gains.shape[1]} antennas")
+    return _png(figure)
+
+
+def timeline_png(stages: list[tuple[str, float, float]]) -> bytes:
+    """A Gantt chart of stages: (name, start s, end s) from the run's start."""
+    figure, axes = plt.subplots(figsize=(6.0, 0.35 * len(stages) + 1.0))
+    for row, (name, start, end) in enumerate(stages):
+        axes.barh(row, end - start, left=start, color="tab:blue")
+    axes.set_yticks(range(len(stages)), [name for name, _, _ in stages])
+    axes.invert_yaxis()
+    axes.set_xlabel("seconds from start")
+    axes.grid(axis="x", alpha=0.3)
+    return _png(figure)

@@ -18,22 +18,20 @@ def demo(
     preset: Annotated[str, typer.Option("--preset", help="Simulation preset: demo, small or medium.")] = "demo",
 ) -> None:
     """Simulate a LOW-like observation with 1 rad antenna phase errors, run ICAL on it, compare with the truth."""
-    from sdpflow.pipelines.demo import run_demo
+    from sdpflow.pipelines.demo import run_demo_ical, simulate_demo
     from sdpflow.store import RunStore
 
     global_settings = settings(ctx)
     store = RunStore(global_settings.db_url)
     console.print(f"run database: {store.redacted_url}")
     with console.status("simulating the observation...") as status:
-        def step(text: str, fraction: float) -> None:
-            status.update(f"simulating: {text} ({fraction:.0%})")
-
-        from sdpflow.config.simulate import SimulateConfig  # noqa: F401 - validates the preset name early
-
-        with FlowProgress(console, "ICAL stages") as progress:
-            status.stop()
-            run_id, run_dir, result = run_demo(out, store=store, cluster_spec=global_settings.cluster_spec,
-                                               observers=[progress], on_simulation_step=step, preset=preset)
+        products, simulation = simulate_demo(
+            out, preset=preset, on_step=lambda text, fraction: status.update(f"simulating: {text} ({fraction:.0%})"))
+    console.print(f"simulated {products.n_visibilities:,} visibilities with {simulation.phase_error_rad} rad RMS "
+                  f"antenna phase errors: {products.ms}")
+    with FlowProgress(console, "ICAL stages") as progress:
+        run_id, run_dir, result = run_demo_ical(products, simulation, out, store=store,
+                                                cluster_spec=global_settings.cluster_spec, observers=[progress])
     table = Table(title=f"sdpflow demo: ICAL run {run_id}")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -45,16 +45,21 @@ def demo_config(products: SimulationProducts, simulation: SimulateConfig) -> Ica
     )
 
 
-def run_demo(
-    out_dir: str | Path, *, store: RunStore, cluster_spec: str | None = None, observers: Iterable[Observer] = (),
-    on_simulation_step: Callable[[str, float], None] | None = None, preset: str = "demo",
-) -> tuple[str, Path, Assessment]:
-    """Simulate into ``out_dir/obs.ms``, run ICAL into ``out_dir/ical``; returns run id, run folder and assessment."""
+def simulate_demo(out_dir: str | Path, *, preset: str = "demo",
+                  on_step: Callable[[str, float], None] | None = None) -> tuple[SimulationProducts, SimulateConfig]:
+    """Simulate the demo observation into ``out_dir/obs.ms`` (truth files beside it)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     simulation = SimulateConfig(preset=preset)
-    products = simulate_observation(simulation, out_dir / "obs.ms", progress=on_simulation_step)
-    result = start_run("ical", demo_config(products, simulation), out_dir / "ical", store=store,
+    return simulate_observation(simulation, out_dir / "obs.ms", progress=on_step), simulation
+
+
+def run_demo_ical(
+    products: SimulationProducts, simulation: SimulateConfig, out_dir: str | Path, *, store: RunStore,
+    cluster_spec: str | None = None, observers: Iterable[Observer] = (),
+) -> tuple[str, Path, Assessment]:
+    """Run ICAL on the simulated observation into ``out_dir/ical`` and judge it against the truth."""
+    result = start_run("ical", demo_config(products, simulation), Path(out_dir) / "ical", store=store,
                        cluster_spec=cluster_spec, observers=observers)
     assessment = assess(result.out_dir, products.truth_sky, products.true_gains)
     (result.out_dir / "assessment.json").write_text(json.dumps(asdict(assessment), indent=2))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sdpflow.radio import deconvolution, fits, hdf5, restore
+from sdpflow.radio import deconvolution, fits, hdf5, quality, restore
 from sdpflow.radio.datamodels import GainTable, concatenate_gaintables
 from sdpflow.radio.ms import MSMetadata, write_column
 
@@ -32,7 +32,7 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
         options["scales"] = settings["scales"]
     if niter > 0:
         result = deconvolution.deconvolve(residual, psf, **options)
-        delta, components, reason, left = result.model, result.n_components, result.stop_reason, result.residual
+        delta, components, reason, left = result.model_delta, result.n_components, result.stop_reason, result.residual
     else:
         delta, components, reason, left = np.zeros_like(residual), 0, "niter", residual
     new_model = delta if model is None else model + delta
@@ -107,9 +107,8 @@ def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[
     for chunk_tables in tables:
         for name, table in chunk_tables.items():
             terms.setdefault(name, []).append(table)
-    joined = {name: concatenate_gaintables(sorted(parts, key=lambda t: float(t.time[0])))
-              for name, parts in terms.items()}
-    hdf5.write_gaintables_hdf5(path, joined, provenance=provenance)
+    joined = {name: concatenate_gaintables(parts) for name, parts in terms.items()}
+    hdf5.write_gaintables_hdf5(path, joined, quality.combined_gains(list(joined.values())), provenance=provenance)
 
 
 def write_corrected(ms_path: str, data, tables: dict[str, GainTable]) -> None:

@@ -57,8 +57,7 @@ def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress
     """Write a simulated MS (DATA = gains × sky + noise, as XX and YY) and its truth files beside it."""
     report = progress or (lambda step, fraction: None)
     out_ms = Path(out_ms)
-    if not out_ms.parent.is_dir():
-        raise InputError(f"{out_ms.parent}: the folder for the MS does not exist")
+    out_ms.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     phase_centre = (np.radians(config.ra_deg), np.radians(config.dec_deg))
 

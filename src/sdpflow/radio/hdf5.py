@@ -21,17 +21,22 @@ _GAIN_ARRAYS = ("gain", "weight", "time", "interval", "frequency")
 
 
 def _write(path: str | Path, group_name: str, arrays: dict, attributes: dict, provenance: dict | None) -> Path:
+    return _write_groups(path, {group_name: (arrays, attributes)}, provenance)
+
+
+def _write_groups(path: str | Path, groups: dict[str, tuple[dict, dict]], provenance: dict | None) -> Path:
     import h5py
 
     path = Path(path)
     tmp = atomic_path(path)
     with h5py.File(tmp, "w") as store:
-        group = store.create_group(group_name)
-        for name, value in arrays.items():
-            if value is not None:
-                group.create_dataset(name, data=value, compression="gzip" if np.size(value) > 65536 else None)
-        for name, value in attributes.items():
-            group.attrs[name] = value
+        for group_name, (arrays, attributes) in groups.items():
+            group = store.create_group(group_name)
+            for name, value in arrays.items():
+                if value is not None:
+                    group.create_dataset(name, data=value, compression="gzip" if np.size(value) > 65536 else None)
+            for name, value in attributes.items():
+                group.attrs[name] = value
         if provenance is not None:
             store.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
     replace_atomically(tmp, path)
@@ -81,20 +86,46 @@ def read_visibility_hdf5(path: str | Path) -> Visibility:
                       polarisation=tuple(json.loads(attrs["polarisation"])), configuration=configuration)
 
 
-def write_gaintable_hdf5(path: str | Path, table: GainTable, *, provenance: dict | None = None) -> Path:
-    """Write a GainTable to HDF5 (gain [time, antenna, chan, receptor], weight, time, interval, frequency)."""
+def _gaintable_group(table: GainTable) -> tuple[dict, dict]:
     arrays = {name: getattr(table, name) for name in _GAIN_ARRAYS}
     if table.residual is not None:
         arrays["residual"] = table.residual
     attributes = {"receptors": json.dumps(list(table.receptors)), "mode": table.mode,
                   "units": "time, interval: s (MJD UTC); frequency: Hz; gain: dimensionless"}
-    return _write(path, "gaintable", arrays, attributes, provenance)
+    return arrays, attributes
+
+
+def write_gaintable_hdf5(path: str | Path, table: GainTable, *, provenance: dict | None = None) -> Path:
+    """Write a GainTable to HDF5 (gain [time, antenna, chan, receptor], weight, time, interval, frequency)."""
+    return _write_groups(path, {"gaintable": _gaintable_group(table)}, provenance)
+
+
+def write_gaintables_hdf5(path: str | Path, terms: dict[str, GainTable], combined: GainTable, *,
+                          provenance: dict | None = None) -> Path:
+    """Write the calibration terms (groups ``term_T``, ``term_G``...) and their product (``gaintable``).
+
+    :func:`read_gaintable_hdf5` reads the product, the gains to apply; :func:`read_gaintables_hdf5` the terms.
+    """
+    groups = {"gaintable": _gaintable_group(combined)}
+    groups.update({f"term_{name}": _gaintable_group(table) for name, table in terms.items()})
+    return _write_groups(path, groups, provenance)
+
+
+def read_gaintables_hdf5(path: str | Path) -> dict[str, GainTable]:
+    """The calibration terms in a file written by :func:`write_gaintables_hdf5`, by name (T, G, B)."""
+    with _open_group(path, "gaintable") as store:
+        names = [name[len("term_"):] for name in store if name.startswith("term_")]
+    return {name: _read_gaintable_group(path, f"term_{name}") for name in names}
 
 
 def read_gaintable_hdf5(path: str | Path) -> GainTable:
-    """Read a GainTable written by :func:`write_gaintable_hdf5`."""
-    with _open_group(path, "gaintable") as store:
-        group = store["gaintable"]
+    """Read a GainTable written by :func:`write_gaintable_hdf5` (or the product of :func:`write_gaintables_hdf5`)."""
+    return _read_gaintable_group(path, "gaintable")
+
+
+def _read_gaintable_group(path: str | Path, group_name: str) -> GainTable:
+    with _open_group(path, group_name) as store:
+        group = store[group_name]
         arrays = {name: group[name][()] for name in _GAIN_ARRAYS}
         residual = group["residual"][()] if "residual" in group else None
         attrs = dict(group.attrs)

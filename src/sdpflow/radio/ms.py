@@ -436,3 +436,13 @@ def write_column(path: str | Path, column: str, data: np.ndarray, *, rows: tuple
     with _open(path, readonly=False) as main:
         main.putcolslice(column, data.astype(np.complex64), [chan_start, 0], [chan_stop - 1, n_pol - 1],
                          startrow=row_start, nrow=row_stop - row_start)
+
+
+def max_uv_distance_m(path: str | Path) -> float:
+    """The longest projected baseline sqrt(u² + v²) in metres, computed inside casacore (no data read)."""
+    from casacore.tables import taql
+
+    with _open(path) as main:
+        result = taql("select gmax(sqrt(sumsqr(UVW[0:1]))) as uvmax from $main")
+        value = float(result.getcol("uvmax")[0])
+    return value

@@ -76,10 +76,19 @@ def measure_truth(run_dir: Path, truth_sky: Path) -> tuple[list[quality.SourceMe
     flux = sky.flux * (frequency / sky.ref_frequency) ** sky.spectral_index
     ra_deg, dec_deg = np.degrees(sky.ra), np.degrees(sky.dec)
     x, y = image.wcs.celestial.world_to_pixel_values(ra_deg, dec_deg)
-    bright = flux > 10 * noise
+    bright = (flux > 10 * noise) & _isolated(x, y, flux, image, summary)
     found = quality.measure_sources(image.data[0, 0], np.stack([x, y], axis=1)[bright], flux[bright], noise,
                                     ra_deg=ra_deg[bright], dec_deg=dec_deg[bright])
     return found, noise
+
+
+def _isolated(x: np.ndarray, y: np.ndarray, flux: np.ndarray, image, summary: dict) -> np.ndarray:
+    """Sources with no other truth source brighter than a tenth of theirs within two beam widths."""
+    beam_pixels = summary["restoring_beam"]["bmaj_arcsec"] / (np.degrees(image.cell_rad) * 3600)
+    distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    neighbour = (distance < 2 * beam_pixels) & (flux[None, :] > 0.1 * flux[:, None])
+    np.fill_diagonal(neighbour, False)
+    return ~neighbour.any(axis=1)
 
 
 def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessment:

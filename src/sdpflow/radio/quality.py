@@ -45,10 +45,32 @@ def measure_sources(image: np.ndarray, true_pixels: np.ndarray, true_flux_jy: np
         box = image[cy - search_pixels: cy + search_pixels + 1, cx - search_pixels: cx + search_pixels + 1]
         by, bx = np.unravel_index(np.argmax(box), box.shape)
         peak_y, peak_x = cy - search_pixels + by, cx - search_pixels + bx
-        peak = float(image[peak_y, peak_x])
+        peak, sub_x, sub_y = _interpolated_peak(image, peak_y, peak_x)
         found.append(SourceMeasurement(float(ra), float(dec), float(flux), peak,
-                                       float(np.hypot(peak_x - x, peak_y - y)), peak / noise_jy if noise_jy > 0 else np.inf))
+                                       float(np.hypot(sub_x - x, sub_y - y)), peak / noise_jy if noise_jy > 0 else np.inf))
     return found
+
+
+def _interpolated_peak(image: np.ndarray, y: int, x: int) -> tuple[float, float, float]:
+    """Peak value and (x, y) position between pixels: a parabola through the logs of 3 pixels per axis.
+
+    Exact for a Gaussian aligned with the axes (a restored point source, nearly); falls back
+    to the pixel itself at an edge or where a neighbour is not positive.
+    """
+    centre = image[y, x]
+    if not (0 < y < image.shape[0] - 1 and 0 < x < image.shape[1] - 1) or centre <= 0:
+        return float(centre), float(x), float(y)
+    log_peak, position = np.log(centre), [float(x), float(y)]
+    for axis, (before, after) in enumerate(((image[y, x - 1], image[y, x + 1]), (image[y - 1, x], image[y + 1, x]))):
+        if before <= 0 or after <= 0:
+            continue
+        low, high = np.log(before), np.log(after)
+        curvature = low - 2 * np.log(centre) + high
+        if curvature >= 0:
+            continue
+        position[axis] += (low - high) / (2 * curvature)
+        log_peak -= (low - high) ** 2 / (8 * curvature)
+    return float(np.exp(log_peak)), position[0], position[1]
 
 
 def combined_gains(tables: list[GainTable]) -> GainTable:
@@ -62,14 +84,16 @@ def combined_gains(tables: list[GainTable]) -> GainTable:
                      frequency=base.frequency, receptors=base.receptors, mode="combined")
 
 
-def phase_error_deg(solved: GainTable | None, truth: GainTable, *, refant: int = 0) -> float:
-    """RMS (degrees) of solved minus true antenna phases, each referred to ``refant``.
+def phase_error_deg(solved: GainTable | None, truth: GainTable) -> float:
+    """RMS (degrees) over antennas and intervals of the solved minus the true antenna phases.
 
-    Compared at the solved table's times (the truth sampled at the interval holding each);
-    ``solved=None`` measures the error of no calibration at all (unit gains). Antennas
-    without a solution and the reference antenna are left out.
+    Self-calibration cannot observe the absolute phase, so in each interval the mean phase
+    of solved/true over the solved antennas is removed (a reference antenna whose own
+    solution were off would otherwise shift every other antenna). Compared at the solved
+    table's times (the truth sampled at the interval holding each); ``solved=None``
+    measures no calibration at all (unit gains). Unsolved antennas are left out.
     """
-    true_gain = truth.gain[..., 0].mean(axis=2) if truth.gain.shape[2] > 1 else truth.gain[:, :, 0, 0]
+    true_gain = truth.gain[..., 0].mean(axis=2)
     if solved is None:
         times, solved_gain, valid = truth.time, np.ones_like(true_gain), np.ones(true_gain.shape, bool)
     else:
@@ -77,10 +101,8 @@ def phase_error_deg(solved: GainTable | None, truth: GainTable, *, refant: int =
         solved_gain = solved.gain[:, :, :, 0].mean(axis=2)
         valid = solved.weight[:, :, :, 0].max(axis=2) > 0
     slot = np.clip(np.searchsorted(truth.time - truth.interval / 2, times, side="right") - 1, 0, len(truth.time) - 1)
-    true_at = true_gain[slot]
-    true_phase = np.angle(true_at * np.conj(true_at[:, refant: refant + 1]))
-    solved_phase = np.angle(solved_gain * np.conj(solved_gain[:, refant: refant + 1]))
-    difference = np.angle(np.exp(1j * (solved_phase - true_phase)))
-    keep = valid.copy()
-    keep[:, refant] = False
-    return float(np.degrees(np.sqrt(np.mean(difference[keep] ** 2))))
+    ratio = solved_gain * np.conj(true_gain[slot])
+    ratio = np.where(valid, ratio / np.maximum(np.abs(ratio), 1e-300), 0.0)
+    common = ratio.sum(axis=1, keepdims=True)
+    difference = np.angle(ratio * np.conj(common))
+    return float(np.degrees(np.sqrt(np.mean(difference[valid] ** 2))))

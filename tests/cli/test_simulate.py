@@ -60,6 +60,8 @@ def test_bad_input_is_one_line_with_exit_code_2(tmp_path, args, message):
     assert message.format(tmp=tmp_path) in " ".join(done.stderr.split())
 
 
-def test_out_folder_must_exist(tmp_path):
-    done = sdpflow("simulate", "--preset", "small", "--out", str(tmp_path / "no" / "such" / "o.ms"))
-    assert done.returncode == 2 and "does not exist" in done.stderr
+def test_out_folders_are_created(tmp_path):
+    out = tmp_path / "new" / "folder" / "o.ms"
+    done = sdpflow("simulate", "--preset", "small", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert (out / "table.dat").exists() and (out.parent / "truth_sky.csv").exists()

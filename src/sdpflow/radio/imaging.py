@@ -144,18 +144,23 @@ def predict(vis: Visibility, model: np.ndarray, *, cell_rad: float, epsilon: flo
     channels_out, npix_y, npix_x = model.shape
     _check_grid(npix_x, npix_y)
     channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else np.asarray(channel_index)
-    result = np.zeros((vis.n_rows, vis.n_channels), np.complex128)
     uvw = np.ascontiguousarray(vis.uvw, dtype=np.float64)
+    planes = []
     for out in range(channels_out):
         selected = np.flatnonzero(channel_index == out)
         if selected.size == 0 or not np.any(model[out]):
             continue
-        result[:, _columns(selected)] = dirty2vis(
+        planes.append((selected, dirty2vis(
             uvw=uvw, freq=np.ascontiguousarray(vis.frequency[selected], dtype=np.float64),
             dirty=np.ascontiguousarray(model[out].T), pixsize_x=cell_rad, pixsize_y=cell_rad,
             epsilon=epsilon, do_wgridding=do_wstacking, nthreads=nthreads, flip_v=True,
             divide_by_n=False,
-        )
+        )))
+    if len(planes) == 1 and planes[0][0].size == vis.n_channels:
+        return planes[0][1]  # one plane predicts every channel: ducc0's array is the result
+    result = np.zeros((vis.n_rows, vis.n_channels), np.complex128)
+    for selected, plane in planes:
+        result[:, _columns(selected)] = plane
     return result
 
 

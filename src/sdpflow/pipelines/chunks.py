@@ -104,8 +104,10 @@ def major_cycle(
         if unsolved.any():
             weights = np.where(unsolved, 0.0, weights if weights is not None else data.vis.weight[:, :, 0])
         tables[term.name] = table
-    residual = corrected if model_vis is None else corrected - model_vis
-    image = invert(data.vis.with_vis(residual), npix_x=grid.npix_x, npix_y=grid.npix_y, weights=weights,
+    # the model visibilities are not needed after this: subtract into them rather than a new array
+    residual = corrected if model_vis is None else np.subtract(corrected, model_vis, out=model_vis)
+    # weights and flags are only read by invert: share them instead of with_vis's copies
+    image = invert(data.vis.with_vis(residual, weight=data.vis.weight, flag=data.vis.flag), npix_x=grid.npix_x, npix_y=grid.npix_y, weights=weights,
                    channels_out=grid.channels_out, channel_index=channel_index, **grid.gridder_options())
     return image, tables
 

@@ -54,8 +54,14 @@ def _data_and_weights(vis: Visibility, weights: np.ndarray | None, psf: bool) ->
         weights = np.where(vis_i.flag[:, :, 0], 0.0, vis_i.weight[:, :, 0].astype(np.float64))
     else:
         weights = np.where(vis_i.flag[:, :, 0], 0.0, np.asarray(weights, dtype=np.float64))
-    data = np.ones(weights.shape, np.complex128) if psf else vis_i.vis[:, :, 0].astype(np.complex128)
+    data = np.ones(weights.shape, np.complex128) if psf else vis_i.vis[:, :, 0].astype(np.complex128, copy=False)
     return data, weights
+
+
+def _columns(selected: np.ndarray) -> slice | np.ndarray:
+    """A slice for a contiguous run of channel indices (a view, no copy for all channels), else the indices."""
+    start, stop = int(selected[0]), int(selected[-1]) + 1
+    return slice(start, stop) if stop - start == selected.size else selected
 
 
 def _invert(vis: Visibility, data: np.ndarray, weights: np.ndarray, *, npix_x: int, npix_y: int, cell_rad: float,
@@ -70,13 +76,14 @@ def _invert(vis: Visibility, data: np.ndarray, weights: np.ndarray, *, npix_x: i
         selected = np.flatnonzero(channel_index == out)
         if selected.size == 0:
             continue
-        wgt = np.ascontiguousarray(weights[:, selected])
+        columns = _columns(selected)
+        wgt = np.ascontiguousarray(weights[:, columns])
         total = wgt.sum()
         if total <= 0:
             continue
         dirty = vis2dirty(
             uvw=uvw, freq=np.ascontiguousarray(vis.frequency[selected], dtype=np.float64),
-            vis=np.ascontiguousarray(data[:, selected]), wgt=wgt, npix_x=npix_x, npix_y=npix_y,
+            vis=np.ascontiguousarray(data[:, columns]), wgt=wgt, npix_x=npix_x, npix_y=npix_y,
             pixsize_x=cell_rad, pixsize_y=cell_rad, epsilon=epsilon, do_wgridding=do_wstacking,
             nthreads=nthreads, flip_v=True, divide_by_n=False,
         )
@@ -137,18 +144,23 @@ def predict(vis: Visibility, model: np.ndarray, *, cell_rad: float, epsilon: flo
     channels_out, npix_y, npix_x = model.shape
     _check_grid(npix_x, npix_y)
     channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else np.asarray(channel_index)
-    result = np.zeros((vis.n_rows, vis.n_channels), np.complex128)
     uvw = np.ascontiguousarray(vis.uvw, dtype=np.float64)
+    planes = []
     for out in range(channels_out):
         selected = np.flatnonzero(channel_index == out)
         if selected.size == 0 or not np.any(model[out]):
             continue
-        result[:, selected] = dirty2vis(
+        planes.append((selected, dirty2vis(
             uvw=uvw, freq=np.ascontiguousarray(vis.frequency[selected], dtype=np.float64),
             dirty=np.ascontiguousarray(model[out].T), pixsize_x=cell_rad, pixsize_y=cell_rad,
             epsilon=epsilon, do_wgridding=do_wstacking, nthreads=nthreads, flip_v=True,
             divide_by_n=False,
-        )
+        )))
+    if len(planes) == 1 and planes[0][0].size == vis.n_channels:
+        return planes[0][1]  # one plane predicts every channel: ducc0's array is the result
+    result = np.zeros((vis.n_rows, vis.n_channels), np.complex128)
+    for selected, plane in planes:
+        result[:, _columns(selected)] = plane
     return result
 
 

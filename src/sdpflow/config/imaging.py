@@ -121,6 +121,8 @@ class CalibrationConfig(Section):
     T: TermConfig = Field(TermConfig(first_selfcal=1, phase_only=True), json_schema_extra={"cli_prefix": "--T-"})
     G: TermConfig = Field(TermConfig(first_selfcal=3), json_schema_extra={"cli_prefix": "--G-"})
     B: TermConfig = Field(TermConfig(first_selfcal=4), json_schema_extra={"cli_prefix": "--B-"})
+    normalise_amplitudes: bool = Field(True, description="hold the mean gain amplitude of G and B at 1, keeping "
+                                       "the flux scale (CASA's solnorm)", json_schema_extra={"cli": "--normalise-amplitudes"})
     refant: int = Field(0, ge=0, description="reference antenna (its phase is zero)", json_schema_extra={"cli": "--refant"})
     tolerance: float = Field(1e-6, gt=0, description="gain solver convergence tolerance")
     write_corrected: bool = Field(False, description="write CORRECTED_DATA back to the MS at the end",

@@ -13,7 +13,8 @@ SIMULATE_PRESETS: dict[str, dict[str, Any]] = {
     # A few seconds to write: tests and quick looks.
     "small": {"stations": 16, "times": 10, "channels": 4, "n_bright": 3, "n_faint": 20, "image_npix": 256},
     # The ICAL demo: runs in about a minute on 2 cores.
-    "demo": {"stations": 48, "times": 24, "channels": 6, "n_bright": 4, "n_faint": 60, "image_npix": 256},
+    "demo": {"stations": 48, "times": 24, "channels": 6, "n_bright": 4, "n_faint": 60, "image_npix": 256,
+             "noise_jy": 0.1},
     # The WSClean benchmark size: 128 stations x 60 times x 16 channels (7.8 million visibilities).
     "medium": {"stations": 128, "times": 60, "channels": 16, "n_bright": 5, "n_faint": 100, "image_npix": 512,
                "array_radius_m": 1500.0, "image_cell_arcsec": 40.0},

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdpflow.radio.calibration import apply_gains, solve_gains, unsolved_samples
+from sdpflow.radio.calibration import apply_gains, normalise_amplitudes, solve_gains, unsolved_samples
 from sdpflow.radio.datamodels import GainTable, Visibility, stokes_i
 from sdpflow.radio.imaging import ImageSum, invert, invert_psf, predict
 from sdpflow.radio.ms import read_visibility
@@ -43,6 +43,7 @@ class SolveTerm:
     name: str
     mode: str
     timeslice: float | None
+    normalise: bool = True  # hold the mean amplitude at 1 (amplitude terms only)
 
 
 @dataclass
@@ -99,6 +100,8 @@ def major_cycle(
     for term in terms:
         table = solve_gains(data.vis.with_vis(corrected), model_vis, mode=term.mode, timeslice=term.timeslice,
                             refant=refant, tol=tolerance)
+        if term.normalise and term.mode != "T":
+            table = normalise_amplitudes(table)
         corrected = apply_gains(corrected, table, data.vis.antenna1, data.vis.antenna2, data.vis.time, inverse=True)
         unsolved = unsolved_samples(data.vis.n_channels, table, data.vis.antenna1, data.vis.antenna2, data.vis.time)
         if unsolved.any():

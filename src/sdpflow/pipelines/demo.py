@@ -28,6 +28,7 @@ class Assessment:
     sources_above_10_sigma: int
     median_flux_ratio: float
     worst_flux_error: float
+    worst_flux_error_above_100_sigma: float
     worst_offset_pixels: float
     dynamic_range: float
     noise_jy_per_beam: float
@@ -77,8 +78,11 @@ def measure_truth(run_dir: Path, truth_sky: Path) -> tuple[list[quality.SourceMe
     ra_deg, dec_deg = np.degrees(sky.ra), np.degrees(sky.dec)
     x, y = image.wcs.celestial.world_to_pixel_values(ra_deg, dec_deg)
     bright = (flux > 10 * noise) & _isolated(x, y, flux, image, summary)
+    beam = summary["restoring_beam"]
+    beam_rad = (np.radians(beam["bmaj_arcsec"] / 3600), np.radians(beam["bmin_arcsec"] / 3600), np.radians(beam["bpa_deg"]))
     found = quality.measure_sources(image.data[0, 0], np.stack([x, y], axis=1)[bright], flux[bright], noise,
-                                    ra_deg=ra_deg[bright], dec_deg=dec_deg[bright])
+                                    ra_deg=ra_deg[bright], dec_deg=dec_deg[bright], beam=beam_rad,
+                                    cell_rad=image.cell_rad)
     return found, noise
 
 
@@ -106,6 +110,7 @@ def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessmen
     return Assessment(
         phase_error_before_deg=before, phase_error_after_deg=after, sources_above_10_sigma=len(found),
         median_flux_ratio=float(np.median(ratios)), worst_flux_error=float(np.max(np.abs(ratios - 1))),
+        worst_flux_error_above_100_sigma=float(max((abs(s.flux_ratio - 1) for s in found if s.snr > 100), default=np.nan)),
         worst_offset_pixels=float(max((s.offset_pixels for s in found), default=np.nan)),
         dynamic_range=float(summary["dynamic_range"]), noise_jy_per_beam=float(noise),
     )

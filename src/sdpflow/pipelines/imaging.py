@@ -101,7 +101,7 @@ class ImagingSession:
             term = getattr(calibration, name)
             if cycle >= term.first_selfcal:
                 mode = "T" if (name == "T" or term.phase_only) and name != "B" else name
-                terms.append(SolveTerm(name, mode, term.timeslice))
+                terms.append(SolveTerm(name, mode, term.timeslice, calibration.normalise_amplitudes))
         return tuple(terms)
 
 

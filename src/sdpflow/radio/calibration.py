@@ -195,3 +195,19 @@ def invert_gains(gaintable: GainTable) -> GainTable:
     return GainTable(gain=gain, weight=gaintable.weight.copy(), time=gaintable.time.copy(),
                      interval=gaintable.interval.copy(), frequency=gaintable.frequency.copy(),
                      receptors=gaintable.receptors, mode=gaintable.mode)
+
+
+def normalise_amplitudes(gaintable: GainTable) -> GainTable:
+    """The gain table with amplitudes divided by their geometric mean over solved antennas, per interval and channel.
+
+    Self-calibration cannot tell a common gain amplitude from the sky's brightness; against
+    a model still missing some flux it drifts to make up the difference. Holding the mean
+    amplitude at 1 keeps the flux scale of the data (CASA's solnorm).
+    """
+    solved = (gaintable.weight > 0) & (np.abs(gaintable.gain) > 0)
+    log_amplitude = np.where(solved, np.log(np.where(solved, np.abs(gaintable.gain), 1.0)), 0.0)
+    count = solved.sum(axis=1, keepdims=True)
+    mean = np.where(count > 0, log_amplitude.sum(axis=1, keepdims=True) / np.maximum(count, 1), 0.0)
+    return GainTable(gain=gaintable.gain * np.exp(-mean), weight=gaintable.weight, time=gaintable.time,
+                     interval=gaintable.interval, frequency=gaintable.frequency, receptors=gaintable.receptors,
+                     mode=gaintable.mode, residual=gaintable.residual)

@@ -143,17 +143,20 @@ def random_sky(*, phase_centre: tuple[float, float], field_radius_rad: float, n_
 def random_gains(*, n_antennas: int, times: np.ndarray, interval: float, gain_interval_s: float | None,
                  frequency: np.ndarray, phase_error_rad: float, amplitude_error: float,
                  rng: np.random.Generator) -> GainTable:
-    """Antenna gains per solution interval: phase ~ N(0, phase_error_rad), amplitude 1 + N(0, amplitude_error).
+    """Antenna gains per solution interval: phase ~ N(0, phase_error_rad), log amplitude ~ N(0, amplitude_error).
 
     One gain per antenna and interval, the same at all frequencies (one channel); each
     interval spans ``gain_interval_s`` seconds of whole integrations (None = one integration).
-    Amplitudes are kept above 0.1.
+    The amplitudes of each interval are scaled to a geometric mean of 1: self-calibration
+    cannot tell a common amplitude from the sky's brightness (the flux scale comes from a
+    flux calibrator), so the errors simulated are those relative to a flux-calibrated array.
     """
     per_slot = 1 if not gain_interval_s else max(1, int(round(gain_interval_s / interval)))
     slots = [np.asarray(times[i:i + per_slot]) for i in range(0, len(times), per_slot)]
     n_slots = len(slots)
     phase = rng.normal(0.0, phase_error_rad, (n_slots, n_antennas))
-    amplitude = np.maximum(1.0 + rng.normal(0.0, amplitude_error, (n_slots, n_antennas)), 0.1)
+    log_amplitude = rng.normal(0.0, amplitude_error, (n_slots, n_antennas))
+    amplitude = np.exp(log_amplitude - log_amplitude.mean(axis=1, keepdims=True))
     gain = (amplitude * np.exp(1j * phase))[:, :, None, None]
     return GainTable(
         gain=gain, weight=np.ones(gain.shape), time=np.array([s.mean() for s in slots]),

@@ -156,3 +156,27 @@ def test_resume_continues_from_the_last_major_cycle(cluster, observations, tmp_p
     assert rest.ran == ["cycle-04", "cycle-05", "cycle-06", "restore", "report"]
     whole = start_run("ical", IcalConfig(**sections), tmp_path / "whole", store=store, cluster_spec=address)
     assert np.max(np.abs(restored(tmp_path / "run") - restored(whole.out_dir))) < 1e-5 * np.max(restored(whole.out_dir))
+
+
+def test_corrected_data_written_back_without_invalidating_the_run(cluster, observations, tmp_path):
+    _, address = cluster
+    corrupted, _ = observations
+    ms = tmp_path / "copy.ms"
+    import shutil
+
+    shutil.copytree(corrupted.ms, ms)
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    config = IcalConfig(ms=str(ms), imaging=ImagingConfig(**IMAGE), deconvolution=DeconvolutionConfig(**CLEAN),
+                        calibration=CalibrationConfig(write_corrected=True))
+    result = start_run("ical", config, tmp_path / "run", store=store, cluster_spec=address)
+    from sdpflow.radio import hdf5
+    from sdpflow.radio.calibration import apply_gains
+    from sdpflow.radio.ms import read_visibility
+
+    data = read_visibility(ms)
+    corrected = read_visibility(ms, data_column="CORRECTED_DATA")
+    expected = apply_gains(data.vis[:, :, 0].astype(np.complex128), hdf5.read_gaintable_hdf5(result.out_dir / "gains.h5"),
+                           data.antenna1, data.antenna2, data.time, inverse=True)
+    assert np.max(np.abs(corrected.vis[:, :, 0] - expected)) < 1e-5 * np.max(np.abs(expected))
+    again = resume_run(result.run_id, store=store, cluster_spec=address)
+    assert again.ran == [] and "psf" in again.skipped

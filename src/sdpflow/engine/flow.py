@@ -39,6 +39,8 @@ class Stage:
     ``inputs`` are files or folders outside the flow (a MeasurementSet, say); ``after`` names
     upstream stages, whose outputs count as inputs. ``config`` is the configuration this
     stage depends on (any JSON-able value); a change to it reruns the stage.
+    ``input_checksum(path)`` replaces the checksum of every byte of an external input when
+    only part of it matters (the columns of a MeasurementSet that a stage reads, say).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Stage:
     config: Any = None
     retries: int = 0
     backoff_s: float = 1.0
+    input_checksum: Callable[[str], str] | None = None  # default: every byte of the file or folder
 
 
 @dataclass
@@ -227,7 +230,7 @@ def _input_checksums(stage: Stage, out_dir: Path, records: dict[str, dict[str, A
         source = Path(path)
         if not source.exists():
             raise InputError(f"stage {stage.name}: input {source} does not exist")
-        inputs[str(source.resolve())] = checksum(source)
+        inputs[str(source.resolve())] = (stage.input_checksum or checksum)(str(source))
     for upstream in stage.after:
         for name, value in ((records.get(upstream) or {}).get("outputs") or {}).items():
             inputs[f"{upstream}:{name}"] = value

@@ -32,7 +32,7 @@ from sdpflow.pipelines import chunks as chunk_tasks
 from sdpflow.pipelines import products
 from sdpflow.pipelines.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.partition import Chunk, plan_chunks
-from sdpflow.radio.ms import MSMetadata, read_ms_metadata
+from sdpflow.radio.ms import MSMetadata, ms_checksum, read_ms_metadata
 from sdpflow.report.html import write_report
 
 SPEED_OF_LIGHT = 299_792_458.0
@@ -144,7 +144,8 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
         cycle_config["calibration"] = config.calibration.model_dump(exclude={"write_corrected"})
     nmajor = config.deconvolution.nmajor
     stages = [Stage("psf", lambda ctx: _psf_stage(ctx, session), outputs=("psf.fits", "cycles/beam.json"),
-                    inputs=(config.ms,), config=sections, retries=1)]
+                    inputs=(config.ms,), config=sections, retries=1,
+                    input_checksum=lambda path: ms_checksum(path, config.imaging.data_column))]
     previous = "psf"
     for cycle in range(1, nmajor + 1):
         outputs = [f"cycles/model-{cycle:02d}.fits", f"cycles/cycle-{cycle:02d}.json"]
@@ -288,10 +289,11 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     if session.calibrate:
         tables = [client.submit(operator.itemgetter(1), result) for result in results]
         writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
-        if session.config.calibration.write_corrected:
-            writes += [client.submit(products.write_corrected, session.config.ms, part, table)
-                       for part, table in zip(data, tables)]
     client.gather(writes)
+    if session.calibrate and session.config.calibration.write_corrected:
+        # One chunk at a time: concurrent writers to one MS would contend for its table lock.
+        for part, table in zip(data, tables):
+            client.submit(products.write_corrected, session.config.ms, part, table, pure=False).result()
     image_stats = client.submit(products.image_statistics, restored, residual).result()
     cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]
     summary = {

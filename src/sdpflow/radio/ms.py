@@ -446,3 +446,31 @@ def max_uv_distance_m(path: str | Path) -> float:
         result = taql("select gmax(sqrt(sumsqr(UVW[0:1]))) as uvmax from $main")
         value = float(result.getcol("uvmax")[0])
     return value
+
+
+#: What an imaging run reads from an MS, besides its data column: a change to any of these changes the run.
+IMAGING_COLUMNS = ("UVW", "TIME", "INTERVAL", "ANTENNA1", "ANTENNA2", "FLAG", "FLAG_ROW", "WEIGHT", "WEIGHT_SPECTRUM")
+_CHECKSUM_ROWS = 200_000
+
+
+def ms_checksum(path: str | Path, data_column: str = "DATA") -> str:
+    """SHA-256 of what imaging reads from an MS: ``data_column``, coordinates, flags, weights, frequencies, phase centre.
+
+    Unlike a checksum of every byte of the MS folder, this one does not change when other
+    columns are written (CORRECTED_DATA, MODEL_DATA), so writing calibrated data back does
+    not make an imaging run's finished stages look stale.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with _open(path) as main:
+        columns = [name for name in (data_column, *IMAGING_COLUMNS) if name in main.colnames()]
+        for start in range(0, main.nrows(), _CHECKSUM_ROWS):
+            count = min(_CHECKSUM_ROWS, main.nrows() - start)
+            for name in columns:
+                digest.update(name.encode())
+                digest.update(np.ascontiguousarray(main.getcol(name, startrow=start, nrow=count)).tobytes())
+    for table, column in (("SPECTRAL_WINDOW", "CHAN_FREQ"), ("FIELD", "PHASE_DIR"), ("POLARIZATION", "CORR_TYPE")):
+        with _subtable(path, table) as sub:
+            digest.update(np.ascontiguousarray(sub.getcol(column)).tobytes())
+    return "sha256:" + digest.hexdigest()

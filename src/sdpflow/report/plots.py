@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import SymLogNorm  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -29,9 +30,10 @@ def image_png(image: np.ndarray, title: str, cell_arcsec: float, *, symmetric: b
         shown = axes.imshow(image, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit,
                             extent=(half_x, -half_x, -half_y, half_y))
     else:
-        low, high = np.percentile(image, [1, 99.9])
-        shown = axes.imshow(image, origin="lower", cmap="inferno", vmin=low, vmax=max(high, low + 1e-12),
-                            extent=(half_x, -half_x, -half_y, half_y))
+        # A symmetric-log stretch, linear within a few sigma of the noise, so faint sources show beside bright ones.
+        sigma = 1.4826 * float(np.median(np.abs(image - np.median(image)))) or 1e-6
+        norm = SymLogNorm(linthresh=3 * sigma, vmin=-5 * sigma, vmax=max(float(image.max()), 10 * sigma))
+        shown = axes.imshow(image, origin="lower", cmap="inferno", norm=norm, extent=(half_x, -half_x, -half_y, half_y))
     figure.colorbar(shown, ax=axes, label="Jy/beam")
     axes.set_xlabel("ΔRA (arcsec)")
     axes.set_ylabel("ΔDec (arcsec)")

@@ -27,7 +27,7 @@ import numpy as np
 
 from sdpflow.config.imaging import ContinuumConfig, IcalConfig, angle_to_rad
 from sdpflow.engine.flow import Stage, StageContext
-from sdpflow.errors import ConfigError
+from sdpflow.errors import ConfigError, DataError
 from sdpflow.pipelines import chunks as chunk_tasks
 from sdpflow.pipelines import products
 from sdpflow.pipelines.chunks import ImageGrid, SolveTerm
@@ -131,6 +131,9 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     if not config.ms:
         raise ConfigError("no MeasurementSet given: use --ms PATH (or ms: in the configuration file)")
     metadata = read_ms_metadata(config.ms)
+    if config.imaging.data_column not in metadata.data_columns:
+        raise DataError(f"{config.ms}: has no column {config.imaging.data_column} (it has "
+                        f"{', '.join(metadata.data_columns) or 'no data column'}): choose one with --data-column")
     grid = image_grid(config, metadata)
     intervals = tuple(getattr(config.calibration, name).timeslice for name in config.calibration.context) if calibrate else ()
     chunks = plan_chunks(metadata.time_rows, metadata.times, metadata.n_channels,
@@ -192,6 +195,8 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     data = session.load(client)
     ctx.progress(0, 2, "gridding the PSF")
     psf_sum = tree_sum(client, [client.submit(chunk_tasks.chunk_psf, part, session.grid) for part in data])
+    if not np.any(client.submit(_weight_sum, psf_sum).result() > 0):
+        raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight): nothing to image")
     psf = client.submit(_normalised, psf_sum)
     beam = client.submit(products.fit_beam, psf, session.grid.cell_rad).result()
     ctx.progress(1, 2, "writing psf.fits")
@@ -201,6 +206,10 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     session.psf_future = psf
     ctx.progress(2, 2)
     return beam
+
+
+def _weight_sum(image_sum) -> np.ndarray:
+    return image_sum.weight_sum
 
 
 def _normalised(image_sum) -> np.ndarray:

@@ -64,8 +64,9 @@ def start_run(
     """Record a new run of a pipeline (a name or ``module:ATTRIBUTE``) and run it to the end (or ``until_stage``)."""
     pipeline = get_pipeline(pipeline_name)
     config = _with_cluster(config, cluster_spec)
+    flow = _flow(pipeline, config)  # checks the inputs before anything is recorded or started
     run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config))
-    return _execute(pipeline, config, run_id, Path(out_dir), store, observers, None, until_stage)
+    return _execute(flow, run_id, Path(out_dir), store, observers, None, until_stage)
 
 
 def resume_run(
@@ -89,13 +90,19 @@ def resume_run(
     except Exception as error:  # the configuration no longer validates against this sdpflow
         raise ConfigError(f"run {record['id']}: its recorded configuration no longer validates: {error}") from None
     config = _with_cluster(config, cluster_spec)
+    flow = _flow(pipeline, config)
     store.mark_run(record["id"], "running")
-    return _execute(pipeline, config, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage)
+    return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage)
+
+
+def _flow(pipeline: Pipeline, config: BaseModel) -> Flow:
+    """The pipeline's flow for this configuration, its cluster opened only when a stage needs it."""
+    cluster_config = getattr(config, "cluster", None)
+    return Flow(pipeline.name, pipeline.build(config), client_factory=lambda: open_cluster(cluster_config))
 
 
 def _execute(
-    pipeline: Pipeline,
-    config: BaseModel,
+    flow: Flow,
     run_id: str,
     out_dir: Path,
     store: RunStore,
@@ -103,8 +110,6 @@ def _execute(
     from_stage: str | None,
     until_stage: str | None,
 ) -> FlowResult:
-    cluster_config = getattr(config, "cluster", None)
-    flow = Flow(pipeline.name, pipeline.build(config), client_factory=lambda: open_cluster(cluster_config))
     try:
         result = run_flow(
             flow, store, run_id, out_dir, from_stage=from_stage, until_stage=until_stage, observers=observers

@@ -77,23 +77,9 @@ def check(
 
 def _load(path: str | None, overrides: list[str]) -> ClusterConfig:
     """The cluster section of a YAML file (its ``cluster:`` key, or the whole file), with overrides."""
-    from pydantic import ValidationError
+    from sdpflow.config import load_config
 
-    from sdpflow.config import _describe, _read_yaml, deep_merge, parse_overrides
-
-    data: dict = {}
-    source = "--set"
-    if path:
-        source = path
-        data = _read_yaml(__import__("pathlib").Path(path))
-        data = data.get("cluster", data)
-    data = deep_merge(data, parse_overrides(overrides))
-    try:
-        return ClusterConfig.model_validate(data)
-    except ValidationError as error:
-        from sdpflow.errors import ConfigError
-
-        raise ConfigError(_describe(error, source).replace("key '", "key 'cluster.", 1)) from None
+    return load_config(ClusterConfig, path, overrides, section="cluster")
 
 
 def register(app: typer.Typer) -> None:

@@ -97,11 +97,13 @@ def load_config(
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
     values: dict[str, Any] | None = None,
+    section: str | None = None,
 ) -> BaseModel:
     """Validate a pipeline's configuration from a YAML file, explicit values and overrides.
 
     Precedence, lowest first: defaults, the YAML file, ``values`` (from CLI options),
-    ``overrides`` (``--set key=value``).
+    ``overrides`` (``--set key=value``). With ``section`` (e.g. ``"cluster"``) the model is
+    that one section, read from the file's key of that name when it has one.
     """
     model = config_model(pipeline)
     data: dict[str, Any] = {}
@@ -110,13 +112,17 @@ def load_config(
         path = Path(path)
         source = str(path)
         data = _read_yaml(path)
+        if section is not None and isinstance(data.get(section), dict):
+            data = data[section]
     if values:
         data = deep_merge(data, values)
     data = deep_merge(data, parse_overrides(overrides))
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_describe(error, source)) from None
+        names = [name for name, registered in PIPELINE_CONFIGS.items() if registered is model]
+        hint = f"; see `sdpflow config show {names[0]}` for the valid keys" if names else ""
+        raise ConfigError(_describe(error, source, prefix=f"{section}." if section else "") + hint) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -137,14 +143,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def _describe(error: ValidationError, source: str, prefix: str = "") -> str:
     """One line for the first problem (and a count of the others)."""
     problems = error.errors()
     first = problems[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key = prefix + ".".join(str(part) for part in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         what = "unknown key"
     else:
         what = f"{first['msg']} (got {first.get('input')!r})"
     more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-    return f"{source}: key '{key}': {what}{more}; see `sdpflow config show` for the valid keys"
+    return f"{source}: key '{key}': {what}{more}"

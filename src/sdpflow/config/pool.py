@@ -31,11 +31,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sdpflow.config.base import Section
-from sdpflow.errors import ConfigError
 
 
 class TaskDefaults(Section):
@@ -96,21 +94,6 @@ class PoolConfig(Section):
 
 def load_pool_config(path: str | Path) -> PoolConfig:
     """Read and validate a pool file; problems are one-line :class:`ConfigError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"pool file {path} does not exist: give the path of a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"pool file {path} is not valid YAML{where}: fix the syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"pool file {path} must hold a mapping with a 'tasks' list")
-    try:
-        return PoolConfig.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        what = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(f"{path}: key '{key}': {what}") from None
+    from sdpflow.config import load_config
+
+    return load_config(PoolConfig, path)

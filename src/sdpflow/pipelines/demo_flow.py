@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from sdpflow.config.demo import DemoFlowConfig
-from sdpflow.engine.flow import Flow, Stage, StageContext
+from sdpflow.engine.flow import Stage, StageContext
 
 
 def _partial_sum(start: int, stop: int) -> int:

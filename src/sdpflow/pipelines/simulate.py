@@ -15,7 +15,6 @@ from typing import Callable
 import numpy as np
 
 from sdpflow.config.simulate import SimulateConfig
-from sdpflow.errors import InputError
 from sdpflow.provenance import atomic_path, checksum, config_hash, provenance_record, replace_atomically
 from sdpflow.radio.calibration import apply_gains
 from sdpflow.radio.datamodels import stokes_i_to_correlations

@@ -442,10 +442,9 @@ def max_uv_distance_m(path: str | Path) -> float:
     """The longest projected baseline sqrt(u² + v²) in metres, computed inside casacore (no data read)."""
     from casacore.tables import taql
 
-    with _open(path) as main:
+    with _open(path) as main:  # noqa: F841 - taql reads the table through $main
         result = taql("select gmax(sqrt(sumsqr(UVW[0:1]))) as uvmax from $main")
-        value = float(result.getcol("uvmax")[0])
-    return value
+        return float(result.getcol("uvmax")[0])
 
 
 #: What an imaging run reads from an MS, besides its data column: a change to any of these changes the run.

@@ -1,5 +1,5 @@
 """Dask over SSH for real: sshd on localhost (.ci/services/30-sshd.sh), two workers running
-executables as tasks. and a task pool (executables and functions) on them."""
+executables as tasks, and a task pool (executables and functions) on them."""
 
 from __future__ import annotations
 

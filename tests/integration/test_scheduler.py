@@ -4,23 +4,23 @@ through SDPFLOW_SCHEDULER."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
+from sdpflow.config.demo import DemoFlowConfig
 from sdpflow.engine.cluster import SCHEDULER_ENV, open_cluster
+from sdpflow.pipelines import start_run
+from sdpflow.store import RunStore
 
 BIN = Path(sys.executable).parent
 N = 2500
-
-
-def sum_of_squares(client, n: int = N, chunks: int = 5) -> int:
-    bounds = [(i * n // chunks, (i + 1) * n // chunks) for i in range(chunks)]
-    parts = client.map(lambda b: sum(k * k for k in range(*b)), bounds, pure=False)
-    return client.submit(sum, parts).result()
+EXPECTED = sum(k * k for k in range(N))
 
 
 @pytest.fixture(scope="module")
@@ -47,28 +47,43 @@ def scheduler(tmp_path_factory):
             proc.wait(timeout=30)
 
 
-def test_pipeline_reaches_running_scheduler_through_env(scheduler, monkeypatch):
+def test_pipeline_runs_on_running_scheduler_through_env(scheduler, monkeypatch, tmp_path):
     address, procs = scheduler
-    with open_cluster("local:1") as client:
-        local = sum_of_squares(client)
+
+    def task_transitions(dask_worker) -> int:
+        """Task state changes a worker has gone through (grows with every task it runs).
+        Defined here so that it travels by value: the workers cannot import this module."""
+        return dask_worker.state.transition_counter
+
     monkeypatch.setenv(SCHEDULER_ENV, address)
     with open_cluster() as client:
         assert client.scheduler.address == address
         client.wait_for_workers(2, timeout=30)
-        assert len(client.scheduler_info()["workers"]) == 2
-        assert sum_of_squares(client) == local
-        used = client.run(lambda: __import__("os").getpid())
-        assert set(used.values()) <= {p.pid for p in __import__("psutil").Process(procs[1].pid).children()} | {
-            p.pid for p in __import__("psutil").Process(procs[2].pid).children()} | {procs[1].pid, procs[2].pid}
-    # Not ours: the scheduler and its workers keep running after the block.
+        before = client.run(task_transitions)
+        pids = set(client.run(os.getpid).values())
+    theirs = {p.pid for proc in procs[1:] for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children()]}
+    assert len(before) == 2 and pids <= theirs
+
+    # No spec anywhere: the run goes to $SDPFLOW_SCHEDULER.
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    config = DemoFlowConfig(squares={"count": N, "chunks": 8})
+    result = start_run("demo-flow", config, tmp_path / "out", store=store)
+    assert json.loads((result.out_dir / "squares.json").read_text()) == {"count": N, "sum_of_squares": EXPECTED}
+    assert (result.out_dir / "report.txt").read_text().endswith(f"= {EXPECTED}\n")
+    record = store.get_run(result.run_id)
+    assert (record["status"], record["cluster"]) == ("completed", address)
+
+    # Both of its workers ran the pipeline's tasks, and (not ours) keep running after it.
     assert all(proc.poll() is None for proc in procs)
     with open_cluster() as client:
-        assert len(client.scheduler_info()["workers"]) == 2
+        after = client.run(task_transitions)
+        assert set(after) == set(before)
+        assert all(after[w] > before[w] for w in before), (before, after)
 
 
 def test_cluster_check_on_running_scheduler(scheduler):
     address, procs = scheduler
-    result = subprocess.run([BIN / "sdpflow", "cluster", "check"], env={**__import__("os").environ,
+    result = subprocess.run([BIN / "sdpflow", "cluster", "check"], env={**os.environ,
                             SCHEDULER_ENV: address}, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "workers: 2  threads: 2  memory: 2.0 GiB" in result.stdout

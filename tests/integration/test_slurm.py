@@ -150,3 +150,101 @@ def test_cluster_check_cli_two_jobs():
     assert result.returncode == 0, result.stderr
     assert "workers: 2  threads: 2  memory: 2.0 GiB" in result.stdout
     assert "ok: cluster shut down" in result.stdout
+
+
+# -- a real pipeline on SLURM workers ---------------------------------------------------------
+
+#: Small enough for a minute, big enough for three real major cycles (mgain stops each one early).
+IMAGE = dict(size=(256, 256), scale="60asec")
+CLEAN = dict(niter=400, nmajor=3, mgain=0.4, auto_threshold=1.0)
+
+
+@pytest.fixture(scope="module")
+def small_ms(tmp_path_factory):
+    from sdpflow.config.simulate import SimulateConfig
+    from sdpflow.pipelines.simulate import simulate_observation
+
+    return simulate_observation(SimulateConfig(preset="small"), tmp_path_factory.mktemp("obs") / "obs.ms").ms
+
+
+def continuum_config(ms):
+    from sdpflow.config.imaging import ContinuumConfig, DeconvolutionConfig, ImagingConfig, PartitionConfig
+
+    cluster = slurm_config(cluster_kwargs={"memory": "2GiB"}).model_dump()
+    return ContinuumConfig(ms=str(ms), imaging=ImagingConfig(**IMAGE), deconvolution=DeconvolutionConfig(**CLEAN),
+                           partition=PartitionConfig(time_chunks=2), cluster=cluster)
+
+
+def restored(run_dir: Path):
+    from sdpflow.radio import fits
+
+    return fits.read_fits_image(run_dir / "restored.fits").data[0, 0]
+
+
+class QueueWatch:
+    """A run observer that snapshots `squeue` when an event of the run matches."""
+
+    def __init__(self, event: str, stage: str | None = None, then=None):
+        self.event, self.stage, self.then = event, stage, then
+        self.seen: list[str] | None = None
+
+    def __call__(self, record: dict) -> None:
+        if record["event"] == self.event and (self.stage is None or record["stage"] == self.stage) and self.seen is None:
+            self.seen = queue()
+            if self.then is not None:
+                self.then()
+
+
+def test_continuum_on_slurm_workers_matches_local_run(small_ms, tmp_path):
+    import json
+
+    import numpy as np
+
+    from sdpflow.pipelines import start_run
+    from sdpflow.store import RunStore
+
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    config = continuum_config(small_ms)
+    local = start_run("continuum", config, tmp_path / "local", store=store, cluster_spec="local:2")
+    watch = QueueWatch("stage-started", "cycle-01")
+    batch = start_run("continuum", config, tmp_path / "slurm", store=store, cluster_spec="slurm:2", observers=[watch])
+
+    # The major cycles ran while two worker jobs were running; the jobs were cancelled after.
+    assert watch.seen is not None and len([j for j in watch.seen if j.endswith("RUNNING")]) == 2, watch.seen
+    assert wait_empty_queue() == []
+    record = store.get_run(batch.run_id)
+    assert (record["status"], record["cluster"]) == ("completed", "slurm:2")
+    assert batch.ran == local.ran == ["psf", "cycle-01", "cycle-02", "cycle-03", "restore", "report"]
+
+    # Three major cycles really cleaned (none skipped as converged), and the images agree.
+    cycles = json.loads((batch.out_dir / "summary.json").read_text())["cycles"]
+    assert [c.get("skipped") for c in cycles] == [None, None, None]
+    assert cycles[-1]["peak_residual_jy"] < 0.5 * cycles[0]["peak_residual_jy"]
+    on_slurm, on_laptop = restored(batch.out_dir), restored(local.out_dir)
+    assert on_slurm.shape == (256, 256)
+    peak = float(np.abs(on_laptop).max())
+    assert peak > 0.5  # Jy/beam: the bright sources are there
+    np.testing.assert_allclose(on_slurm, on_laptop, rtol=0, atol=1e-5 * peak)
+
+
+def test_failed_continuum_run_on_slurm_is_recorded_and_leaves_no_jobs(small_ms, tmp_path):
+    from sdpflow.errors import DataError
+    from sdpflow.pipelines import start_run
+    from sdpflow.store import RunStore
+
+    # The MS is read when the run is planned, then deleted once the workers are up: the
+    # chunk reads on the workers fail (a data error: no retry), the stage fails, the run fails.
+    ms = tmp_path / "doomed.ms"
+    shutil.copytree(small_ms, ms)
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    watch = QueueWatch("cluster-opened", then=lambda: shutil.rmtree(ms))
+    with pytest.raises(DataError, match="no such MeasurementSet"):
+        start_run("continuum", continuum_config(ms), tmp_path / "out", store=store, cluster_spec="slurm:2",
+                  observers=[watch])
+    assert watch.seen is not None and len([j for j in watch.seen if j.endswith("RUNNING")]) == 2, watch.seen
+    (record,) = store.list_runs()
+    assert record["status"] == "failed"
+    assert f"{ms}: no such MeasurementSet" in record["error"]
+    assert store.get_stages(record["id"])["psf"]["status"] == "failed"
+    assert not (tmp_path / "out" / "restored.fits").exists()
+    assert wait_empty_queue() == []

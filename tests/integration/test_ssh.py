@@ -1,5 +1,5 @@
 """Dask over SSH for real: sshd on localhost (.ci/services/30-sshd.sh), two workers running
-executables as tasks. (Task pools run the same way once they land; here plain subprocesses.)"""
+executables as tasks, and a task pool (executables and functions) on them."""
 
 from __future__ import annotations
 
@@ -73,3 +73,56 @@ def test_ssh_refused_is_a_cluster_error(ssh_config):
         with open_cluster(config):
             pass
     assert time.monotonic() - start < 20
+
+
+def test_task_pool_on_two_ssh_workers(ssh_config, tmp_path):
+    import json
+    import math
+
+    from sdpflow import TaskPool
+    from sdpflow.engine.taskpool import TaskError
+    from sdpflow.store import RunStore
+
+    marker = f"sdpflow-ssh-pool-{os.getpid()}"
+
+    def fails(k: int) -> int:
+        raise ValueError(f"task {k} fails on purpose")
+
+    assert dask_spec_processes() == []
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    pool = TaskPool("ssh-pool", events=tmp_path / "events.jsonl", db=store, out_dir=tmp_path)
+    for k in range(8):  # executables: exit status k % 3 after a short nap (so both workers get some)
+        pool.add_task(f"exe-{k}", sys.executable, "-c", f"import sys, time; time.sleep(0.2); sys.exit({k % 3})",
+                      "--", marker)
+    pool.add_task("exe-slow", sys.executable, "-c", "import time; time.sleep(60)", "--", marker, timeout=2)
+    for k in range(6):
+        pool.add_task(f"fn-{k}", math.factorial, k + 5)
+    pool.add_task("fn-fails", fails, 7)
+    results = pool.run(ClusterConfig(spec="ssh", memory_limit="1GiB", ssh=ssh_config, start_timeout=60))
+
+    assert {f"exe-{k}": results[f"exe-{k}"] for k in range(8)} == {f"exe-{k}": k % 3 for k in range(8)}
+    assert results["exe-slow"] == -9  # killed, with its process group, at the timeout
+    assert [results[f"fn-{k}"] for k in range(6)] == [math.factorial(k + 5) for k in range(6)]
+    assert isinstance(results["fn-fails"], TaskError) and "task 7 fails on purpose" in str(results["fn-fails"])
+    statuses = pool.statuses()
+    assert {name: statuses[name] for name in statuses if name.startswith("exe-") and name != "exe-slow"} == {
+        f"exe-{k}": ("finished" if k % 3 == 0 else "failed") for k in range(8)}
+    assert statuses["exe-slow"] == "timed-out"
+    assert [statuses[f"fn-{k}"] for k in range(6)] == ["finished"] * 6 and statuses["fn-fails"] == "failed"
+    assert store.get_run(pool.run_id)["status"] == "failed"  # 6 of 16 tasks did not finish
+    assert len(store.get_tasks(pool.run_id)) == 16
+
+    # Every task ran on one of the two SSH workers, and both took some.
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    ends = [r for r in records if r["event"] in ("finished", "failed", "timed-out")]
+    assert len(ends) == 16
+    assert len({r["worker"] for r in ends}) == 2
+    assert len({r["pid"] for r in ends}) == 2
+
+    # Nothing is left: no scheduler or worker started over SSH, no executable of the pool.
+    deadline = time.monotonic() + 15
+    while dask_spec_processes() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert dask_spec_processes() == []
+    leftovers = [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []

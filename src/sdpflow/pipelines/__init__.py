@@ -6,6 +6,13 @@ Built-in pipelines are listed in :data:`PIPELINES`; a pipeline of your own can b
 ``package.module:ATTRIBUTE`` (an importable :class:`Pipeline`), and resumes the same way.
 """
 
-from sdpflow.pipelines.runner import PIPELINES, Pipeline, get_pipeline, resume_run, start_run
-
 __all__ = ["PIPELINES", "Pipeline", "get_pipeline", "resume_run", "start_run"]
+
+
+def __getattr__(name: str):
+    # Lazy: a worker that unpickles a task of one pipeline module should not import them all.
+    if name in __all__:
+        from sdpflow.pipelines import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'sdpflow.pipelines' has no attribute {name!r}")

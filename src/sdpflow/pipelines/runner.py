@@ -15,7 +15,6 @@ from sdpflow.config import config_model
 from sdpflow.engine.cluster import open_cluster
 from sdpflow.engine.flow import Flow, FlowResult, Observer, Stage, run_flow
 from sdpflow.errors import ConfigError, InputError, SdpflowError
-from sdpflow.pipelines import demo_flow, imaging
 from sdpflow.store.db import RunStore
 
 
@@ -28,10 +27,19 @@ class Pipeline:
     build: Callable[[Any], list[Stage]]
 
 
+def _lazy(module: str, function: str) -> Callable[[Any], list[Stage]]:
+    """A stage builder imported on first use, so that importing the registry stays light."""
+
+    def build(config: Any) -> list[Stage]:
+        return getattr(importlib.import_module(module), function)(config)
+
+    return build
+
+
 PIPELINES: dict[str, Pipeline] = {
-    "ical": Pipeline("ical", config_model("ical"), imaging.build_ical),
-    "continuum": Pipeline("continuum", config_model("continuum"), imaging.build_continuum),
-    "demo-flow": Pipeline("demo-flow", config_model("demo-flow"), demo_flow.build),
+    "ical": Pipeline("ical", config_model("ical"), _lazy("sdpflow.pipelines.imaging", "build_ical")),
+    "continuum": Pipeline("continuum", config_model("continuum"), _lazy("sdpflow.pipelines.imaging", "build_continuum")),
+    "demo-flow": Pipeline("demo-flow", config_model("demo-flow"), _lazy("sdpflow.pipelines.demo_flow", "build")),
 }
 
 

@@ -28,6 +28,7 @@ from sdpflow.store.db import RunStore, utc_now
 Observer = Callable[[dict[str, Any]], None]
 
 EVENT_LOG_NAME = "events.jsonl"
+TASK_LOG_NAME = "tasks.jsonl"
 STAGING_DIR = ".staging"
 
 
@@ -195,6 +196,7 @@ def run_flow(
                 if flow.client_factory is None:
                     raise RuntimeError(f"flow {flow.name} has no Dask client factory")
                 client_holder.append(stack.enter_context(flow.client_factory()))
+                _start_task_stream(client_holder[0])
                 emit("cluster-opened", dashboard=getattr(client_holder[0], "dashboard_link", None))
             return client_holder[0]
 
@@ -211,9 +213,12 @@ def run_flow(
                 emit("stage-skipped", stage=stage.name, index=index, total=len(names), reason="outputs intact")
             else:
                 rerun.add(stage.name)
+                stage_started = time.time()
                 result.results[stage.name] = _run_stage(
                     stage, store, run_id, out_dir, inputs, fingerprint, reason, index, len(names), open_client, emit
                 )
+                if client_holder:
+                    _log_tasks(client_holder[0], stage.name, stage_started, out_dir / TASK_LOG_NAME)
                 result.ran.append(stage.name)
                 records[stage.name] = store.get_stages(run_id)[stage.name]
             if stage.name == until_stage:
@@ -221,6 +226,29 @@ def run_flow(
                 break
         emit("flow-completed", ran=result.ran, skipped=result.skipped)
     return result
+
+
+def _start_task_stream(client: Any) -> None:
+    """Ask the scheduler to record every task's start, end and worker from now on."""
+    try:
+        client.get_task_stream(count=1)
+    except Exception:  # noqa: BLE001 - a timeline is a nicety; the run goes on without one
+        pass
+
+
+def _log_tasks(client: Any, stage: str, since: float, path: Path) -> None:
+    """Append the Dask tasks a stage ran (worker, key, action, start, stop in epoch seconds) to ``path``."""
+    try:
+        records = client.get_task_stream(start=since)
+    except Exception:  # noqa: BLE001
+        return
+    rows = [
+        {"stage": stage, "key": str(record.get("key")), "worker": record.get("worker"), "action": part["action"],
+         "start": part["start"], "stop": part["stop"]}
+        for record in records for part in record.get("startstops", ())
+    ]
+    with EventLog(path) as log:
+        log.write_many(rows)
 
 
 def _input_checksums(stage: Stage, out_dir: Path, records: dict[str, dict[str, Any]]) -> dict[str, str]:

@@ -36,6 +36,10 @@ def write_report(run_dir: Path, path: Path) -> None:
     timeline = _stage_timeline(run_dir / "events.jsonl")
     if timeline:
         figures.append(_img(plots.timeline_png(timeline), "stage timeline"))
+    if (run_dir / "tasks.jsonl").exists():
+        tasks = list(read_events(run_dir / "tasks.jsonl"))
+        if tasks:
+            figures.append(_img(plots.tasks_png(tasks[-20000:]), "task timeline per worker"))
     beam = summary["restoring_beam"]
     rows = [
         ("pipeline", summary["pipeline"]), ("MeasurementSet", summary["ms"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import matplotlib
@@ -78,3 +79,28 @@ def timeline_png(stages: list[tuple[str, float, float]]) -> bytes:
     axes.set_xlabel("seconds from start")
     axes.grid(axis="x", alpha=0.3)
     return _png(figure)
+
+
+def tasks_png(tasks: list[dict[str, Any]]) -> bytes:
+    """A Gantt chart of Dask tasks per worker, coloured by kind (read, grid, minor cycle...)."""
+    workers = sorted({task["worker"] for task in tasks})
+    kinds = sorted({_task_kind(task["key"]) for task in tasks})
+    colours = {kind: plt.cm.tab10(index % 10) for index, kind in enumerate(kinds)}
+    origin = min(task["start"] for task in tasks)
+    figure, axes = plt.subplots(figsize=(7.0, 0.5 * len(workers) + 1.6))
+    for task in tasks:
+        row = workers.index(task["worker"])
+        colour = colours[_task_kind(task["key"])] if task["action"] == "compute" else "lightgrey"
+        axes.barh(row, task["stop"] - task["start"], left=task["start"] - origin, color=colour, height=0.8)
+    axes.set_yticks(range(len(workers)), workers)
+    axes.set_xlabel("seconds from the first task")
+    axes.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[k]) for k in kinds], labels=kinds,
+                fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4)
+    return _png(figure)
+
+
+def _task_kind(key: str) -> str:
+    """``major_cycle-3f2a...`` -> ``major_cycle``, ``read-chunk-0003-7ff4...`` -> ``read-chunk``."""
+    name = key.strip("()'\" ").split(",")[0].strip("'\" ")
+    words = [part for part in name.split("-") if not (re.fullmatch(r"[0-9a-f]+", part) and re.search(r"[0-9]", part))]
+    return "-".join(words) or name

@@ -81,9 +81,12 @@ def test_ical_recovers_gains_fluxes_and_positions(runs):
     assert [c["calibrated_terms"] for c in summary["cycles"]] == [[], ["T"], ["T"], ["T", "G"], ["T", "G"], ["T", "G"]]
     assert summary["cycles"][-1]["peak_residual_jy"] < summary["cycles"][0]["peak_residual_jy"] / 20
     for name in ("psf.fits", "dirty.fits", "model.fits", "residual.fits", "restored.fits", "gains.h5",
-                 "summary.json", "report.html", "events.jsonl"):
+                 "summary.json", "report.html", "events.jsonl", "tasks.jsonl"):
         assert (result.out_dir / name).exists(), name
-    assert "<img" in (result.out_dir / "report.html").read_text()
+    report = (result.out_dir / "report.html").read_text()
+    assert report.count("<img") >= 7 and "task timeline per worker" in report
+    workers = {json.loads(line)["worker"] for line in (result.out_dir / "tasks.jsonl").read_text().splitlines()}
+    assert len(workers) == 2  # both workers of the cluster did work
 
 
 def test_continuum_does_clearly_worse_on_corrupted_data(runs):

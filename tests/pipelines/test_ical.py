@@ -183,3 +183,33 @@ def test_corrected_data_written_back_without_invalidating_the_run(cluster, obser
     assert np.max(np.abs(corrected.vis[:, :, 0] - expected)) < 1e-5 * np.max(np.abs(expected))
     again = resume_run(result.run_id, store=store, cluster_spec=address)
     assert again.ran == [] and "psf" in again.skipped
+
+
+def test_killed_driver_resumes_from_last_completed_major_cycle(observations, tmp_path):
+    import subprocess
+    import sys
+
+    corrupted, _ = observations
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "sdpflow", "--db", db, "--cluster", "local:2", "run", "ical", "--ms",
+               str(corrupted.ms), "--out", str(out), "--size", "256", "256", "--scale", "60asec", "--nmajor", "4"]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    events = out / "events.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and driver.poll() is None:
+        if events.exists() and '"stage-completed","stage":"cycle-02"' in events.read_text():
+            break
+        time.sleep(0.05)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    store = RunStore(db)
+    run_record = store.list_runs()[0]
+    completed = [name for name, stage in store.get_stages(run_record["id"]).items() if stage["status"] == "completed"]
+    assert completed[:3] == ["psf", "cycle-01", "cycle-02"] and "restore" not in completed
+    resumed = subprocess.run([sys.executable, "-m", "sdpflow", "--db", db, "runs", "resume", run_record["id"]],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "skipped psf, cycle-01, cycle-02" in " ".join(resumed.stdout.split())
+    assert store.get_run(run_record["id"])["status"] == "completed"
+    assert (out / "restored.fits").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime
 from typing import Annotated, Optional
 
@@ -38,11 +39,16 @@ def list_runs(
         console.print(f"no runs yet in {store.redacted_url}")
         return
     table = Table(title=f"runs in {store.redacted_url}")
-    for column in ("run", "pipeline", "status", "started (UTC)", "duration", "output"):
-        table.add_column(column, overflow="fold")
+    for column in ("run", "pipeline", "status", "started (UTC)", "duration"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("output", overflow="fold")
     colours = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
+    from sdpflow.pipelines.runner import process_alive
+
     for run in runs:
         status = f"[{colours.get(run['status'], 'white')}]{run['status']}[/]"
+        if run["status"] == "running" and run["host"] == socket.gethostname() and not process_alive(run):
+            status = "[magenta]stopped[/] (process gone: resume it)"
         table.add_row(run["id"], run["pipeline"], status, _when(run["started"]), _duration(run), run["out_dir"])
     console.print(table)
 

@@ -88,7 +88,7 @@ def resume_run(
 ) -> FlowResult:
     """Continue a run: completed stages with intact outputs are skipped, the rest rerun."""
     record = store.get_run(run_id)
-    if record["status"] == "running" and _still_alive(record):
+    if record["status"] == "running" and process_alive(record):
         raise InputError(
             f"run {record['id']} is still running (pid {record['pid']} on {record['host']}): wait for it or stop it"
         )
@@ -147,7 +147,7 @@ def _cluster_label(config: BaseModel) -> str | None:
     return (cluster.spec or os.environ.get("SDPFLOW_SCHEDULER") or "local") if cluster is not None else None
 
 
-def _still_alive(record: dict[str, Any]) -> bool:
+def process_alive(record: dict[str, Any]) -> bool:
     """Whether the process that last ran this run is alive (known only on the same host)."""
     if record.get("host") != socket.gethostname() or not record.get("pid"):
         return False

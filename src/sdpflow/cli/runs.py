@@ -39,9 +39,9 @@ def list_runs(
         console.print(f"no runs yet in {store.redacted_url}")
         return
     table = Table(title=f"runs in {store.redacted_url}")
-    for column in ("run", "pipeline", "status", "started (UTC)", "duration"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("output", overflow="fold")
+    table.add_column("run", no_wrap=True)
+    for column in ("pipeline", "status", "started (UTC)", "duration", "output"):
+        table.add_column(column, overflow="fold")
     colours = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
     from sdpflow.pipelines.runner import process_alive
 

@@ -32,24 +32,23 @@ def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 20,
     pipeline: Annotated[Optional[str], typer.Option("--pipeline", help="Only runs of this pipeline.")] = None,
 ) -> None:
-    """The latest runs: id, pipeline, status, start, duration, output folder."""
+    """The latest runs: id (with the pipeline's name), status, start, duration; `runs show` tells the rest."""
     store = RunStore(settings(ctx).db_url)
     runs = store.list_runs(limit=limit, pipeline=pipeline)
     if not runs:
         console.print(f"no runs yet in {store.redacted_url}")
         return
     table = Table(title=f"runs in {store.redacted_url}")
-    table.add_column("run", no_wrap=True)
-    for column in ("pipeline", "status", "started (UTC)", "duration", "output"):
-        table.add_column(column, overflow="fold")
+    for column in ("run", "status", "started (UTC)", "duration"):
+        table.add_column(column, no_wrap=True)
     colours = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
     from sdpflow.pipelines.runner import process_alive
 
     for run in runs:
         status = f"[{colours.get(run['status'], 'white')}]{run['status']}[/]"
         if run["status"] == "running" and run["host"] == socket.gethostname() and not process_alive(run):
-            status = "[magenta]stopped[/] (process gone: resume it)"
-        table.add_row(run["id"], run["pipeline"], status, _when(run["started"]), _duration(run), run["out_dir"])
+            status = "[magenta]stopped[/]"  # its process is gone: `runs resume` continues it
+        table.add_row(run["id"], status, _when(run["started"]), _duration(run))
     console.print(table)
 
 

@@ -33,7 +33,6 @@ from sdpflow.pipelines import products
 from sdpflow.pipelines.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.partition import Chunk, plan_chunks
 from sdpflow.radio.ms import MSMetadata, read_ms_metadata
-from sdpflow.report.html import write_report
 
 SPEED_OF_LIGHT = 299_792_458.0
 
@@ -161,7 +160,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
     stages.append(Stage("restore", lambda ctx: _restore_stage(ctx, session), outputs=tuple(final),
                         after=(previous,), config=restore_config, retries=1))
-    stages.append(Stage("report", lambda ctx: write_report(ctx.out_dir, ctx.output("report.html")),
+    stages.append(Stage("report", _report_stage,
                         outputs=("report.html",), after=("restore",), config={}))
     return stages
 
@@ -309,6 +308,12 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     ctx.output("summary.json").write_text(json.dumps(summary, indent=2))
     ctx.progress(2, 2)
     return summary
+
+
+def _report_stage(ctx: StageContext) -> None:
+    from sdpflow.report.html import write_report  # matplotlib: only the client, only here
+
+    write_report(ctx.out_dir, ctx.output("report.html"))
 
 
 def _read_json(path: Path) -> dict:

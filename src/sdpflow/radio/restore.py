@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
-from scipy.optimize import least_squares
-from scipy.signal import fftconvolve
 
 _FWHM_PER_SIGMA = np.sqrt(8.0 * np.log(2.0))
 
@@ -34,6 +31,9 @@ def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, lobe_level: float = 
     uses the connected pixels around the peak above ``lobe_level`` of it. bmaj, bmin are
     FWHM; bpa is the major axis's position angle east of north, in [0, pi).
     """
+    from scipy import ndimage  # imported here: scipy costs a worker ~1 s at start-up
+    from scipy.optimize import least_squares
+
     psf = np.asarray(psf, dtype=np.float64)
     if psf.ndim == 3:
         psf = psf[0]
@@ -71,6 +71,8 @@ def restore(model: np.ndarray, residual: np.ndarray, beam: tuple[float, float, f
 
     model, residual: [y, x] or [chan, y, x]; beam: (bmaj, bmin, bpa) radians.
     """
+    from scipy.signal import fftconvolve
+
     model = np.asarray(model, dtype=np.float64)
     residual = np.asarray(residual, dtype=np.float64)
     planes = model if model.ndim == 3 else model[None]

@@ -173,7 +173,7 @@ def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
     else:
         cell = angle_to_rad(config.imaging.scale)
     return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
-                     config.imaging.wstacking, config.imaging.threads_per_task)
+                     config.imaging.wstacking, config.imaging.threads_per_task, config.imaging.precision)
 
 
 def auto_cell_rad(ms_path: str, metadata: MSMetadata) -> float:

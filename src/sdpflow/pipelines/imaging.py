@@ -51,27 +51,62 @@ class ImagingSession:
     grid: ImageGrid
     chunks: list[Chunk]
     data_futures: list[Any] = field(default_factory=list)
+    placement: list[dict] = field(default_factory=list)
     psf_future: Any = None
     model_future: Any = None
     model_cycle: int = -1
+    pending: tuple | None = None  # (model key, terms, futures) of major cycles submitted ahead
 
     # -- on the workers ---------------------------------------------------------------
     def load(self, client) -> list[Any]:
-        """Submit the chunk reads and weighting once; the futures keep the data on the workers."""
+        """Submit the chunk reads and weighting once; the futures keep the data on the workers.
+
+        Chunk i prefers worker i mod n (a loose restriction: Dask may still move it, and
+        re-reads it elsewhere when its worker is lost), so every task of a chunk runs where
+        its visibilities are and the chunks' gridding runs in parallel.
+        """
         if self.data_futures:
             return self.data_futures
         imaging = self.config.imaging
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        self.placement = [{"workers": [workers[i % len(workers)]], "allow_other_workers": True} if workers else {}
+                          for i in range(len(self.chunks))]
         raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column,
-                             key=f"read-chunk-{chunk.index:04d}-{_token(self)}") for chunk in self.chunks]
+                             key=f"read-chunk-{chunk.index:04d}-{_token(self)}", **where)
+               for chunk, where in zip(self.chunks, self.placement)]
         density = None
         if imaging.weighting != "natural":
-            density = tree_sum(client, [client.submit(chunk_tasks.chunk_density, part, self.grid) for part in raw])
+            density = tree_sum(client, [client.submit(chunk_tasks.chunk_density, part, self.grid, **where)
+                                        for part, where in zip(raw, self.placement)])
         self.data_futures = [
             client.submit(chunk_tasks.weigh_chunk, part, density, self.grid, imaging.weighting, imaging.robust,
-                          key=f"chunk-{chunk.index:04d}-{_token(self)}")
-            for part, chunk in zip(raw, self.chunks)
+                          key=f"chunk-{chunk.index:04d}-{_token(self)}", **where)
+            for part, chunk, where in zip(raw, self.chunks, self.placement)
         ]
         return self.data_futures
+
+    def per_chunk(self, client, function, *args, **kwargs) -> list[Any]:
+        """``function(chunk_data, *args)`` for every chunk, each on its chunk's worker."""
+        return [client.submit(function, part, *args, **kwargs, **where)
+                for part, where in zip(self.load(client), self.placement)]
+
+    def major_cycles(self, client, model: Any, terms: tuple[SolveTerm, ...]) -> list[Any]:
+        """The chunks' major-cycle futures (residual image, gain tables) for ``model``.
+
+        Taken from :meth:`submit_ahead` when it was called with the same model and terms.
+        """
+        key = getattr(model, "key", None)
+        if self.pending is not None and self.pending[:2] == (key, terms):
+            results, self.pending = self.pending[2], None
+            return results
+        return self.per_chunk(client, chunk_tasks.major_cycle, model, self.grid, terms,
+                              self.config.calibration.refant if self.calibrate else 0,
+                              self.config.calibration.tolerance if self.calibrate else 1e-6, pure=False)
+
+    def submit_ahead(self, client, model: Any, terms: tuple[SolveTerm, ...]) -> None:
+        """Start the next major cycle now, so the workers grid while this stage writes its files."""
+        self.pending = None
+        self.pending = (getattr(model, "key", None), terms, self.major_cycles(client, model, terms))
 
     def psf(self, client, ctx: StageContext | None = None) -> Any:
         """The normalised PSF [chan, y, x] as a future (from psf.fits when resuming)."""
@@ -187,14 +222,14 @@ def auto_cell_rad(ms_path: str, metadata: MSMetadata) -> float:
 # -- stages ---------------------------------------------------------------------------------
 def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     client = ctx.client
-    data = session.load(client)
     ctx.progress(0, 2, "gridding the PSF")
-    psf_sum = tree_sum(client, [client.submit(chunk_tasks.chunk_psf, part, session.grid) for part in data])
+    psf_sum = tree_sum(client, session.per_chunk(client, chunk_tasks.chunk_psf, session.grid, priority=1))
+    session.submit_ahead(client, None, session.terms_for(0))  # the dirty image grids while the beam is fitted
     psf = client.submit(_normalised, psf_sum)
-    beam = client.submit(products.fit_beam, psf, session.grid.cell_rad).result()
+    beam = client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1).result()
     ctx.progress(1, 2, "writing psf.fits")
     client.submit(products.write_image, str(ctx.output("psf.fits")), psf, session.grid, session.metadata,
-                  "psf", beam, ctx.provenance()).result()
+                  "psf", beam, ctx.provenance(), priority=1).result()
     ctx.output("cycles/beam.json").write_text(json.dumps(beam))
     session.psf_future = psf
     ctx.progress(2, 2)
@@ -221,30 +256,31 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
         session.model_future, session.model_cycle = model, cycle
         return metrics
-    data = session.load(client)
     terms = session.terms_for(cycle - 1)
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
-    results = [client.submit(chunk_tasks.major_cycle, part, model, session.grid, terms,
-                             session.config.calibration.refant if session.calibrate else 0,
-                             session.config.calibration.tolerance if session.calibrate else 1e-6,
-                             pure=False) for part in data]
+    results = session.major_cycles(client, model, terms)
     residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
     residual = client.submit(_normalised, residual_sum)
+    writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
-        client.submit(products.write_image, str(ctx.output("dirty.fits")), residual, session.grid, session.metadata,
-                      "dirty", None, ctx.provenance()).result()
+        writes.append(client.submit(products.write_image, str(ctx.output("dirty.fits")), residual, session.grid,
+                                    session.metadata, "dirty", None, ctx.provenance()))
     if terms:
         tables = [client.submit(operator.itemgetter(1), result) for result in results]
-        client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")), tables,
-                      ctx.provenance()).result()
+        writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")), tables,
+                                    ctx.provenance()))
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
     minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
                           deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far))
     new_model = client.submit(operator.itemgetter(0), minor)
     stats = client.submit(operator.itemgetter(1), minor).result()
+    # The next stage (the next cycle, or restore after the last or a converged one) grids this
+    # model with terms_for(cycle) either way: start it before writing the model.
+    session.submit_ahead(client, new_model, session.terms_for(cycle))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
-    client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), new_model, session.grid,
-                  session.metadata, "model", None, ctx.provenance()).result()
+    writes.append(client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), new_model,
+                                session.grid, session.metadata, "model", None, ctx.provenance(), priority=1))
+    client.gather(writes)
     metrics = {
         "cycle": cycle,
         "calibrated_terms": [term.name for term in terms],
@@ -269,10 +305,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     data = session.load(client)
     terms = session.terms_for(nmajor)
     ctx.progress(0, 2, "final major cycle")
-    results = [client.submit(chunk_tasks.major_cycle, part, model, session.grid, terms,
-                             session.config.calibration.refant if session.calibrate else 0,
-                             session.config.calibration.tolerance if session.calibrate else 1e-6,
-                             pure=False) for part in data]
+    results = session.major_cycles(client, model, terms)
     residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
     residual = client.submit(_normalised, residual_sum)
     beam = _read_json(ctx.product("cycles/beam.json"))

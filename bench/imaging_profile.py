@@ -60,7 +60,8 @@ def main() -> None:
     observer = lambda record: marks.append((time.perf_counter() - started, record["event"], record.get("stage")))
     runner.start_run("continuum", config, args.out, store=RunStore(args.db), observers=[observer])
     total = time.perf_counter() - started
-    print(f"imports {imported:.2f} s, total {total:.2f} s")
+    print(f"imports {imported:.2f} s, total {total:.2f} s, this process (client and scheduler) "
+          f"{time.process_time():.2f} CPU-s")
     for t, event, stage in marks:
         print(f"{t:7.2f}  {event:18} {stage or ''}")
     if not streams:

@@ -11,7 +11,9 @@ Stages (each checkpointed by the flow engine):
 ``report``         ``report.html``
 
 The client only submits tasks and receives small metrics; files are written by workers, so
-the output folder must be on a file system the workers share.
+the output folder must be on a file system the workers share. Each chunk prefers one worker
+(so chunks grid in parallel), and the gridding of the next major cycle is submitted as soon
+as its model exists, so it overlaps the writing of this stage's files.
 """
 
 from __future__ import annotations

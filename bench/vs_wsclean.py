@@ -8,7 +8,9 @@ Not a test. Run with the project's environment (WSClean on the PATH, or ``--wscl
 Steps: ``sdpflow simulate --preset medium`` writes ``obs.ms`` (128 stations × 60 times × 16
 channels, 7.8 million visibilities), then each run images it with sdpflow (default local
 cluster) and with WSClean, alternating, with the same size, cell, niter, mgain,
-auto-threshold and Briggs weighting. Wall time = seconds from start to exit of the command;
+auto-threshold and Briggs weighting; each imager grids at its own default accuracy (sdpflow:
+ducc0 at imaging.epsilon 1e-4 in single precision, as WSClean's wgridder default accuracy;
+WSClean 3.1: its default w-stacking gridder). Wall time = seconds from start to exit of the command;
 peak memory = the largest sum of resident set sizes over the command's process tree
 (sdpflow's Dask scheduler and workers included), sampled every 0.1 s. The restored images
 are compared at the truth positions of the bright sources (peak within ±1 pixel,
@@ -22,6 +24,7 @@ import csv
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -36,8 +39,9 @@ import psutil
 
 
 def run_measured(command: list[str], log: Path) -> dict:
-    """Run ``command``; wall seconds and the peak RSS (MiB) summed over its process tree."""
+    """Run ``command``; wall seconds, CPU seconds (user + system) and the peak RSS (MiB) of its process tree."""
     peak = 0
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -67,7 +71,9 @@ def run_measured(command: list[str], log: Path) -> dict:
         sampler.join()
     if rc != 0:
         raise SystemExit(f"{command[0]} failed (exit {rc}); see {log}:\n{log.read_text()[-3000:]}")
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak / 2**20, 1)}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reaped process tree's CPU time
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mib": round(peak / 2**20, 1)}
 
 
 def load_average() -> list[float]:
@@ -157,7 +163,8 @@ def main() -> None:
             result["stages_s"] = {m.group(1): float(m.group(2)) for m in re.finditer(
                 r"(\S+) done in ([\d.]+) s", (workdir / f"sdpflow-{attempt}.log").read_text())}
             runs["sdpflow"].append(result)
-            print(f"sdpflow run {attempt + 1}: {result['wall_s']} s, {result['peak_rss_mib']} MiB (load {load})", flush=True)
+            print(f"sdpflow run {attempt + 1}: {result['wall_s']} s, {result['cpu_s']} CPU-s, {result['peak_rss_mib']} MiB "
+                  f"(load {load})", flush=True)
 
             ws = workdir / f"wsclean-{attempt}"
             shutil.rmtree(ws, ignore_errors=True)
@@ -170,8 +177,11 @@ def main() -> None:
             load = load_average()
             result = run_measured(commands["wsclean"], workdir / f"wsclean-{attempt}.log")
             result["load_before"] = load
+            majors = re.search(r"(\d+) major iterations were performed", (workdir / f"wsclean-{attempt}.log").read_text())
+            result["major_iterations"] = int(majors.group(1)) if majors else None
             runs["wsclean"].append(result)
-            print(f"wsclean run {attempt + 1}: {result['wall_s']} s, {result['peak_rss_mib']} MiB (load {load})", flush=True)
+            print(f"wsclean run {attempt + 1}: {result['wall_s']} s, {result['cpu_s']} CPU-s, {result['peak_rss_mib']} MiB "
+                  f"(load {load})", flush=True)
 
         # flux agreement on the last run's images
         with open(workdir / "truth_sky.csv") as f:
@@ -194,6 +204,7 @@ def main() -> None:
             figures[name] = {
                 "wall_s": [r["wall_s"] for r in results],
                 "wall_s_median": statistics.median(r["wall_s"] for r in results),
+                "cpu_s": [r["cpu_s"] for r in results],
                 "peak_rss_mib": [r["peak_rss_mib"] for r in results],
                 "peak_rss_mib_max": max(r["peak_rss_mib"] for r in results),
                 "load_before": [r["load_before"] for r in results],
@@ -202,6 +213,8 @@ def main() -> None:
         memory_ratio = figures["sdpflow"]["peak_rss_mib_max"] / figures["wsclean"]["peak_rss_mib_max"]
         worst = max(abs(s["difference"]) for s in sources)
         last = runs["sdpflow"][-1]["summary"]
+        cycles_run = len([c for c in last["cycles"] if not c.get("skipped")])
+        ws_majors = runs["wsclean"][-1]["major_iterations"]
         report = {
             "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1)},
@@ -210,7 +223,14 @@ def main() -> None:
             "settings": common,
             "commands": {k: " ".join(v) for k, v in commands.items()},
             **figures,
-            "sdpflow_cycles": len([c for c in last["cycles"] if not c.get("skipped")]),
+            "sdpflow_cycles": cycles_run,
+            # gridder passes over all the data: PSF, one per major cycle (the first has no model
+            # to predict), and the final residual; WSClean: PSF, dirty, then one per major iteration
+            "sdpflow_inverts_predicts": [cycles_run + 2, cycles_run],
+            "sdpflow_gridder": "ducc0 wgridder at sdpflow's defaults (imaging.epsilon 1e-4, imaging.precision single)",
+            "wsclean_major_iterations": ws_majors,
+            "wsclean_inverts_predicts": [ws_majors + 2, ws_majors] if ws_majors is not None else None,
+            "wsclean_gridder": "WSClean 3.1's default (w-stacking gridder, small inversion)",
             "sdpflow_components": last["cycles"][-1]["components_total"],
             "sdpflow_stage_seconds": runs["sdpflow"][-1]["stages_s"],
             "ratio_wall_sdpflow_over_wsclean": round(ratio, 3),
@@ -230,6 +250,8 @@ def main() -> None:
             print(f"{name:10} {', '.join(f'{w:.1f}' for w in f['wall_s']):>22} {f['wall_s_median']:8.1f} "
                   f"{f['peak_rss_mib_max']:14.0f}")
         print(f"ratio sdpflow / WSClean: wall {ratio:.2f}x (goal <= 0.6x), peak memory {memory_ratio:.1f}x")
+        print(f"major cycles: sdpflow {cycles_run} (inverts, predicts {report['sdpflow_inverts_predicts']}), "
+              f"WSClean {ws_majors} (inverts, predicts {report['wsclean_inverts_predicts']})")
         print(f"\n{'truth Jy':>9} {'sdpflow':>9} {'WSClean':>9} {'diff':>7}")
         for s in sources:
             print(f"{s['truth_jy']:9.3f} {s['sdpflow_jy']:9.3f} {s['wsclean_jy']:9.3f} {100 * s['difference']:6.2f}%")

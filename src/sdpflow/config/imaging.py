@@ -46,8 +46,11 @@ class ImagingConfig(Section):
                               json_schema_extra={"cli": "--channels-out"})
     data_column: Literal["DATA", "CORRECTED_DATA", "MODEL_DATA"] = Field(
         "DATA", description="MS column to image", json_schema_extra={"cli": "--data-column"})
-    epsilon: float = Field(1e-5, gt=0, lt=0.1, description="gridder accuracy (relative)",
+    epsilon: float = Field(1e-4, gt=0, lt=0.1, description="gridder accuracy (relative); 1e-4 as WSClean's wgridder",
                            json_schema_extra={"cli": "--epsilon"})
+    precision: Literal["single", "double"] = Field(
+        "single", description="gridding in complex64/float32 (single, ~30% faster) or complex128/float64 "
+        "(double); an epsilon below 1e-5 always grids in double", json_schema_extra={"cli": "--precision"})
     wstacking: bool = Field(True, description="correct the w term", json_schema_extra={"cli": "--wstacking"})
     threads_per_task: int = Field(1, ge=1, description="ducc0 threads in each gridding task")
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from sdpflow.radio.calibration import apply_gains, normalise_amplitudes, solve_gains, unsolved_samples
 from sdpflow.radio.datamodels import GainTable, Visibility, stokes_i
-from sdpflow.radio.imaging import ImageSum, invert, invert_psf, predict
+from sdpflow.radio.imaging import ImageSum, gridding_dtypes, invert, invert_psf, predict
 from sdpflow.radio.ms import read_visibility
 from sdpflow.radio.weighting import imaging_weights, weight_density
 from sdpflow.pipelines.partition import Chunk
@@ -21,7 +21,8 @@ from sdpflow.pipelines.partition import Chunk
 
 @dataclass(frozen=True)
 class ImageGrid:
-    """The image every chunk grids onto. cell_rad in radians; epsilon is the gridder accuracy."""
+    """The image every chunk grids onto. cell_rad in radians; epsilon is the gridder accuracy;
+    precision "single" or "double" (see :mod:`sdpflow.radio.imaging`)."""
 
     npix_x: int
     npix_y: int
@@ -30,10 +31,16 @@ class ImageGrid:
     epsilon: float = 1e-5
     wstacking: bool = True
     nthreads: int = 1
+    precision: str = "double"
 
     def gridder_options(self) -> dict:
         return {"cell_rad": self.cell_rad, "epsilon": self.epsilon, "nthreads": self.nthreads,
-                "do_wstacking": self.wstacking}
+                "do_wstacking": self.wstacking, "precision": self.precision}
+
+    @property
+    def vis_dtype(self) -> type:
+        """complex64 or complex128: what the gridder takes and predict returns."""
+        return gridding_dtypes(self.precision, self.epsilon)[0]
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ def major_cycle(
     residual image and the gain table of each solved term.
     """
     channel_index = _channel_index(data, grid)
-    observed = data.vis.vis[:, :, 0].astype(np.complex128)
+    observed = data.vis.vis[:, :, 0].astype(grid.vis_dtype)
     if model is not None and np.any(model):
         model_vis = predict(data.vis, model, channel_index=channel_index, **grid.gridder_options())
     else:

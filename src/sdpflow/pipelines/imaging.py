@@ -11,7 +11,9 @@ Stages (each checkpointed by the flow engine):
 ``report``         ``report.html``
 
 The client only submits tasks and receives small metrics; files are written by workers, so
-the output folder must be on a file system the workers share.
+the output folder must be on a file system the workers share. Each chunk prefers one worker
+(so chunks grid in parallel), and the gridding of the next major cycle is submitted as soon
+as its model exists, so it overlaps the writing of this stage's files.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import operator
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,6 @@ from sdpflow.pipelines import products
 from sdpflow.pipelines.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.partition import Chunk, plan_chunks
 from sdpflow.radio.ms import MSMetadata, ms_checksum, read_ms_metadata
-from sdpflow.report.html import write_report
 
 SPEED_OF_LIGHT = 299_792_458.0
 
@@ -52,27 +53,62 @@ class ImagingSession:
     grid: ImageGrid
     chunks: list[Chunk]
     data_futures: list[Any] = field(default_factory=list)
+    placement: list[dict] = field(default_factory=list)
     psf_future: Any = None
     model_future: Any = None
     model_cycle: int = -1
+    pending: tuple | None = None  # (model key, terms, futures) of major cycles submitted ahead
 
     # -- on the workers ---------------------------------------------------------------
     def load(self, client) -> list[Any]:
-        """Submit the chunk reads and weighting once; the futures keep the data on the workers."""
+        """Submit the chunk reads and weighting once; the futures keep the data on the workers.
+
+        Chunk i prefers worker i mod n (a loose restriction: Dask may still move it, and
+        re-reads it elsewhere when its worker is lost), so every task of a chunk runs where
+        its visibilities are and the chunks' gridding runs in parallel.
+        """
         if self.data_futures:
             return self.data_futures
         imaging = self.config.imaging
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        self.placement = [{"workers": [workers[i % len(workers)]], "allow_other_workers": True} if workers else {}
+                          for i in range(len(self.chunks))]
         raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column,
-                             key=f"read-chunk-{chunk.index:04d}-{_token(self)}") for chunk in self.chunks]
+                             key=f"read-chunk-{chunk.index:04d}-{_token(self)}", **where)
+               for chunk, where in zip(self.chunks, self.placement)]
         density = None
         if imaging.weighting != "natural":
-            density = tree_sum(client, [client.submit(chunk_tasks.chunk_density, part, self.grid) for part in raw])
+            density = tree_sum(client, [client.submit(chunk_tasks.chunk_density, part, self.grid, **where)
+                                        for part, where in zip(raw, self.placement)])
         self.data_futures = [
             client.submit(chunk_tasks.weigh_chunk, part, density, self.grid, imaging.weighting, imaging.robust,
-                          key=f"chunk-{chunk.index:04d}-{_token(self)}")
-            for part, chunk in zip(raw, self.chunks)
+                          key=f"chunk-{chunk.index:04d}-{_token(self)}", **where)
+            for part, chunk, where in zip(raw, self.chunks, self.placement)
         ]
         return self.data_futures
+
+    def per_chunk(self, client, function, *args, **kwargs) -> list[Any]:
+        """``function(chunk_data, *args)`` for every chunk, each on its chunk's worker."""
+        return [client.submit(function, part, *args, **kwargs, **where)
+                for part, where in zip(self.load(client), self.placement)]
+
+    def major_cycles(self, client, model: Any, terms: tuple[SolveTerm, ...]) -> list[Any]:
+        """The chunks' major-cycle futures (residual image, gain tables) for ``model``.
+
+        Taken from :meth:`submit_ahead` when it was called with the same model and terms.
+        """
+        key = getattr(model, "key", None)
+        if self.pending is not None and self.pending[:2] == (key, terms):
+            results, self.pending = self.pending[2], None
+            return results
+        return self.per_chunk(client, chunk_tasks.major_cycle, model, self.grid, terms,
+                              self.config.calibration.refant if self.calibrate else 0,
+                              self.config.calibration.tolerance if self.calibrate else 1e-6, pure=False)
+
+    def submit_ahead(self, client, model: Any, terms: tuple[SolveTerm, ...]) -> None:
+        """Start the next major cycle now, so the workers grid while this stage writes its files."""
+        self.pending = None
+        self.pending = (getattr(model, "key", None), terms, self.major_cycles(client, model, terms))
 
     def psf(self, client, ctx: StageContext | None = None) -> Any:
         """The normalised PSF [chan, y, x] as a future (from psf.fits when resuming)."""
@@ -165,7 +201,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
     stages.append(Stage("restore", lambda ctx: _restore_stage(ctx, session), outputs=tuple(final),
                         after=(previous,), config=restore_config, retries=1))
-    stages.append(Stage("report", lambda ctx: write_report(ctx.out_dir, ctx.output("report.html")),
+    stages.append(Stage("report", _report_stage,
                         outputs=("report.html",), after=("restore",), config={}))
     return stages
 
@@ -178,7 +214,7 @@ def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
     else:
         cell = angle_to_rad(config.imaging.scale)
     return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
-                     config.imaging.wstacking, config.imaging.threads_per_task)
+                     config.imaging.wstacking, config.imaging.threads_per_task, config.imaging.precision)
 
 
 def auto_cell_rad(ms_path: str, metadata: MSMetadata) -> float:
@@ -192,16 +228,16 @@ def auto_cell_rad(ms_path: str, metadata: MSMetadata) -> float:
 # -- stages ---------------------------------------------------------------------------------
 def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     client = ctx.client
-    data = session.load(client)
     ctx.progress(0, 2, "gridding the PSF")
-    psf_sum = tree_sum(client, [client.submit(chunk_tasks.chunk_psf, part, session.grid) for part in data])
+    psf_sum = tree_sum(client, session.per_chunk(client, chunk_tasks.chunk_psf, session.grid, priority=1))
     if not np.any(client.submit(_weight_sum, psf_sum).result() > 0):
         raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight): nothing to image")
+    session.submit_ahead(client, None, session.terms_for(0))  # the dirty image grids while the beam is fitted
     psf = client.submit(_normalised, psf_sum)
-    beam = client.submit(products.fit_beam, psf, session.grid.cell_rad).result()
+    beam = client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1).result()
     ctx.progress(1, 2, "writing psf.fits")
     client.submit(products.write_image, str(ctx.output("psf.fits")), psf, session.grid, session.metadata,
-                  "psf", beam, ctx.provenance()).result()
+                  "psf", beam, ctx.provenance(), priority=1).result()
     ctx.output("cycles/beam.json").write_text(json.dumps(beam))
     session.psf_future = psf
     ctx.progress(2, 2)
@@ -232,30 +268,31 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
         session.model_future, session.model_cycle = model, cycle
         return metrics
-    data = session.load(client)
     terms = session.terms_for(cycle - 1)
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
-    results = [client.submit(chunk_tasks.major_cycle, part, model, session.grid, terms,
-                             session.config.calibration.refant if session.calibrate else 0,
-                             session.config.calibration.tolerance if session.calibrate else 1e-6,
-                             pure=False) for part in data]
+    results = session.major_cycles(client, model, terms)
     residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
     residual = client.submit(_normalised, residual_sum)
+    writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
-        client.submit(products.write_image, str(ctx.output("dirty.fits")), residual, session.grid, session.metadata,
-                      "dirty", None, ctx.provenance()).result()
+        writes.append(client.submit(products.write_image, str(ctx.output("dirty.fits")), residual, session.grid,
+                                    session.metadata, "dirty", None, ctx.provenance()))
     if terms:
         tables = [client.submit(operator.itemgetter(1), result) for result in results]
-        client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")), tables,
-                      ctx.provenance()).result()
+        writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")), tables,
+                                    ctx.provenance()))
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
     minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
                           deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far))
     new_model = client.submit(operator.itemgetter(0), minor)
     stats = client.submit(operator.itemgetter(1), minor).result()
+    # The next stage (the next cycle, or restore after the last or a converged one) grids this
+    # model with terms_for(cycle) either way: start it before writing the model.
+    session.submit_ahead(client, new_model, session.terms_for(cycle))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
-    client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), new_model, session.grid,
-                  session.metadata, "model", None, ctx.provenance()).result()
+    writes.append(client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), new_model,
+                                session.grid, session.metadata, "model", None, ctx.provenance(), priority=1))
+    client.gather(writes)
     metrics = {
         "cycle": cycle,
         "calibrated_terms": [term.name for term in terms],
@@ -280,10 +317,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     data = session.load(client)
     terms = session.terms_for(nmajor)
     ctx.progress(0, 2, "final major cycle")
-    results = [client.submit(chunk_tasks.major_cycle, part, model, session.grid, terms,
-                             session.config.calibration.refant if session.calibrate else 0,
-                             session.config.calibration.tolerance if session.calibrate else 1e-6,
-                             pure=False) for part in data]
+    results = session.major_cycles(client, model, terms)
     residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
     residual = client.submit(_normalised, residual_sum)
     beam = _read_json(ctx.product("cycles/beam.json"))
@@ -320,6 +354,12 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     ctx.output("summary.json").write_text(json.dumps(summary, indent=2))
     ctx.progress(2, 2)
     return summary
+
+
+def _report_stage(ctx: StageContext) -> None:
+    from sdpflow.report.html import write_report  # matplotlib: only the client, only here
+
+    write_report(ctx.out_dir, ctx.output("report.html"))
 
 
 def _read_json(path: Path) -> dict:

@@ -13,7 +13,6 @@ from typing import NamedTuple, Sequence
 
 import numba
 import numpy as np
-from scipy.signal import fftconvolve
 
 
 class DeconvolutionResult(NamedTuple):
@@ -208,6 +207,8 @@ def scale_kernel(scale: float) -> np.ndarray:
 def _convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     if kernel.size == 1:
         return image * kernel[0, 0]
+    from scipy.signal import fftconvolve  # only multi-scale needs it: keeps worker start-up short
+
     return fftconvolve(image, kernel, mode="same")
 
 

@@ -10,6 +10,11 @@ pixel (npix_y // 2, npix_x // 2)). The transforms are exact to ``epsilon`` again
 (u, v, w in wavelengths), so invert is the adjoint of predict. A model image is in Jy per
 pixel; invert returns the unnormalised sum and the sum of weights so chunks can be added
 before dividing (:meth:`ImageSum.normalised` gives Jy/beam).
+
+``precision``: "double" grids complex128 visibilities with float64 weights; "single" grids
+complex64 / float32 (as an MS stores them), ~30% faster and exact to ~1e-7 of the peak beyond
+``epsilon``. float32 cannot deliver an epsilon below :data:`SINGLE_MIN_EPSILON`, so smaller
+epsilons grid in double whatever ``precision`` says. Partial images are summed in float64.
 """
 
 from __future__ import annotations
@@ -21,6 +26,17 @@ from ducc0.wgridder.experimental import dirty2vis, vis2dirty
 
 from sdpflow.radio.datamodels import Visibility, stokes_i
 from sdpflow.radio.weighting import output_channel_index
+
+SINGLE_MIN_EPSILON = 1e-5
+
+
+def gridding_dtypes(precision: str, epsilon: float) -> tuple[type, type]:
+    """(visibility, weight) dtypes the gridder works in for a precision and epsilon (see the module)."""
+    if precision not in ("single", "double"):
+        raise ValueError(f"precision {precision!r}: use single or double")
+    if precision == "single" and epsilon >= SINGLE_MIN_EPSILON:
+        return np.complex64, np.float32
+    return np.complex128, np.float64
 
 
 @dataclass
@@ -48,13 +64,13 @@ def _check_grid(npix_x: int, npix_y: int) -> None:
         raise ValueError(f"image size {npix_x}x{npix_y}: both sides must be even and at least 32 pixels")
 
 
-def _data_and_weights(vis: Visibility, weights: np.ndarray | None, psf: bool) -> tuple[np.ndarray, np.ndarray]:
+def _data_and_weights(vis: Visibility, weights: np.ndarray | None, psf: bool, precision: str,
+                      epsilon: float) -> tuple[np.ndarray, np.ndarray]:
     vis_i = stokes_i(vis)
-    if weights is None:
-        weights = np.where(vis_i.flag[:, :, 0], 0.0, vis_i.weight[:, :, 0].astype(np.float64))
-    else:
-        weights = np.where(vis_i.flag[:, :, 0], 0.0, np.asarray(weights, dtype=np.float64))
-    data = np.ones(weights.shape, np.complex128) if psf else vis_i.vis[:, :, 0].astype(np.complex128, copy=False)
+    vis_dtype, weight_dtype = gridding_dtypes(precision, epsilon)
+    weights = vis_i.weight[:, :, 0] if weights is None else weights
+    weights = np.where(vis_i.flag[:, :, 0], weight_dtype(0), np.asarray(weights, dtype=weight_dtype))
+    data = np.ones(weights.shape, vis_dtype) if psf else vis_i.vis[:, :, 0].astype(vis_dtype, copy=False)
     return data, weights
 
 
@@ -78,7 +94,7 @@ def _invert(vis: Visibility, data: np.ndarray, weights: np.ndarray, *, npix_x: i
             continue
         columns = _columns(selected)
         wgt = np.ascontiguousarray(weights[:, columns])
-        total = wgt.sum()
+        total = wgt.sum(dtype=np.float64)
         if total <= 0:
             continue
         dirty = vis2dirty(
@@ -96,16 +112,17 @@ def _invert(vis: Visibility, data: np.ndarray, weights: np.ndarray, *, npix_x: i
 
 def invert(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weights: np.ndarray | None = None,
            epsilon: float = 1e-5, nthreads: int = 1, do_wstacking: bool = True, channels_out: int = 1,
-           channel_index: np.ndarray | None = None) -> ImageSum:
+           channel_index: np.ndarray | None = None, precision: str = "double") -> ImageSum:
     """The unnormalised Stokes I dirty image of ``vis`` and its sum of weights.
 
     npix_x, npix_y: image size in pixels (even, >= 32); cell_rad: pixel size in radians;
     weights: imaging weights [row, chan] (default: the natural Stokes I weights), flagged
     samples get zero weight; epsilon: accuracy of the gridder; do_wstacking: correct the w
     term; channels_out: output channels (1 = multi-frequency synthesis), the input channels
-    split into equal contiguous groups unless ``channel_index`` [chan] says where each goes.
+    split into equal contiguous groups unless ``channel_index`` [chan] says where each goes;
+    precision: "single" or "double" gridding (see the module).
     """
-    data, weights = _data_and_weights(vis, weights, psf=False)
+    data, weights = _data_and_weights(vis, weights, psf=False, precision=precision, epsilon=epsilon)
     return _invert(vis, data, weights, npix_x=npix_x, npix_y=npix_y, cell_rad=cell_rad, epsilon=epsilon,
                    nthreads=nthreads, do_wstacking=do_wstacking, channels_out=channels_out,
                    channel_index=channel_index)
@@ -113,12 +130,12 @@ def invert(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weight
 
 def invert_psf(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weights: np.ndarray | None = None,
                epsilon: float = 1e-5, nthreads: int = 1, do_wstacking: bool = True, channels_out: int = 1,
-               channel_index: np.ndarray | None = None) -> ImageSum:
+               channel_index: np.ndarray | None = None, precision: str = "double") -> ImageSum:
     """The unnormalised point-spread function (the image of unit visibilities) and its weight sum.
 
     Same options as :func:`invert`; the normalised PSF peaks at 1 at pixel (npix_y//2, npix_x//2).
     """
-    data, weights = _data_and_weights(vis, weights, psf=True)
+    data, weights = _data_and_weights(vis, weights, psf=True, precision=precision, epsilon=epsilon)
     return _invert(vis, data, weights, npix_x=npix_x, npix_y=npix_y, cell_rad=cell_rad, epsilon=epsilon,
                    nthreads=nthreads, do_wstacking=do_wstacking, channels_out=channels_out,
                    channel_index=channel_index)
@@ -132,13 +149,15 @@ def dirty_image(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, *
 
 
 def predict(vis: Visibility, model: np.ndarray, *, cell_rad: float, epsilon: float = 1e-5, nthreads: int = 1,
-            do_wstacking: bool = True, channel_index: np.ndarray | None = None) -> np.ndarray:
-    """Model visibilities [row, chan] complex128 (Jy) of a Stokes I model image at vis's uvw and frequencies.
+            do_wstacking: bool = True, channel_index: np.ndarray | None = None, precision: str = "double") -> np.ndarray:
+    """Model visibilities [row, chan] (Jy) of a Stokes I model image at vis's uvw and frequencies.
 
     model: [chan_out, y, x] or [y, x] in Jy per pixel; input channel c uses model plane
-    ``channel_index[c]`` (default: equal contiguous groups, as :func:`invert`).
+    ``channel_index[c]`` (default: equal contiguous groups, as :func:`invert`); the result is
+    complex128, or complex64 when ``precision`` is "single" (see the module).
     """
-    model = np.asarray(model, dtype=np.float64)
+    vis_dtype, _ = gridding_dtypes(precision, epsilon)
+    model = np.asarray(model, dtype=np.float32 if vis_dtype == np.complex64 else np.float64)
     if model.ndim == 2:
         model = model[None]
     channels_out, npix_y, npix_x = model.shape
@@ -158,7 +177,7 @@ def predict(vis: Visibility, model: np.ndarray, *, cell_rad: float, epsilon: flo
         )))
     if len(planes) == 1 and planes[0][0].size == vis.n_channels:
         return planes[0][1]  # one plane predicts every channel: ducc0's array is the result
-    result = np.zeros((vis.n_rows, vis.n_channels), np.complex128)
+    result = np.zeros((vis.n_rows, vis.n_channels), vis_dtype)
     for selected, plane in planes:
         result[:, _columns(selected)] = plane
     return result

@@ -156,3 +156,15 @@ def test_flagged_samples_do_not_reach_the_image(small_vis):
     result = invert(vis, npix_x=NPIX, npix_y=NPIX, cell_rad=CELL)
     assert result.weight_sum[0] == pytest.approx(2 * (small_vis.n_rows - 100))
     assert result.normalised().max() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_single_precision_gridding_agrees_with_double(small_vis):
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(small_vis.n_rows, 2)) + 1j * rng.normal(size=(small_vis.n_rows, 2))
+    small_vis = small_vis.with_vis(data)
+    npix, cell = NPIX, CELL
+    single = invert(small_vis, npix_x=npix, npix_y=npix, cell_rad=cell, epsilon=1e-4, precision="single").normalised()
+    double = invert(small_vis, npix_x=npix, npix_y=npix, cell_rad=cell, epsilon=1e-4, precision="double").normalised()
+    exact = invert(small_vis, npix_x=npix, npix_y=npix, cell_rad=cell, epsilon=1e-9, precision="single").normalised()
+    assert 0 < np.max(np.abs(single - double)) / np.max(np.abs(double)) < 1e-5  # single really ran, and agrees
+    assert np.max(np.abs(single - exact)) / np.max(np.abs(exact)) < 1e-4  # within the requested accuracy

@@ -13,12 +13,14 @@ before dividing (:meth:`ImageSum.normalised` gives Jy/beam).
 
 ``small_inversion`` (WSClean's default; ``-no-small-inversion`` turns it off): when the pixels
 oversample the uv coverage, grid on the smallest image that Nyquist-samples the image's
-``bandwidth`` (the longest baseline plus the w term's share, in wavelengths) and resample in the Fourier domain (:mod:`sdpflow.radio.small_inversion`).
-invert stays the adjoint of predict to ``epsilon``; against the plain path the images differ
-by ~1e-6 of the peak and predicted visibilities by ~1e-5 (the tests bound both). ducc0 then
-grids with a smaller kernel (it oversamples a small grid more): ~25% less CPU at 1024² on
-20″ pixels of a 1.7 km array. All chunks of an observation must pass the same ``bandwidth`` (the
-observation's, :func:`sdpflow.radio.small_inversion.image_bandwidth`) so that partial images are sums on one grid.
+``bandwidth`` (the longest baseline plus the w term's share, in wavelengths) and resample in
+the Fourier domain (:mod:`sdpflow.radio.small_inversion`). invert stays the adjoint of
+predict to ``epsilon``; against the plain path images differ by ~1e-5 of the peak and
+predicted visibilities by ~1e-4 at most (the tests bound both). ducc0 then grids with a
+smaller kernel (it oversamples a small grid more): 20-25% less CPU per call in the Imaging
+benchmark (bench/README.md). All chunks of an observation must pass the same ``bandwidth``
+(the observation's, :func:`sdpflow.radio.small_inversion.image_bandwidth`) so that partial
+images are sums on one grid.
 
 ``precision``: "double" grids complex128 visibilities with float64 weights; "single" grids
 complex64 / float32 (as an MS stores them), ~30% faster and exact to ~1e-7 of the peak beyond

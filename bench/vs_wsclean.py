@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--time-chunks", type=int, default=2, help="sdpflow chunks along time")
     parser.add_argument("--frequency-chunks", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="WSClean -j")
+    parser.add_argument("--sdpflow-args", default="", help="extra sdpflow options, e.g. '--no-small-inversion'")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--bright", type=int, default=5, help="compare this many brightest sources")
     parser.add_argument("--wsclean", default=shutil.which("wsclean") or "wsclean")
@@ -155,6 +156,7 @@ def main() -> None:
                 "--scale", f"{scale}asec", "--niter", str(args.niter), "--mgain", str(args.mgain),
                 "--auto-threshold", str(args.auto_threshold), "--weight", "briggs", str(args.robust),
                 "--time-chunks", str(args.time_chunks), "--frequency-chunks", str(args.frequency_chunks),
+                *args.sdpflow_args.split(),
             ]
             load = load_average()
             result = run_measured(commands["sdpflow"], workdir / f"sdpflow-{attempt}.log")

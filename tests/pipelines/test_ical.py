@@ -213,3 +213,22 @@ def test_killed_driver_resumes_from_last_completed_major_cycle(observations, tmp
     assert "skipped psf, cycle-01, cycle-02" in " ".join(resumed.stdout.split())
     assert store.get_run(run_record["id"])["status"] == "completed"
     assert (out / "restored.fits").exists()
+
+
+def test_every_chunk_grids_on_the_observations_small_grid(observations):
+    """image_grid passes the observation's bandwidth (so chunks share one small grid), and the
+    runs above do use small inversion; --no-small-inversion leaves it out."""
+    from sdpflow.config.imaging import ContinuumConfig
+    from sdpflow.pipelines.imaging import image_grid
+    from sdpflow.radio.ms import read_ms_metadata
+    from sdpflow.radio.small_inversion import small_grid
+
+    corrupted, _ = observations
+    metadata = read_ms_metadata(corrupted.ms)
+    grid = image_grid(ContinuumConfig(ms=str(corrupted.ms), imaging=ImagingConfig(**IMAGE)), metadata)
+    assert grid.gridder_options()["small_inversion"] and grid.bandwidth > 0
+    small = small_grid(grid.npix_x, grid.npix_y, grid.cell_rad, grid.bandwidth)
+    assert small is not None and small.small[0] < grid.npix_x
+    plain = image_grid(ContinuumConfig(ms=str(corrupted.ms), imaging=ImagingConfig(**IMAGE, small_inversion=False)),
+                       metadata)
+    assert plain.gridder_options()["small_inversion"] is False and plain.bandwidth is None

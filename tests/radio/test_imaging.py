@@ -12,6 +12,7 @@ from sdpflow.radio.datamodels import SPEED_OF_LIGHT
 from sdpflow.radio.fits import image_wcs, write_fits_image
 from sdpflow.radio.imaging import ImageSum, dirty_image, invert, invert_psf, pixel_direction_cosines, predict
 from sdpflow.radio.sky import predict_components
+from sdpflow.radio.small_inversion import downsample, small_grid, upsample, uvw_max_wavelengths, vis_bandwidth
 
 from radio_testdata import PHASE_CENTRE, point_sky
 
@@ -168,3 +169,106 @@ def test_single_precision_gridding_agrees_with_double(small_vis):
     exact = invert(small_vis, npix_x=npix, npix_y=npix, cell_rad=cell, epsilon=1e-9, precision="single").normalised()
     assert 0 < np.max(np.abs(single - double)) / np.max(np.abs(double)) < 1e-5  # single really ran, and agrees
     assert np.max(np.abs(single - exact)) / np.max(np.abs(exact)) < 1e-4  # within the requested accuracy
+
+
+# -- small inversion -------------------------------------------------------------------------
+SMALL_NPIX = 256  # 8 pixels per finest fringe: small inversion grids on ~96² instead
+
+
+def small_inversion_cell(vis):
+    return 1.0 / (8.0 * uvw_max_wavelengths(vis)[0])
+
+
+def test_small_grid_is_smaller_even_and_only_when_it_pays(small_vis):
+    cell = small_inversion_cell(small_vis)
+    bandwidth = vis_bandwidth(small_vis, SMALL_NPIX, SMALL_NPIX, cell)
+    assert bandwidth > uvw_max_wavelengths(small_vis)[0]  # the w term widens the band
+    grid = small_grid(SMALL_NPIX, SMALL_NPIX, cell, bandwidth)
+    assert grid is not None and all(side % 2 == 0 and side < SMALL_NPIX for side in grid.small)
+    assert grid.padded[0] > SMALL_NPIX and grid.padded[0] % 2 == 0  # a guard band around the field
+    # the small grid still Nyquist-samples the longest baseline over its field
+    assert grid.small[0] >= 2 * bandwidth * grid.padded[0] * cell
+    assert small_grid(NPIX, NPIX, CELL, vis_bandwidth(small_vis, NPIX, NPIX, CELL)) is None  # 64 pixels: plain path
+
+
+def test_resampling_is_an_adjoint_pair_and_keeps_the_flux():
+    rng = np.random.default_rng(5)
+    small, big = rng.normal(size=(48, 40)), rng.normal(size=(128, 96))
+    passband = (17.0, 14.0)
+    left = np.vdot(upsample(small, big.shape, passband), big)
+    right = np.vdot(small, downsample(big, small.shape, passband))
+    assert abs(left - right) < 1e-12 * abs(left)
+    assert downsample(big, small.shape, passband).sum() == pytest.approx(big.sum(), rel=1e-12)
+
+
+def _small_and_full(function, vis, **options):
+    cell = small_inversion_cell(vis)
+    common = dict(npix_x=SMALL_NPIX, npix_y=SMALL_NPIX, cell_rad=cell, epsilon=1e-7)
+    return (function(vis, small_inversion=True, **common, **options).normalised()[0],
+            function(vis, small_inversion=False, **common, **options).normalised()[0])
+
+
+def test_small_inversion_dirty_image_matches_the_full_size_grid(small_vis):
+    """Random visibilities (a flat spectrum out to the longest baseline: the hardest case for
+    the resampling) imaged on the small grid and on the requested one."""
+    rng = np.random.default_rng(6)
+    vis = small_vis.with_vis(rng.normal(size=(small_vis.n_rows, 2)) + 1j * rng.normal(size=(small_vis.n_rows, 2)))
+    small, full = _small_and_full(invert, vis)
+    error = np.abs(small - full) / np.max(np.abs(full))
+    inner = slice(SMALL_NPIX // 10, SMALL_NPIX - SMALL_NPIX // 10)
+    assert error[inner, inner].max() < 2e-4  # inner 80% (measured 9.2e-5)
+    assert error.max() < 5e-4  # edges included (measured 1.8e-4)
+
+
+def test_small_inversion_psf_peaks_at_one_in_the_centre(small_vis):
+    small, full = _small_and_full(invert_psf, small_vis)
+    centre = (SMALL_NPIX // 2, SMALL_NPIX // 2)
+    assert np.unravel_index(np.argmax(small), small.shape) == centre
+    assert small[centre] == pytest.approx(1.0, abs=1e-6)  # measured 2e-7
+    assert np.max(np.abs(small - full)) < 3e-5  # measured 1.2e-5
+
+
+@pytest.mark.parametrize(("y", "x", "tolerance"), [
+    (SMALL_NPIX // 2 + 37, SMALL_NPIX // 2 - 53, 3e-4),  # measured 1.1e-4
+    (5, SMALL_NPIX - 7, 1e-3),  # 5 pixels from the corner: measured 5.4e-4
+])
+def test_small_inversion_predicts_an_off_grid_point_source(small_vis, y, x, tolerance):
+    """1 Jy on a requested pixel that is no pixel of the small grid (its pixels are ~2 requested ones)."""
+    model = np.zeros((SMALL_NPIX, SMALL_NPIX))
+    model[y, x] = 1.0
+    options = dict(cell_rad=small_inversion_cell(small_vis), epsilon=1e-7)
+    small = predict(small_vis, model, small_inversion=True, **options)
+    full = predict(small_vis, model, small_inversion=False, **options)
+    assert np.max(np.abs(small - full)) < tolerance
+
+
+def test_small_inversion_keeps_invert_the_adjoint_of_predict(small_vis):
+    rng = np.random.default_rng(7)
+    cell = small_inversion_cell(small_vis)
+    image = rng.normal(size=(SMALL_NPIX, SMALL_NPIX))
+    data = rng.normal(size=(small_vis.n_rows, 2)) + 1j * rng.normal(size=(small_vis.n_rows, 2))
+    predicted = predict(small_vis, image, cell_rad=cell, epsilon=1e-7)
+    dirty = invert(small_vis.with_vis(data), npix_x=SMALL_NPIX, npix_y=SMALL_NPIX, cell_rad=cell, epsilon=1e-7,
+                   weights=np.ones((small_vis.n_rows, 2))).image[0]
+    left, right = np.real(np.vdot(predicted, data)), np.sum(image * dirty)
+    assert abs(left - right) < 1e-6 * abs(left)
+
+
+def test_small_inversion_chunks_sum_to_the_whole_on_the_observations_grid(small_vis):
+    """Chunks pass the observation's bandwidth, so they grid on one small grid and add up."""
+    rng = np.random.default_rng(8)
+    vis = small_vis.with_vis(rng.normal(size=(small_vis.n_rows, 2)) + 0j)
+    cell = small_inversion_cell(vis)
+    options = dict(npix_x=SMALL_NPIX, npix_y=SMALL_NPIX, cell_rad=cell, epsilon=1e-7,
+                   bandwidth=vis_bandwidth(vis, SMALL_NPIX, SMALL_NPIX, cell))
+    half = vis.time_row_ranges()[3][0]
+    from dataclasses import replace
+
+    def rows(a, b):
+        return replace(vis, uvw=vis.uvw[a:b], time=vis.time[a:b], interval=vis.interval[a:b],
+                       antenna1=vis.antenna1[a:b], antenna2=vis.antenna2[a:b], vis=vis.vis[a:b],
+                       weight=vis.weight[a:b], flag=vis.flag[a:b])
+
+    parts = invert(rows(0, half), **options) + invert(rows(half, vis.n_rows), **options)
+    whole = invert(vis, **options).normalised()
+    assert np.max(np.abs(parts.normalised() - whole)) / np.max(np.abs(whole)) < 1e-6

@@ -52,6 +52,10 @@ class ImagingConfig(Section):
         "single", description="gridding in complex64/float32 (single, ~30% faster) or complex128/float64 "
         "(double); an epsilon below 1e-5 always grids in double", json_schema_extra={"cli": "--precision"})
     wstacking: bool = Field(True, description="correct the w term", json_schema_extra={"cli": "--wstacking"})
+    small_inversion: bool = Field(
+        True, description="grid on the smallest image that Nyquist-samples the longest baseline and "
+        "Fourier-interpolate to the requested size (WSClean's default; --no-small-inversion turns it off)",
+        json_schema_extra={"cli": "--small-inversion"})
     threads_per_task: int = Field(1, ge=1, description="ducc0 threads in each gridding task")
 
     @field_validator("size")

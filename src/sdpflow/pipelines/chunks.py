@@ -22,7 +22,9 @@ from sdpflow.pipelines.partition import Chunk
 @dataclass(frozen=True)
 class ImageGrid:
     """The image every chunk grids onto. cell_rad in radians; epsilon is the gridder accuracy;
-    precision "single" or "double" (see :mod:`sdpflow.radio.imaging`)."""
+    precision "single" or "double"; small_inversion with bandwidth, the observation's highest
+    spatial frequency in wavelengths (None: each chunk's own, so chunks may grid on different
+    small grids), see :mod:`sdpflow.radio.imaging`."""
 
     npix_x: int
     npix_y: int
@@ -32,10 +34,13 @@ class ImageGrid:
     wstacking: bool = True
     nthreads: int = 1
     precision: str = "double"
+    small_inversion: bool = True
+    bandwidth: float | None = None
 
     def gridder_options(self) -> dict:
         return {"cell_rad": self.cell_rad, "epsilon": self.epsilon, "nthreads": self.nthreads,
-                "do_wstacking": self.wstacking, "precision": self.precision}
+                "do_wstacking": self.wstacking, "precision": self.precision,
+                "small_inversion": self.small_inversion, "bandwidth": self.bandwidth}
 
     @property
     def vis_dtype(self) -> type:

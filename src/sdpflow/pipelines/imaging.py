@@ -35,6 +35,7 @@ from sdpflow.pipelines import products
 from sdpflow.pipelines.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.partition import Chunk, plan_chunks
 from sdpflow.radio.ms import MSMetadata, ms_checksum, read_ms_metadata
+from sdpflow.radio.small_inversion import image_bandwidth
 
 SPEED_OF_LIGHT = 299_792_458.0
 
@@ -207,22 +208,34 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
 
 
 def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
-    """The image size and cell; ``scale: auto`` is a third of the finest fringe spacing."""
+    """The image size and cell; ``scale: auto`` is a third of the finest fringe spacing.
+
+    With small inversion the observation's image bandwidth (wavelengths, from its longest
+    baseline and largest |w| at the top frequency) goes with the grid, so that every chunk
+    grids on the same small image.
+    """
     width, height = config.imaging.size
-    if config.imaging.scale == "auto":
-        cell = auto_cell_rad(config.ms, metadata)
-    else:
-        cell = angle_to_rad(config.imaging.scale)
+    auto, small = config.imaging.scale == "auto", config.imaging.small_inversion
+    uv_max, w_max = observation_uvw_max(config.ms, metadata) if auto or small else (None, None)
+    cell = 1.0 / (3.0 * uv_max) if auto else angle_to_rad(config.imaging.scale)
+    bandwidth = image_bandwidth(uv_max, w_max, width, height, cell) if small else None
     return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
-                     config.imaging.wstacking, config.imaging.threads_per_task, config.imaging.precision)
+                     config.imaging.wstacking, config.imaging.threads_per_task, config.imaging.precision,
+                     config.imaging.small_inversion, bandwidth)
+
+
+def observation_uvw_max(ms_path: str, metadata: MSMetadata) -> tuple[float, float]:
+    """(longest sqrt(u² + v²), largest |w|) in wavelengths at the top frequency."""
+    from sdpflow.radio.ms import max_uvw_m
+
+    uv_m, w_m = max_uvw_m(ms_path)
+    per_metre = float(np.max(metadata.frequency)) / SPEED_OF_LIGHT
+    return uv_m * per_metre, w_m * per_metre
 
 
 def auto_cell_rad(ms_path: str, metadata: MSMetadata) -> float:
     """1 / (3 uv_max) radians, uv_max the longest projected baseline in wavelengths at the top frequency."""
-    from sdpflow.radio.ms import max_uv_distance_m
-
-    uv_max = max_uv_distance_m(ms_path) * float(np.max(metadata.frequency)) / SPEED_OF_LIGHT
-    return 1.0 / (3.0 * uv_max)
+    return 1.0 / (3.0 * observation_uvw_max(ms_path, metadata)[0])
 
 
 # -- stages ---------------------------------------------------------------------------------

@@ -440,11 +440,17 @@ def write_column(path: str | Path, column: str, data: np.ndarray, *, rows: tuple
 
 def max_uv_distance_m(path: str | Path) -> float:
     """The longest projected baseline sqrt(u² + v²) in metres, computed inside casacore (no data read)."""
+    return max_uvw_m(path)[0]
+
+
+def max_uvw_m(path: str | Path) -> tuple[float, float]:
+    """(longest sqrt(u² + v²), largest |w|) in metres, computed inside casacore (no data read)."""
     from casacore.tables import taql
 
     with _open(path) as main:  # noqa: F841 - taql reads the table through $main
-        result = taql("select gmax(sqrt(sumsqr(UVW[0:1]))) as uvmax from $main")
-        return float(result.getcol("uvmax")[0])
+        # python-casacore's TaQL indexes Python-style: UVW[0:2] is (u, v)
+        result = taql("select gmax(sqrt(sumsqr(UVW[0:2]))) as uvmax, gmax(abs(UVW[2])) as wmax from $main")
+        return float(result.getcol("uvmax")[0]), float(result.getcol("wmax")[0])
 
 
 #: What an imaging run reads from an MS, besides its data column: a change to any of these changes the run.

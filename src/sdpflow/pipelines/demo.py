@@ -40,7 +40,7 @@ def demo_config(products: SimulationProducts, simulation: SimulateConfig) -> Ica
     return IcalConfig(
         ms=str(products.ms),
         imaging=ImagingConfig(size=(npix, npix), scale=f"{simulation.image_cell_arcsec}asec", weight="briggs 0"),
-        deconvolution=DeconvolutionConfig(niter=2000, gain=0.1, mgain=0.8, auto_threshold=3.0, nmajor=6),
+        deconvolution=DeconvolutionConfig(niter=20000, gain=0.1, mgain=0.8, auto_threshold=3.0, nmajor=8),
         calibration=CalibrationConfig(),
         partition=PartitionConfig(time_chunks=4),
     )

@@ -253,13 +253,8 @@ class RunStore:
             )
 
     def get_products(self, run_id: str) -> list[dict[str, Any]]:
-        with self._transaction() as connection:
-            return [
-                dict(row)
-                for row in connection.execute(
-                    select(schema.products).where(schema.products.c.run_id == run_id).order_by(schema.products.c.id)
-                ).mappings()
-            ]
+        """The products of a run, in the order they were recorded."""
+        return self._rows_of_run(schema.products, run_id)
 
     def add_event(self, run_id: str, event_name: str, stage: str | None = None, detail: dict[str, Any] | None = None) -> None:
         """Record one event of a run."""
@@ -279,13 +274,8 @@ class RunStore:
             connection.execute(insert(schema.events), rows)
 
     def get_events(self, run_id: str) -> list[dict[str, Any]]:
-        with self._transaction() as connection:
-            return [
-                dict(row)
-                for row in connection.execute(
-                    select(schema.events).where(schema.events.c.run_id == run_id).order_by(schema.events.c.id)
-                ).mappings()
-            ]
+        """The events of a run, in the order they were recorded."""
+        return self._rows_of_run(schema.events, run_id)
 
     def add_tasks(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Record the outcome of task-pool tasks (see ``schema.tasks`` for the columns), in one transaction."""
@@ -294,13 +284,13 @@ class RunStore:
                 connection.execute(insert(schema.tasks), [{"run_id": run_id, **row} for row in rows])
 
     def get_tasks(self, run_id: str) -> list[dict[str, Any]]:
+        """The tasks of a run, in the order they were recorded."""
+        return self._rows_of_run(schema.tasks, run_id)
+
+    def _rows_of_run(self, table, run_id: str) -> list[dict[str, Any]]:
         with self._transaction() as connection:
-            return [
-                dict(row)
-                for row in connection.execute(
-                    select(schema.tasks).where(schema.tasks.c.run_id == run_id).order_by(schema.tasks.c.id)
-                ).mappings()
-            ]
+            query = select(table).where(table.c.run_id == run_id).order_by(table.c.id)
+            return [dict(row) for row in connection.execute(query).mappings()]
 
     def count(self, table: str, run_id: str) -> int:
         """How many rows of ``table`` belong to a run."""

@@ -103,6 +103,19 @@ def test_local_result_workers_budget_and_no_orphans():
     assert wait_gone(started) == set()
 
 
+def _imported(names):
+    return {name: name in sys.modules for name in names}
+
+
+def test_workers_import_the_pipeline_modules_as_they_join():
+    """Asked-for modules are in each worker's sys.modules before its first task; a bad name only warns."""
+    wanted = ("sdpflow.pipelines.chunks", "astropy.io.fits")
+    with open_cluster("local:2", worker_imports=(*wanted, "sdpflow.no_such_module")) as client:
+        seen = client.run(_imported, wanted)
+    assert len(seen) == 2
+    assert all(all(flags.values()) for flags in seen.values()), seen
+
+
 def test_safe_scaling_settings_and_user_override():
     config = ClusterConfig(spec="local:1", dask_config={"distributed.scheduler.worker-ttl": "2 hours"})
     with open_cluster(config) as client:

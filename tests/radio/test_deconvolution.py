@@ -164,3 +164,14 @@ def test_cube_channels_are_cleaned_each_with_its_psf(dirty_and_psf):
     result = deconvolve(cube, psf, gain=0.1, niter=5000, threshold=1e-3)
     assert result.model_delta.shape == cube.shape
     assert result.model_delta[1].sum() == pytest.approx(0.5 * result.model_delta[0].sum(), rel=0.01)
+
+
+def test_beam_fit_ignores_a_sidelobe_island_above_the_level():
+    """Only the pixels connected to the peak are fitted: a separate bright sidelobe changes nothing."""
+    cell = np.radians(10 / 3600)
+    beam = (np.radians(50 / 3600), np.radians(30 / 3600), np.radians(120.0))
+    psf = gaussian_beam_image((96, 96), beam, cell)
+    with_island = psf.copy()
+    with_island[10:14, 10:14] = 0.6
+    assert fit_restoring_beam(with_island, cell) == pytest.approx(fit_restoring_beam(psf, cell), rel=1e-9)
+    assert fit_restoring_beam(psf, cell) == pytest.approx(beam, rel=1e-6)

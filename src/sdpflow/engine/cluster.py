@@ -11,6 +11,7 @@ when the block ends: on success, on an error, on Ctrl-C and on SIGTERM.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -104,6 +105,26 @@ class WorkerBudget(WorkerPlugin):
         os.environ[MEMORY_ENV] = str(limit)
         os.environ[THREADS_ENV] = str(nthreads)
         os.environ[TASK_MEMORY_ENV] = str(limit // max(nthreads, 1))
+
+
+class ImportModules(WorkerPlugin):
+    """Imports a pipeline's task modules on each worker as it joins, before its first task.
+
+    A worker's first task otherwise pays for them (numba, astropy, ducc0: about a second)
+    in the middle of the run; at start-up they overlap the client's own preparation.
+    """
+
+    name = "sdpflow-worker-imports"
+
+    def __init__(self, modules: tuple[str, ...]) -> None:
+        self.modules = tuple(modules)
+
+    def setup(self, worker: Any) -> None:
+        for module in self.modules:
+            try:
+                importlib.import_module(module)
+            except Exception as error:  # noqa: BLE001 - the task that needs it will fail with the cause
+                log.warning("worker %s cannot import %s: %s", worker.address, module, error)
 
 
 @dataclass(frozen=True)
@@ -241,6 +262,7 @@ def cluster_session(
     override: str | None = None,
     on_dashboard: Callable[[str], None] | None = None,
     wait: bool = True,
+    worker_imports: tuple[str, ...] = (),
 ) -> Iterator[ClusterSession]:
     """Like :func:`open_cluster`, yielding the whole :class:`ClusterSession` (for ``cluster check``)."""
     config = resolve_config(spec, override)
@@ -263,8 +285,10 @@ def cluster_session(
         stack.callback(client.close)
         try:
             client.register_plugin(WorkerBudget())
+            if worker_imports:
+                client.register_plugin(ImportModules(worker_imports))
         except Exception as error:  # a foreign scheduler's workers may lack sdpflow
-            log.warning("workers cannot load sdpflow's budget plugin (%s); %s is not set there", error, MEMORY_ENV)
+            log.warning("workers cannot load sdpflow's plugins (%s); %s is not set there", error, MEMORY_ENV)
         link = dashboard_link(client, config)
         log.info("Dask dashboard of the %s cluster: %s", name, link)
         if on_dashboard is not None:
@@ -282,6 +306,7 @@ def open_cluster(
     override: str | None = None,
     on_dashboard: Callable[[str], None] | None = None,
     wait: bool = True,
+    worker_imports: tuple[str, ...] = (),
 ) -> Iterator[Client]:
     """A Dask client on the cluster named by ``spec``; everything started is closed on exit.
 
@@ -290,7 +315,9 @@ def open_cluster(
     log. With ``wait``, the block starts once the workers a backend promises (fixed jobs,
     SSH hosts, pods) have joined, or fails with :class:`ClusterError` after
     ``cluster.start_timeout`` seconds. An unreachable scheduler fails after
-    ``cluster.connect_timeout`` seconds.
+    ``cluster.connect_timeout`` seconds. Each worker imports ``worker_imports`` (module
+    names) as it joins.
     """
-    with cluster_session(spec, override=override, on_dashboard=on_dashboard, wait=wait) as session:
+    with cluster_session(spec, override=override, on_dashboard=on_dashboard, wait=wait,
+                         worker_imports=worker_imports) as session:
         yield session.client

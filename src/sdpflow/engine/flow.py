@@ -12,6 +12,7 @@ Every transition goes to the run database and to ``events.jsonl`` in the output 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import traceback
 from contextlib import ExitStack
@@ -108,10 +109,15 @@ class StageContext:
     out_dir: Path
     attempt: int
     staging_dir: Path
-    inputs: dict[str, str]
+    _inputs: "InputChecksums"
     _client_opener: Callable[[], Any]
     _emit: Callable[..., None]
     config_hash: str = ""
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """The checksums of the stage's inputs (waits for them if they are still being computed)."""
+        return self._inputs.result()
 
     def output(self, name: str) -> Path:
         """Where to write the declared output ``name`` (moved into place when the stage succeeds)."""
@@ -205,8 +211,10 @@ def run_flow(
         forced = set(names[names.index(from_stage):]) if from_stage else set()
         emit("flow-started", stages=names, total=len(names))
         for index, stage in enumerate(flow.stages):
-            inputs = _input_checksums(stage, out_dir, records)
-            fingerprint = config_hash({"version": sdpflow_version(), "config": stage.config, "inputs": inputs})
+            inputs = InputChecksums(stage, out_dir, records)
+            stack.callback(inputs.wait)
+            fingerprint = lambda inputs=inputs, stage=stage: config_hash(  # noqa: E731
+                {"version": sdpflow_version(), "config": stage.config, "inputs": inputs.result()})
             reason = _rerun_reason(stage, records.get(stage.name), fingerprint, out_dir, forced, rerun)
             if reason is None:
                 result.skipped.append(stage.name)
@@ -251,24 +259,55 @@ def _log_tasks(client: Any, stage: str, since: float, path: Path) -> None:
         log.write_many(rows)
 
 
-def _input_checksums(stage: Stage, out_dir: Path, records: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Checksums of a stage's external inputs and of its upstream stages' recorded outputs."""
-    inputs: dict[str, str] = {}
-    for path in stage.inputs:
-        source = Path(path)
-        if not source.exists():
-            raise InputError(f"stage {stage.name}: input {source} does not exist")
-        inputs[str(source.resolve())] = (stage.input_checksum or checksum)(str(source))
-    for upstream in stage.after:
-        for name, value in ((records.get(upstream) or {}).get("outputs") or {}).items():
-            inputs[f"{upstream}:{name}"] = value
-    return inputs
+class InputChecksums:
+    """Checksums of a stage's external inputs and of its upstream stages' recorded outputs.
+
+    Missing inputs fail at once (:class:`InputError`). Checksumming a large input (a
+    MeasurementSet: a second or more) runs in a background thread, so a stage that runs
+    anyway starts its cluster and its work meanwhile; :meth:`result` waits for it.
+    """
+
+    def __init__(self, stage: Stage, out_dir: Path, records: dict[str, dict[str, Any]]) -> None:
+        self._upstream = {f"{upstream}:{name}": value for upstream in stage.after
+                          for name, value in ((records.get(upstream) or {}).get("outputs") or {}).items()}
+        sources = []
+        for path in stage.inputs:
+            source = Path(path)
+            if not source.exists():
+                raise InputError(f"stage {stage.name}: input {source} does not exist")
+            sources.append(source)
+        self._external: dict[str, str] = {}
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if sources:
+            function = stage.input_checksum or checksum
+            self._thread = threading.Thread(target=self._compute, args=(sources, function), daemon=True,
+                                            name=f"checksum-{stage.name}")
+            self._thread.start()
+
+    def _compute(self, sources: list[Path], function: Callable[[str], str]) -> None:
+        try:
+            for source in sources:
+                self._external[str(source.resolve())] = function(str(source))
+        except BaseException as error:  # noqa: BLE001 - handed to whoever asks for the result
+            self._error = error
+
+    def wait(self) -> None:
+        """Wait for the background checksums (so none outlives the flow)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> dict[str, str]:
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return {**self._external, **self._upstream}
 
 
 def _rerun_reason(
     stage: Stage,
     record: dict[str, Any] | None,
-    fingerprint: str,
+    fingerprint: Callable[[], str],
     out_dir: Path,
     forced: set[str],
     rerun: set[str],
@@ -280,7 +319,7 @@ def _rerun_reason(
         return "not completed"
     if dirty := [upstream for upstream in stage.after if upstream in rerun]:
         return f"upstream {', '.join(dirty)} reran"
-    if record.get("fingerprint") != fingerprint:
+    if record.get("fingerprint") != fingerprint():
         return "inputs, configuration or sdpflow version changed"
     for name, recorded in (record.get("outputs") or {}).items():
         path = out_dir / name
@@ -296,8 +335,8 @@ def _run_stage(
     store: RunStore,
     run_id: str,
     out_dir: Path,
-    inputs: dict[str, str],
-    fingerprint: str,
+    inputs: InputChecksums,
+    fingerprint: Callable[[], str],
     reason: str,
     index: int,
     total: int,
@@ -333,13 +372,13 @@ def _run_stage(
                 raise
             raise StageFailed(f"stage {stage.name} failed after {try_number + 1} attempt(s): {message}") from error
         elapsed = time.perf_counter() - started
-        provenance = provenance_record(config_hash=stage_hash, inputs=inputs, run_id=run_id)
+        provenance = provenance_record(config_hash=stage_hash, inputs=inputs.result(), run_id=run_id)
         for name, value_checksum in outputs.items():
             path = out_dir / name
             size = path.stat().st_size if path.is_file() else None
             store.record_product(run_id, stage.name, name, value_checksum, size, provenance)
-        store.set_stage(run_id, stage.name, status="completed", finished=utc_now(), fingerprint=fingerprint,
-                        inputs=inputs, outputs=outputs)
+        store.set_stage(run_id, stage.name, status="completed", finished=utc_now(), fingerprint=fingerprint(),
+                        inputs=inputs.result(), outputs=outputs)
         emit("stage-completed", stage=stage.name, index=index, total=total, attempt=attempt,
              elapsed_s=round(elapsed, 3), outputs=outputs)
         shutil.rmtree(staging, ignore_errors=True)

@@ -127,6 +127,19 @@ def major_cycle(
     return image, tables
 
 
+def weight_sum(image: ImageSum) -> np.ndarray:
+    """The summed imaging weights of a gridded image, per output channel."""
+    return image.weight_sum
+
+
+def normalised(image: ImageSum) -> np.ndarray:
+    """A summed image divided by its weights: Jy/beam, [chan, y, x].
+
+    Here rather than in the flow module, so a worker's first use of it imports nothing new.
+    """
+    return image.normalised()
+
+
 def corrected_chunk(data: ChunkData, tables: list[GainTable]) -> np.ndarray:
     """The chunk's visibilities corrected by the given gain tables in order, [row, chan] complex."""
     corrected = data.vis.vis[:, :, 0].astype(np.complex128)

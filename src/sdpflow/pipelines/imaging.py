@@ -243,10 +243,11 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     client = ctx.client
     ctx.progress(0, 2, "gridding the PSF")
     psf_sum = tree_sum(client, session.per_chunk(client, chunk_tasks.chunk_psf, session.grid, priority=1))
-    if not np.any(client.submit(_weight_sum, psf_sum).result() > 0):
-        raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight): nothing to image")
     session.submit_ahead(client, None, session.terms_for(0))  # the dirty image grids while the beam is fitted
-    psf = client.submit(_normalised, psf_sum)
+    if not np.any(client.submit(chunk_tasks.weight_sum, psf_sum).result() > 0):
+        session.pending = None
+        raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight): nothing to image")
+    psf = client.submit(chunk_tasks.normalised, psf_sum)
     beam = client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1).result()
     ctx.progress(1, 2, "writing psf.fits")
     client.submit(products.write_image, str(ctx.output("psf.fits")), psf, session.grid, session.metadata,
@@ -255,14 +256,6 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     session.psf_future = psf
     ctx.progress(2, 2)
     return beam
-
-
-def _weight_sum(image_sum) -> np.ndarray:
-    return image_sum.weight_sum
-
-
-def _normalised(image_sum) -> np.ndarray:
-    return image_sum.normalised()
 
 
 def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict:
@@ -285,7 +278,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
     results = session.major_cycles(client, model, terms)
     residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
-    residual = client.submit(_normalised, residual_sum)
+    residual = client.submit(chunk_tasks.normalised, residual_sum)
     writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
         writes.append(client.submit(products.write_image, str(ctx.output("dirty.fits")), residual, session.grid,
@@ -332,7 +325,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     ctx.progress(0, 2, "final major cycle")
     results = session.major_cycles(client, model, terms)
     residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
-    residual = client.submit(_normalised, residual_sum)
+    residual = client.submit(chunk_tasks.normalised, residual_sum)
     beam = _read_json(ctx.product("cycles/beam.json"))
     provenance = ctx.provenance()
     restored = client.submit(products.restore_image, model, residual, beam, session.grid.cell_rad)
@@ -370,9 +363,14 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
 
 
 def _report_stage(ctx: StageContext) -> None:
-    from sdpflow.report.html import write_report  # matplotlib: only the client, only here
+    from sdpflow.report.html import write_report
 
-    write_report(ctx.out_dir, ctx.output("report.html"))
+    client = ctx.client
+
+    def on_workers(function, specs):  # the figures are drawn on the workers, in parallel
+        return client.gather(client.map(function, list(specs), pure=False))
+
+    write_report(ctx.out_dir, ctx.output("report.html"), map_function=on_workers)
 
 
 def _read_json(path: Path) -> dict:

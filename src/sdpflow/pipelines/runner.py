@@ -25,6 +25,7 @@ class Pipeline:
     name: str
     config_model: type[BaseModel]
     build: Callable[[Any], list[Stage]]
+    worker_imports: tuple[str, ...] = ()  # modules every worker imports as it joins (its tasks' code)
 
 
 def _lazy(module: str, function: str) -> Callable[[Any], list[Stage]]:
@@ -36,9 +37,13 @@ def _lazy(module: str, function: str) -> Callable[[Any], list[Stage]]:
     return build
 
 
+#: What the imaging pipelines' worker tasks import (gridding, deconvolution, FITS, figures).
+IMAGING_TASKS = ("sdpflow.pipelines.chunks", "sdpflow.pipelines.products", "astropy.io.fits")
+
 PIPELINES: dict[str, Pipeline] = {
-    "ical": Pipeline("ical", config_model("ical"), _lazy("sdpflow.pipelines.imaging", "build_ical")),
-    "continuum": Pipeline("continuum", config_model("continuum"), _lazy("sdpflow.pipelines.imaging", "build_continuum")),
+    "ical": Pipeline("ical", config_model("ical"), _lazy("sdpflow.pipelines.imaging", "build_ical"), IMAGING_TASKS),
+    "continuum": Pipeline("continuum", config_model("continuum"), _lazy("sdpflow.pipelines.imaging", "build_continuum"),
+                          IMAGING_TASKS),
     "demo-flow": Pipeline("demo-flow", config_model("demo-flow"), _lazy("sdpflow.pipelines.demo_flow", "build")),
 }
 
@@ -106,7 +111,8 @@ def resume_run(
 def _flow(pipeline: Pipeline, config: BaseModel) -> Flow:
     """The pipeline's flow for this configuration, its cluster opened only when a stage needs it."""
     cluster_config = getattr(config, "cluster", None)
-    return Flow(pipeline.name, pipeline.build(config), client_factory=lambda: open_cluster(cluster_config))
+    return Flow(pipeline.name, pipeline.build(config),
+                client_factory=lambda: open_cluster(cluster_config, worker_imports=pipeline.worker_imports))
 
 
 def _execute(

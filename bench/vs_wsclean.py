@@ -215,7 +215,7 @@ def main() -> None:
         memory_ratio = figures["sdpflow"]["peak_rss_mib_max"] / figures["wsclean"]["peak_rss_mib_max"]
         worst = max(abs(s["difference"]) for s in sources)
         last = runs["sdpflow"][-1]["summary"]
-        cycles_run = len([c for c in last["cycles"] if not c.get("skipped")])
+        cycles_run = last["major_cycles_run"]
         ws_majors = runs["wsclean"][-1]["major_iterations"]
         report = {
             "date": time.strftime("%Y-%m-%d %H:%M %Z"),

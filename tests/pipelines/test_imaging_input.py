@@ -1,4 +1,5 @@
-"""Bad input to the imaging pipelines: one line, exit 2, nothing recorded or started."""
+"""The imaging pipelines from the command line: bad input is one line, exit 2, nothing recorded or
+started; a good run says how many major cycles ran and what stopped them."""
 
 from __future__ import annotations
 
@@ -55,3 +56,19 @@ def test_entirely_flagged_ms(tmp_path, small_ms):
     assert result.returncode == 2
     assert "every sample is flagged" in result.stderr and str(ms) in result.stderr
     assert RunStore(db).list_runs()[0]["status"] == "failed"
+
+
+def test_continuum_reports_the_cycles_that_ran(tmp_path, small_ms):
+    """niter is reached in the first minor cycle: the later cycles are skipped, and the summary says so."""
+    import json
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    out = tmp_path / "out"
+    result = sdpflow(db, "run", "continuum", "--ms", str(small_ms), "--out", str(out), "--size", "64", "64",
+                     "--niter", "20", "--nmajor", "4")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["major_cycles_run"] == 1 and summary["stop_reason"] == "niter"
+    assert [cycle.get("skipped") for cycle in summary["cycles"]] == [None, "converged", "converged", "converged"]
+    assert "after 1 major cycle (the last stopped by niter)" in " ".join(result.stdout.split())
+    assert "1 run of 4 allowed" in (out / "report.html").read_text()

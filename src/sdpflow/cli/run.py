@@ -76,10 +76,11 @@ def print_imaging_summary(path: Path) -> None:
 
     summary = json.loads(path.read_text())
     beam = summary["restoring_beam"]
+    cycles = summary["major_cycles_run"]
     console.print(
         f"peak {summary['peak_jy_per_beam']:.4g} Jy/beam, noise {summary['noise_jy_per_beam']:.3g} Jy/beam, "
         f"dynamic range {summary['dynamic_range']:.0f}, beam {beam['bmaj_arcsec']:.1f}″×{beam['bmin_arcsec']:.1f}″ "
-        f"after {len(summary['cycles'])} major cycles"
+        f"after {cycles} major cycle{'' if cycles == 1 else 's'} (the last stopped by {summary['stop_reason']})"
     )
     console.print(f"report: {path.parent.resolve() / 'report.html'}")
 

@@ -352,6 +352,9 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
                   "cell_arcsec": float(np.degrees(session.grid.cell_rad) * 3600), "channels_out": session.grid.channels_out},
         "chunks": len(session.chunks),
         "cycles": cycles,
+        # cycles after the minor cycle reached its threshold or niter are recorded as skipped
+        "major_cycles_run": sum(1 for cycle in cycles if not cycle.get("skipped")),
+        "stop_reason": next((c["stop_reason"] for c in reversed(cycles) if not c.get("skipped")), None),
         "restoring_beam": beam,
         **image_stats,
         "stage_seconds": {**{cycle_name(m["cycle"]): m.get("elapsed_s") for m in cycles},

@@ -83,7 +83,9 @@ def write_report(run_dir: Path, path: Path, *, map_function: Callable = map) -> 
         ("peak", f"{summary['peak_jy_per_beam']:.4g} Jy/beam"),
         ("noise (MAD)", f"{summary['noise_jy_per_beam']:.3g} Jy/beam"),
         ("dynamic range", f"{summary['dynamic_range']:.0f}"),
-        ("major cycles", str(len(summary["cycles"]))), ("chunks", str(summary["chunks"])),
+        ("major cycles", f"{summary['major_cycles_run']} run of {len(summary['cycles'])} allowed "
+                         f"(the last stopped by {summary['stop_reason']})"),
+        ("chunks", str(summary["chunks"])),
     ]
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     cycles = "".join(

@@ -151,3 +151,26 @@ def test_retries_with_backoff_then_failure_is_recorded(db_url, workspace):
     assert failed["status"] == "failed" and "transient failure" in failed["error"]
     assert store.get_stages(failed["id"])["first"]["status"] == "completed"
     assert not (tmp_path / "out" / ".staging" / "second" / "b.txt").exists()
+
+
+def test_a_failing_input_checksum_fails_the_stage_before_its_outputs_land(tmp_path):
+    """Input checksums run in the background; their error is the stage's error, and nothing is committed."""
+    from sdpflow.engine.flow import Flow, Stage, run_flow
+
+    source = tmp_path / "input.txt"
+    source.write_text("x")
+
+    def unreadable(path: str) -> str:
+        raise OSError(f"{path}: cannot read")
+
+    def write(ctx) -> None:
+        ctx.output("out.txt").write_text("written")
+
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    run_id = store.create_run("checksum-flow", {}, str(tmp_path / "out"))
+    flow = Flow("checksum-flow", [Stage("only", write, outputs=("out.txt",), inputs=(str(source),),
+                                        input_checksum=unreadable)])
+    with pytest.raises(StageFailed, match="cannot read"):
+        run_flow(flow, store, run_id, tmp_path / "out")
+    assert store.get_stages(run_id)["only"]["status"] == "failed"
+    assert not (tmp_path / "out" / "out.txt").exists()

@@ -17,6 +17,7 @@ import time
 import traceback
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
 
@@ -213,8 +214,7 @@ def run_flow(
         for index, stage in enumerate(flow.stages):
             inputs = InputChecksums(stage, out_dir, records)
             stack.callback(inputs.wait)
-            fingerprint = lambda inputs=inputs, stage=stage: config_hash(  # noqa: E731
-                {"version": sdpflow_version(), "config": stage.config, "inputs": inputs.result()})
+            fingerprint = partial(_fingerprint, stage, inputs)
             reason = _rerun_reason(stage, records.get(stage.name), fingerprint, out_dir, forced, rerun)
             if reason is None:
                 result.skipped.append(stage.name)
@@ -304,6 +304,11 @@ class InputChecksums:
         return {**self._external, **self._upstream}
 
 
+def _fingerprint(stage: Stage, inputs: InputChecksums) -> str:
+    """hash(sdpflow version, the stage's configuration, its input checksums)."""
+    return config_hash({"version": sdpflow_version(), "config": stage.config, "inputs": inputs.result()})
+
+
 def _rerun_reason(
     stage: Stage,
     record: dict[str, Any] | None,
@@ -358,6 +363,7 @@ def _run_stage(
         started = time.perf_counter()
         try:
             value = stage.run(ctx)
+            inputs.result()  # a failed input checksum fails the stage before its outputs land
             outputs = _commit_outputs(stage, staging, out_dir)
         except Exception as error:  # noqa: BLE001 - a stage may fail in any way; we record it
             message = f"{type(error).__name__}: {error}"

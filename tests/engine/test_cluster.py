@@ -96,6 +96,8 @@ def test_local_result_workers_budget_and_no_orphans():
         assert sum_of_squares(client) == EXPECTED
         env = client.run(lambda: (os.environ[MEMORY_ENV], os.environ[TASK_MEMORY_ENV]))
         assert {tuple(map(int, v)) for v in env.values()} == {(2**30, 2**30)}
+        malloc = client.run(lambda: os.environ.get("MALLOC_MMAP_THRESHOLD_"))
+        assert set(malloc.values()) == {str(32 * 2**20)}  # set before the worker process started
         assert all(w["memory_limit"] == 2**30 for w in workers.values())
         started = child_pids() - before
         assert len(started) >= 2

@@ -82,5 +82,6 @@ def test_kubernetes_resource():
         pod = resource["spec"][role]["spec"]
         assert pod["volumes"] == [{"name": "results", "persistentVolumeClaim": {"claimName": "sdpflow-results"}}]
         assert pod["containers"][0]["volumeMounts"][0]["mountPath"] == "/data"
-        assert pod["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+        assert pod["containers"][0]["env"] == [{"name": "A", "value": "1"},
+                                               {"name": "MALLOC_MMAP_THRESHOLD_", "value": "33554432"}]
     assert "volumes" not in cluster_resource(KubernetesConfig())["spec"]["worker"]["spec"]

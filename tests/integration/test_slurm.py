@@ -139,6 +139,7 @@ def test_job_script_has_lifetime_and_worker_python():
     assert sys.executable in script
     assert "export DASK_DISTRIBUTED__COMM__RETRY__COUNT=5" in script  # safe-scaling settings reach workers
     assert "#SBATCH --mem=" in script
+    assert "export MALLOC_MMAP_THRESHOLD_=33554432" in script  # before the worker process starts
 
 
 def test_cluster_check_cli_two_jobs():

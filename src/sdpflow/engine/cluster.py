@@ -27,7 +27,7 @@ from distributed import Client
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from sdpflow.config.cluster import ClusterConfig
-from sdpflow.engine.backends import Backend, get_backend
+from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, get_backend
 from sdpflow.errors import ClusterError, SdpflowError
 
 if TYPE_CHECKING:
@@ -83,8 +83,11 @@ def resolve_config(spec: str | ClusterConfig | None = None, override: str | None
 
 
 def dask_settings(config: ClusterConfig) -> dict[str, Any]:
-    """The Dask settings in force while the cluster is open (safe scaling + the user's)."""
+    """The Dask settings in force while the cluster is open (safe scaling, the workers'
+    environment, then the user's)."""
     settings = dict(SAFE_SCALING) if config.safe_scaling else {}
+    # a nanny sets these in the environment before it starts its worker process
+    settings.update({f"distributed.nanny.pre-spawn-environ.{name}": value for name, value in WORKER_ENVIRONMENT.items()})
     settings.update(config.dask_config)
     return settings
 

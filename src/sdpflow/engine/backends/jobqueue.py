@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import dask
 
-from sdpflow.engine.backends import Backend, register
+from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, register
 from sdpflow.errors import ClusterError, ConfigError
 
 if TYPE_CHECKING:
@@ -76,6 +76,11 @@ def dask_env_lines(keys: tuple[str, ...] = _WORKER_KEYS) -> list[str]:
     return lines
 
 
+def worker_environment_lines() -> list[str]:
+    """``export NAME=value`` lines for :data:`WORKER_ENVIRONMENT` (set before the worker starts)."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in sorted(WORKER_ENVIRONMENT.items())]
+
+
 def check_interface(interface: str | None) -> None:
     """:class:`ClusterError` when a network interface does not exist on this host."""
     if interface is None:
@@ -114,7 +119,7 @@ class JobqueueBackend(Backend):
             account=kw.account,
             job_extra_directives=list(kw.job_extra_directives),
             job_directives_skip=list(kw.job_directives_skip),
-            job_script_prologue=dask_env_lines() + list(kw.job_script_prologue),
+            job_script_prologue=dask_env_lines() + worker_environment_lines() + list(kw.job_script_prologue),
             local_directory=kw.local_directory,
             log_directory=kw.log_directory,
             interface=kw.interface,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sdpflow import __version__
-from sdpflow.engine.backends import Backend, register
+from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, register
 from sdpflow.errors import ClusterError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def _container(role: str, image: str, args: list[str], k8s: KubernetesConfig, po
         "name": role,
         "image": image,
         "args": args,
-        "env": [{"name": k, "value": v} for k, v in sorted(k8s.env.items())],
+        "env": [{"name": k, "value": v} for k, v in sorted({**WORKER_ENVIRONMENT, **k8s.env}.items())],
         "ports": ports,
     }
     if role == "worker":

@@ -21,6 +21,10 @@ class FlowProgress:
             TimeElapsedColumn(),
             console=console,
             transient=False,
+            # Redrawing runs in a thread of the client process, which also hosts a local
+            # cluster's scheduler: a few redraws a second on a terminal, none into a file.
+            auto_refresh=console.is_terminal,
+            refresh_per_second=4,
         )
         self.total_label = total_label
         self.flow_task = None

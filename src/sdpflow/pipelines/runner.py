@@ -37,8 +37,8 @@ def _lazy(module: str, function: str) -> Callable[[Any], list[Stage]]:
     return build
 
 
-#: What the imaging pipelines' worker tasks import (gridding, deconvolution, FITS, figures).
-IMAGING_TASKS = ("sdpflow.pipelines.chunks", "sdpflow.pipelines.products", "astropy.io.fits")
+#: What the imaging pipelines' worker tasks import (gridding, deconvolution, MS reading, FITS).
+IMAGING_TASKS = ("sdpflow.pipelines.chunks", "sdpflow.pipelines.products", "casacore.tables", "astropy.io.fits")
 
 PIPELINES: dict[str, Pipeline] = {
     "ical": Pipeline("ical", config_model("ical"), _lazy("sdpflow.pipelines.imaging", "build_ical"), IMAGING_TASKS),

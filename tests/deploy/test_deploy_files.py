@@ -108,3 +108,14 @@ def test_every_sdpflow_command_exists(command):
                             check=False)
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
+
+
+def test_workers_started_by_deploy_files_get_the_worker_environment():
+    """The workers these files start (not sdpflow) get the environment sdpflow gives its own."""
+    from sdpflow.engine.backends import WORKER_ENVIRONMENT
+
+    compose = yaml.safe_load((DEPLOY / "docker" / "compose.yaml").read_text())
+    srun = (DEPLOY / "slurm" / "run-srun-workers.sbatch").read_text()
+    for name, value in WORKER_ENVIRONMENT.items():
+        assert compose["services"]["worker"]["environment"][name] == value
+        assert re.search(rf"^export {name}={value}\b", srun, re.M)

@@ -76,6 +76,8 @@ def test_ical_recovers_gains_fluxes_and_positions(runs):
     assert quality.sources_above_10_sigma >= 15
     assert abs(quality.median_flux_ratio - 1) < 0.02
     assert quality.worst_flux_error_above_100_sigma < 0.05
+    # every source above 10σ within 5% of its flux, up to 2σ of noise (a 10σ source has a 10% error from noise alone)
+    assert quality.worst_flux_excess_sigma < 2.0
     assert quality.worst_offset_pixels < 1.0
     summary = json.loads((result.out_dir / "summary.json").read_text())
     assert [c["calibrated_terms"] for c in summary["cycles"]] == [[], ["T"], ["T"], ["T", "G"], ["T", "G"], ["T", "G"]]

@@ -29,6 +29,9 @@ class Assessment:
     median_flux_ratio: float
     worst_flux_error: float
     worst_flux_error_above_100_sigma: float
+    # max over sources above 10σ of (|measured - true| - 5% of true) / noise: how far the worst
+    # source lies outside 5%, in units of the noise (a 10σ source has a 10% error from noise alone)
+    worst_flux_excess_sigma: float
     worst_offset_pixels: float
     dynamic_range: float
     noise_jy_per_beam: float
@@ -95,6 +98,12 @@ def _isolated(x: np.ndarray, y: np.ndarray, flux: np.ndarray, image, summary: di
     return ~neighbour.any(axis=1)
 
 
+def flux_excess_sigma(source: quality.SourceMeasurement, noise_jy: float, tolerance: float = 0.05) -> float:
+    """How far a measured flux lies outside ``tolerance`` of the true flux, in units of the noise (≤ 0: inside)."""
+    outside = abs(source.measured_flux_jy - source.true_flux_jy) - tolerance * source.true_flux_jy
+    return outside / noise_jy if noise_jy > 0 else np.inf
+
+
 def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessment:
     """Flux and position recovery of the truth sources, and gain phase errors before and after."""
     run_dir = Path(run_dir)
@@ -111,6 +120,7 @@ def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessmen
         phase_error_before_deg=before, phase_error_after_deg=after, sources_above_10_sigma=len(found),
         median_flux_ratio=float(np.median(ratios)), worst_flux_error=float(np.max(np.abs(ratios - 1))),
         worst_flux_error_above_100_sigma=float(max((abs(s.flux_ratio - 1) for s in found if s.snr > 100), default=np.nan)),
+        worst_flux_excess_sigma=float(max((flux_excess_sigma(s, noise) for s in found), default=np.nan)),
         worst_offset_pixels=float(max((s.offset_pixels for s in found), default=np.nan)),
         dynamic_range=float(summary["dynamic_range"]), noise_jy_per_beam=float(noise),
     )

@@ -42,7 +42,7 @@ def demo(
     table.add_row("median flux ratio (restored / truth)", f"{result.median_flux_ratio:.3f}")
     table.add_row("worst flux error, sources above 100σ", f"{100 * result.worst_flux_error_above_100_sigma:.1f}%")
     table.add_row("worst flux error, sources above 10σ", f"{100 * result.worst_flux_error:.1f}%")
-    table.add_row("  of which beyond 5% (in noise σ)", f"{max(result.worst_flux_excess_sigma, 0):.1f}σ")
+    table.add_row("  worst excess over 5%, in noise σ", f"{max(result.worst_flux_excess_sigma, 0):.1f}σ")
     table.add_row("worst position offset", f"{result.worst_offset_pixels:.2f} pixels")
     table.add_row("noise (MAD)", f"{1e3 * result.noise_jy_per_beam:.2f} mJy/beam")
     table.add_row("dynamic range", f"{result.dynamic_range:.0f}")

@@ -11,6 +11,7 @@ import json
 
 from sdpflow.config.demo import DemoFlowConfig
 from sdpflow.engine.flow import Stage, StageContext
+from sdpflow.engine.futures import gather
 
 
 def _partial_sum(start: int, stop: int) -> int:
@@ -21,7 +22,7 @@ def _squares(ctx: StageContext, config: DemoFlowConfig) -> int:
     count, chunks = config.squares.count, config.squares.chunks
     bounds = [count * index // chunks for index in range(chunks + 1)]
     futures = ctx.client.map(_partial_sum, bounds[:-1], bounds[1:], pure=False)
-    total = sum(ctx.client.gather(futures))
+    total = sum(gather(futures))
     ctx.output("squares.json").write_text(json.dumps({"count": count, "sum_of_squares": total}))
     return total
 

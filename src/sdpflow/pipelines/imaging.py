@@ -29,6 +29,7 @@ import numpy as np
 
 from sdpflow.config.imaging import ContinuumConfig, IcalConfig, angle_to_rad
 from sdpflow.engine.flow import Stage, StageContext
+from sdpflow.engine.futures import gather, result
 from sdpflow.errors import ConfigError, DataError
 from sdpflow.pipelines import chunks as chunk_tasks
 from sdpflow.pipelines import products
@@ -244,14 +245,14 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     ctx.progress(0, 2, "gridding the PSF")
     psf_sum = tree_sum(client, session.per_chunk(client, chunk_tasks.chunk_psf, session.grid, priority=1))
     session.submit_ahead(client, None, session.terms_for(0))  # the dirty image grids while the beam is fitted
-    if not np.any(client.submit(chunk_tasks.weight_sum, psf_sum).result() > 0):
+    if not np.any(result(client.submit(chunk_tasks.weight_sum, psf_sum)) > 0):
         session.pending = None
         raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight): nothing to image")
     psf = client.submit(chunk_tasks.normalised, psf_sum)
-    beam = client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1).result()
+    beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
     ctx.progress(1, 2, "writing psf.fits")
-    client.submit(products.write_image, str(ctx.output("psf.fits")), psf, session.grid, session.metadata,
-                  "psf", beam, ctx.provenance(), priority=1).result()
+    result(client.submit(products.write_image, str(ctx.output("psf.fits")), psf, session.grid, session.metadata,
+                         "psf", beam, ctx.provenance(), priority=1))
     ctx.output("cycles/beam.json").write_text(json.dumps(beam))
     session.psf_future = psf
     ctx.progress(2, 2)
@@ -268,8 +269,8 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     components_so_far = previous["components_total"] if previous else 0
     if previous and previous["converged"] and not session.calibrate:
         # Continuum stops when the minor cycle has reached its threshold: carry the model on.
-        client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), model, session.grid,
-                      session.metadata, "model", None, ctx.provenance()).result()
+        result(client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), model,
+                             session.grid, session.metadata, "model", None, ctx.provenance()))
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
         session.model_future, session.model_cycle = model, cycle
@@ -277,28 +278,28 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     terms = session.terms_for(cycle - 1)
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
     results = session.major_cycles(client, model, terms)
-    residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
+    residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), part) for part in results])
     residual = client.submit(chunk_tasks.normalised, residual_sum)
     writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
         writes.append(client.submit(products.write_image, str(ctx.output("dirty.fits")), residual, session.grid,
                                     session.metadata, "dirty", None, ctx.provenance()))
     if terms:
-        tables = [client.submit(operator.itemgetter(1), result) for result in results]
+        tables = [client.submit(operator.itemgetter(1), part) for part in results]
         writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")), tables,
                                     ctx.provenance()))
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
     minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
                           deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far))
     new_model = client.submit(operator.itemgetter(0), minor)
-    stats = client.submit(operator.itemgetter(1), minor).result()
+    stats = result(client.submit(operator.itemgetter(1), minor))
     # The next stage (the next cycle, or restore after the last or a converged one) grids this
     # model with terms_for(cycle) either way: start it before writing the model.
     session.submit_ahead(client, new_model, session.terms_for(cycle))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
     writes.append(client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), new_model,
                                 session.grid, session.metadata, "model", None, ctx.provenance(), priority=1))
-    client.gather(writes)
+    gather(writes)
     metrics = {
         "cycle": cycle,
         "calibrated_terms": [term.name for term in terms],
@@ -324,7 +325,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     terms = session.terms_for(nmajor)
     ctx.progress(0, 2, "final major cycle")
     results = session.major_cycles(client, model, terms)
-    residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), result) for result in results])
+    residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), part) for part in results])
     residual = client.submit(chunk_tasks.normalised, residual_sum)
     beam = _read_json(ctx.product("cycles/beam.json"))
     provenance = ctx.provenance()
@@ -336,14 +337,14 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
                                   ("restored.fits", restored, "restored"))
     ]
     if session.calibrate:
-        tables = [client.submit(operator.itemgetter(1), result) for result in results]
+        tables = [client.submit(operator.itemgetter(1), part) for part in results]
         writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
-    client.gather(writes)
+    gather(writes)
     if session.calibrate and session.config.calibration.write_corrected:
         # One chunk at a time: concurrent writers to one MS would contend for its table lock.
         for part, table in zip(data, tables):
-            client.submit(products.write_corrected, session.config.ms, part, table, pure=False).result()
-    image_stats = client.submit(products.image_statistics, restored, residual).result()
+            result(client.submit(products.write_corrected, session.config.ms, part, table, pure=False))
+    image_stats = result(client.submit(products.image_statistics, restored, residual))
     cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]
     summary = {
         "pipeline": "ical" if session.calibrate else "continuum",
@@ -371,7 +372,7 @@ def _report_stage(ctx: StageContext) -> None:
     client = ctx.client
 
     def on_workers(function, specs):  # the figures are drawn on the workers, in parallel
-        return client.gather(client.map(function, list(specs), pure=False))
+        return gather(client.map(function, list(specs), pure=False))
 
     write_report(ctx.out_dir, ctx.output("report.html"), map_function=on_workers)
 

@@ -1,12 +1,12 @@
 """Waiting for Dask futures without depending on one scheduler message.
 
-After a worker dies, the scheduler recomputes what it held. Rarely, a key ends up in memory
-on the scheduler while the client's future still shows it pending: the client missed (or
-undid, on a late "lost data" message) the scheduler's "in memory" report, and
-``future.result()`` then waits for ever (the race dask/distributed#6285 describes; sdpflow's
-killed-worker test met it in 2 of 6 runs of the killed-worker test after this session's speed-ups). :func:`result` and :func:`gather` wait
-in slices; after each slice they ask the scheduler, and when it holds the key they fetch the
-value through a fresh task, whose report is new.
+After a worker dies, the scheduler recomputes what it held. Sometimes a key then ends up in
+memory on the scheduler while the client's future still shows it pending: the client missed
+(or undid, on a late "lost data" message) the scheduler's "in memory" report, and
+``future.result()`` waits for ever (the race dask/distributed#6285 describes; sdpflow's
+killed-worker test meets it in about one run in three). :func:`result` and :func:`gather`
+wait in slices; after each slice they ask the scheduler, and when it holds the key they fetch
+the value through a fresh task, whose report is new.
 """
 
 from __future__ import annotations

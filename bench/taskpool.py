@@ -118,25 +118,19 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="sdpflow-bench-"))
     rows = []
 
-    def measure(label, n, function):
+    def measure(n, function):
         with cluster(options.workers) as local, Client(local) as client:
             client.run(lambda: None)
             return function(client, n)
 
     if not options.scale_only:
-        n = options.functions
-        raw = measure("raw", n, lambda c, n: raw_dask(c, noop, n))
-        raw_each = measure("raw-submit", n, lambda c, n: raw_submit(c, noop, n))
-        ours, mem = measure("pool", n, lambda c, n: pool_run(c, "function", n, scratch / "f.jsonl"))
-        ours1, _ = measure("pool-1", n, lambda c, n: pool_run(c, "function", n, scratch / "f1.jsonl", chunk_size=1))
-        rows.append(("no-op functions", n, n / raw, n / raw_each, n / ours, n / ours1))
-
-        n = options.executables
-        raw = measure("raw", n, lambda c, n: raw_dask(c, run_true, n))
-        raw_each = measure("raw-submit", n, lambda c, n: raw_submit(c, run_true, n))
-        ours, _ = measure("pool", n, lambda c, n: pool_run(c, "executable", n, scratch / "e.jsonl"))
-        ours1, _ = measure("pool-1", n, lambda c, n: pool_run(c, "executable", n, scratch / "e1.jsonl", chunk_size=1))
-        rows.append(("/bin/true executables", n, n / raw, n / raw_each, n / ours, n / ours1))
+        for label, n, target, kind, stem in (("no-op functions", options.functions, noop, "function", "f"),
+                                             ("/bin/true executables", options.executables, run_true, "executable", "e")):
+            raw = measure(n, lambda c, n: raw_dask(c, target, n))
+            raw_each = measure(n, lambda c, n: raw_submit(c, target, n))
+            ours, _ = measure(n, lambda c, n: pool_run(c, kind, n, scratch / f"{stem}.jsonl"))
+            ours1, _ = measure(n, lambda c, n: pool_run(c, kind, n, scratch / f"{stem}1.jsonl", chunk_size=1))
+            rows.append((label, n, n / raw, n / raw_each, n / ours, n / ours1))
 
         print(f"\nthroughput, tasks/s ({options.workers} workers x 1 thread, {os.cpu_count()} cores, event log on)")
         print("| tasks | n | raw Dask client.map | raw Dask client.submit | sdpflow (auto chunks) | sdpflow (chunk 1) | ratio auto / map | ratio chunk-1 / map |")
@@ -149,7 +143,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for n in options.scale:
         events = scratch / f"scale-{n}.jsonl"
-        seconds, grown = measure("scale", n, lambda c, n: pool_run(c, "function", n, events))
+        seconds, grown = measure(n, lambda c, n: pool_run(c, "function", n, events))
         lines = sum(1 for _ in open(events))
         print(f"| {n} | {seconds:.2f} | {n / seconds:.0f} | {1e6 * seconds / n:.0f} | {grown:.1f} | {lines} |")
 

@@ -28,6 +28,17 @@ schema_info = Table(
     Column("value", String(256), nullable=False),
 )
 
+def _run_table(name: str, *columns) -> Table:
+    """A table of rows that belong to a run: an integer ``id`` and ``run_id`` (deleted with the run) first."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+        *columns,
+    )
+
+
 runs = Table(
     "runs",
     metadata,
@@ -47,11 +58,8 @@ runs = Table(
     Column("error", Text),
 )
 
-stages = Table(
+stages = _run_table(
     "stages",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(128), nullable=False),
     Column("status", String(16), nullable=False),  # pending, running, completed, failed, skipped
     Column("attempt", Integer, nullable=False, default=0),
@@ -64,11 +72,8 @@ stages = Table(
     UniqueConstraint("run_id", "name", name="uq_stage_run_name"),
 )
 
-products = Table(
+products = _run_table(
     "products",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("stage", String(128), nullable=False),
     Column("path", Text, nullable=False),
     Column("checksum", String(80), nullable=False),
@@ -78,22 +83,16 @@ products = Table(
     UniqueConstraint("run_id", "path", name="uq_product_run_path"),
 )
 
-events = Table(
+events = _run_table(
     "events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("time", DateTime(timezone=True), nullable=False),
     Column("stage", String(128)),
     Column("event", String(32), nullable=False),
     Column("detail", JSON),
 )
 
-tasks = Table(
+tasks = _run_table(
     "tasks",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("pool", String(128), nullable=False),
     Column("name", String(256), nullable=False),
     Column("kind", String(16), nullable=False),  # executable, function, method

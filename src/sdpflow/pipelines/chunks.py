@@ -15,7 +15,7 @@ from sdpflow.radio.calibration import apply_gains, normalise_amplitudes, solve_g
 from sdpflow.radio.datamodels import GainTable, Visibility, stokes_i
 from sdpflow.radio.imaging import ImageSum, gridding_dtypes, invert, invert_psf, predict
 from sdpflow.radio.ms import read_visibility
-from sdpflow.radio.weighting import imaging_weights, weight_density
+from sdpflow.radio.weighting import imaging_weights, output_channel_index, weight_density
 from sdpflow.pipelines.partition import Chunk
 
 
@@ -151,4 +151,4 @@ def corrected_chunk(data: ChunkData, tables: list[GainTable]) -> np.ndarray:
 def _channel_index(data: ChunkData, grid: ImageGrid) -> np.ndarray:
     """Output channel of each of this chunk's channels, by its place in the whole band."""
     start, stop = data.chunk.channels
-    return (np.arange(start, stop) * grid.channels_out) // data.chunk.band_channels
+    return output_channel_index(data.chunk.band_channels, grid.channels_out)[start:stop]

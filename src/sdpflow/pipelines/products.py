@@ -12,6 +12,7 @@ import numpy as np
 from sdpflow.radio import deconvolution, fits, hdf5, quality, restore
 from sdpflow.radio.datamodels import GainTable, concatenate_gaintables
 from sdpflow.radio.ms import MSMetadata, write_column
+from sdpflow.radio.weighting import output_channel_index
 
 ARCSEC_PER_RAD = 180 / np.pi * 3600
 
@@ -95,9 +96,10 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
 
 
 def _output_frequencies(metadata: MSMetadata, channels_out: int) -> tuple[np.ndarray, np.ndarray]:
-    groups = np.array_split(np.arange(metadata.n_channels), channels_out)
-    centres = np.array([metadata.frequency[g].mean() for g in groups])
-    widths = np.array([metadata.channel_width[g].sum() for g in groups])
+    """Centre and width (Hz) of each output channel, grouped as the gridder groups them."""
+    group = output_channel_index(metadata.n_channels, channels_out)
+    centres = np.array([metadata.frequency[group == c].mean() for c in range(channels_out)])
+    widths = np.array([metadata.channel_width[group == c].sum() for c in range(channels_out)])
     return centres, widths
 
 

@@ -431,6 +431,8 @@ class _Driver:
         finally:
             with suppress(Exception):
                 self.client.unsubscribe_topic("all")
+            with suppress(Exception):  # long-lived workers would otherwise remember every pool
+                self.client.run(tw.forget_pool, self.token)
             if self.log is not None:
                 self.log.close()
 
@@ -477,6 +479,7 @@ class _Driver:
         records: list[dict] = []
         ready = [future for future in batch if future.status == "finished"]
         others = [future for future in batch if future.status != "finished"]
+        unfetched: dict[Any, str] = {}  # finished chunks whose result could not be fetched: the reason
         outputs: list = []
         if ready:
             try:
@@ -486,21 +489,20 @@ class _Driver:
                 for future in ready:
                     try:
                         outputs.append(future.result())
-                    except Exception:  # noqa: BLE001
-                        others.append(future)
+                    except Exception as error:  # noqa: BLE001
+                        unfetched[future.key] = f"result lost: {tw.one_line(error)}"
                         outputs.append(None)
         for future, output in zip(ready, outputs):
             if output is not None:
                 self._record_chunk(output, records)
-        for future in others:
-            if future.status == "finished":
-                continue
-            if future.status == "cancelled" or self.cancelled:
+        for future in others + [future for future in ready if future.key in unfetched]:
+            if future.key in unfetched:
+                status, message = tw.FAILED, unfetched[future.key]
+            elif future.status == "cancelled" or self.cancelled:
                 status, message = tw.CANCELLED, "cancelled"
             else:
                 status, message = tw.FAILED, _exception_line(future)
             first, last = _span(future.key)
-            now = time.time()
             for index in range(first, last + 1):
                 if self.status[index] == _PENDING:
                     self._settle(index, status, None, None, None, message, None, None, None, None, records)
@@ -644,8 +646,7 @@ def _exception_line(future) -> str:
         error = future.exception(timeout=5)
     except Exception as failure:  # noqa: BLE001
         error = failure
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return tw.one_line(error)
 
 
 def _short_repr(value: Any) -> str:

@@ -74,7 +74,7 @@ def _run_callable(target: Any, args: tuple, kwargs: dict | None) -> tuple:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         return (FINISHED if code == 0 else FAILED), code, start, time.time(), (None if code == 0 else f"SystemExit: {code}"), None
     except Exception as error:  # noqa: BLE001 - a task's failure is data, not a crash
-        return FAILED, None, start, time.time(), _one_line(error), traceback.format_exc()
+        return FAILED, None, start, time.time(), one_line(error), traceback.format_exc()
     end = time.time()
     if not isinstance(value, _PLAIN):
         try:  # an unpicklable return value would otherwise fail the whole chunk
@@ -85,7 +85,7 @@ def _run_callable(target: Any, args: tuple, kwargs: dict | None) -> tuple:
 
                 cloudpickle.dumps(value)
             except Exception as error:  # noqa: BLE001
-                return FAILED, None, start, end, f"return value cannot be sent back: {_one_line(error)}", None
+                return FAILED, None, start, end, f"return value cannot be sent back: {one_line(error)}", None
     return FINISHED, value, start, end, None, None
 
 
@@ -185,7 +185,8 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` of an error, for event logs and tables."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 

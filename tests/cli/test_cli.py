@@ -72,3 +72,13 @@ def test_demo_flow_runs_lists_shows_and_resumes(tmp_path):
     assert shown.returncode == 0 and "squares.json" in shown.stdout
     resumed = sdpflow("runs", "resume", run_id, db=db)
     assert resumed.returncode == 0 and "ran nothing" in resumed.stdout
+
+
+def test_readme_own_flow_runs_from_the_folder_it_is_in(tmp_path):
+    """The README's myflows.py, beside the command, is found as ``myflows:PIPELINE`` and doubles 3 × 21."""
+    readme = (REPO / "README.md").read_text()
+    (tmp_path / "myflows.py").write_text(readme.split("# myflows.py\n", 1)[1].split("```", 1)[0])
+    command = next(line for line in readme.splitlines() if line.startswith("sdpflow run flow myflows:PIPELINE"))
+    result = sdpflow(*command.split()[1:], db=f"sqlite:///{tmp_path / 'runs.db'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "results" / "double.txt").read_text() == "63"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -16,6 +14,7 @@ from rich.table import Table
 
 from sdpflow.cli.common import console, settings
 from sdpflow.errors import ConfigError, StageFailed
+from sdpflow.importing import import_object
 
 pool_app = typer.Typer(help="Task pools: many executables and Python functions, each one recorded.", no_args_is_help=True)
 
@@ -47,8 +46,6 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     events = out_dir / "events.jsonl"
     store = RunStore(options.db_url)
-    if str(Path.cwd()) not in sys.path:  # module:function from the current folder, on local workers too
-        sys.path.insert(0, str(Path.cwd()))
     pool = TaskPool(config.name, events=events, db=store, out_dir=out_dir, chunk_size=config.chunk_size or "auto")
     _add_tasks(pool, config, tasks)
 
@@ -116,11 +113,8 @@ def _add_tasks(pool, config, source: Path) -> None:
 
 
 def _import(spec: str, source: Path, position: int) -> Any:
-    module_name, _, attribute = spec.partition(":")
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
+        target = import_object(spec)
     except (ImportError, AttributeError) as error:
         raise ConfigError(f"{source}: key 'tasks.{position}.function': cannot import {spec}: {error}") from None
     if not callable(target):

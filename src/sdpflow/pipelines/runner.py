@@ -15,6 +15,7 @@ from sdpflow.config import config_model
 from sdpflow.engine.cluster import open_cluster
 from sdpflow.engine.flow import Flow, FlowResult, Observer, Stage, run_flow
 from sdpflow.errors import ConfigError, InputError, SdpflowError
+from sdpflow.importing import import_object
 from sdpflow.store.db import RunStore
 
 
@@ -53,9 +54,8 @@ def get_pipeline(name: str) -> Pipeline:
     if name in PIPELINES:
         return PIPELINES[name]
     if ":" in name:
-        module_name, _, attribute = name.partition(":")
         try:
-            pipeline = getattr(importlib.import_module(module_name), attribute)
+            pipeline = import_object(name)
         except (ImportError, AttributeError) as error:
             raise InputError(f"pipeline {name!r} cannot be imported: {error}") from None
         if not isinstance(pipeline, Pipeline):

@@ -79,12 +79,13 @@ def provenance_record(
         "inputs": dict(inputs or {}),
         "run_id": run_id,
         "host": socket.gethostname(),
-        "user": _user(),
+        "user": current_user(),
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _user() -> str:
+def current_user() -> str:
+    """The login name, or the numeric uid where there is none (containers)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdpflow.radio.calibration import apply_gains, normalise_amplitudes, solve_gains, unsolved_samples
-from sdpflow.radio.datamodels import GainTable, Visibility, stokes_i
+from sdpflow.radio.datamodels import GainTable, Visibility
 from sdpflow.radio.imaging import ImageSum, gridding_dtypes, invert, invert_psf, predict
-from sdpflow.radio.ms import read_visibility
+from sdpflow.radio.ms import MSMetadata, read_visibility
 from sdpflow.radio.weighting import imaging_weights, output_channel_index, weight_density
 from sdpflow.pipelines.partition import Chunk
 
@@ -67,11 +67,10 @@ class ChunkData:
     weights: np.ndarray | None = None
 
 
-def read_chunk(ms_path: str, chunk: Chunk, data_column: str) -> ChunkData:
-    """Read one chunk from the MS as Stokes I (on the worker that will keep it)."""
-    vis = read_visibility(ms_path, rows=chunk.rows, channels=chunk.channels, data_column=data_column,
-                          allow_all_flagged=True)
-    return ChunkData(chunk, stokes_i(vis))
+def read_chunk(ms_path: str, chunk: Chunk, data_column: str, metadata: MSMetadata | None = None) -> ChunkData:
+    """Read one chunk from the MS as Stokes I (on the worker that will keep it); ``metadata``: the MS's, if known."""
+    return ChunkData(chunk, read_visibility(ms_path, rows=chunk.rows, channels=chunk.channels, data_column=data_column,
+                                            allow_all_flagged=True, metadata=metadata))
 
 
 def chunk_density(data: ChunkData, grid: ImageGrid) -> np.ndarray:
@@ -110,7 +109,9 @@ def major_cycle(
         model_vis, terms = None, ()  # nothing to calibrate against
     corrected, tables, weights = observed, {}, data.weights
     for term in terms:
-        table = solve_gains(data.vis.with_vis(corrected), model_vis, mode=term.mode, timeslice=term.timeslice,
+        # the solver only reads weights and flags: share them rather than with_vis's copies
+        table = solve_gains(data.vis.with_vis(corrected, weight=data.vis.weight, flag=data.vis.flag), model_vis,
+                            mode=term.mode, timeslice=term.timeslice,
                             refant=refant, tol=tolerance)
         if term.normalise and term.mode != "T":
             table = normalise_amplitudes(table)

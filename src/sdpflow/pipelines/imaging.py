@@ -35,10 +35,10 @@ from sdpflow.pipelines import chunks as chunk_tasks
 from sdpflow.pipelines import products
 from sdpflow.pipelines.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.partition import Chunk, plan_chunks
+from sdpflow.radio.datamodels import SPEED_OF_LIGHT
 from sdpflow.radio.ms import MSMetadata, ms_checksum, read_ms_metadata
 from sdpflow.radio.small_inversion import image_bandwidth
 
-SPEED_OF_LIGHT = 299_792_458.0
 
 
 def cycle_name(cycle: int) -> str:
@@ -75,7 +75,7 @@ class ImagingSession:
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
         self.placement = [{"workers": [workers[i % len(workers)]], "allow_other_workers": True} if workers else {}
                           for i in range(len(self.chunks))]
-        raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column,
+        raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column, self.metadata,
                              key=f"read-chunk-{chunk.index:04d}-{_token(self)}", **where)
                for chunk, where in zip(self.chunks, self.placement)]
         density = None
@@ -232,11 +232,6 @@ def observation_uvw_max(ms_path: str, metadata: MSMetadata) -> tuple[float, floa
     uv_m, w_m = max_uvw_m(ms_path)
     per_metre = float(np.max(metadata.frequency)) / SPEED_OF_LIGHT
     return uv_m * per_metre, w_m * per_metre
-
-
-def auto_cell_rad(ms_path: str, metadata: MSMetadata) -> float:
-    """1 / (3 uv_max) radians, uv_max the longest projected baseline in wavelengths at the top frequency."""
-    return 1.0 / (3.0 * observation_uvw_max(ms_path, metadata)[0])
 
 
 # -- stages ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def site_itrf(site: tuple[float, float, float]) -> np.ndarray:
     return np.array([location.x.to_value(u.m), location.y.to_value(u.m), location.z.to_value(u.m)])
 
 
-def _enu_axes(lon: float, lat: float) -> np.ndarray:
+def enu_axes(lon: float, lat: float) -> np.ndarray:
     """Rows: the east, north and up unit vectors in ITRF at (lon, lat) radians."""
     sin_lon, cos_lon, sin_lat, cos_lat = np.sin(lon), np.cos(lon), np.sin(lat), np.cos(lat)
     return np.array([
@@ -40,12 +40,12 @@ def _enu_axes(lon: float, lat: float) -> np.ndarray:
 
 def enu_to_itrf(enu: np.ndarray, site: tuple[float, float, float] = LOW_SITE) -> np.ndarray:
     """ITRF positions [n, 3] (metres) of local (east, north, up) offsets [n, 3] (metres) about a site."""
-    return site_itrf(site)[None, :] + np.asarray(enu) @ _enu_axes(site[0], site[1])
+    return site_itrf(site)[None, :] + np.asarray(enu) @ enu_axes(site[0], site[1])
 
 
 def itrf_to_enu(xyz: np.ndarray, site: tuple[float, float, float] = LOW_SITE) -> np.ndarray:
     """Local (east, north, up) offsets [n, 3] (metres) of ITRF positions [n, 3] about a site."""
-    return (np.asarray(xyz) - site_itrf(site)[None, :]) @ _enu_axes(site[0], site[1]).T
+    return (np.asarray(xyz) - site_itrf(site)[None, :]) @ enu_axes(site[0], site[1]).T
 
 
 def low_like_layout(n_stations: int, *, radius_m: float = 1000.0, min_separation_m: float = 40.0,

@@ -141,16 +141,18 @@ def read_ms_metadata(path: str | Path) -> MSMetadata:
 
 
 def read_visibility(path: str | Path, *, rows: tuple[int, int] | None = None, channels: tuple[int, int] | None = None,
-                    data_column: str = "DATA", correlations: bool = False, allow_all_flagged: bool = False) -> Visibility:
+                    data_column: str = "DATA", correlations: bool = False, allow_all_flagged: bool = False,
+                    metadata: MSMetadata | None = None) -> Visibility:
     """Read a row range × channel range of an MS as Stokes I (or its correlations) Visibility.
 
     rows, channels: (start, stop) half-open ranges (None = all); data_column: DATA,
     CORRECTED_DATA or MODEL_DATA; correlations: keep the MS correlations instead of forming
     Stokes I. Weights come from WEIGHT_SPECTRUM when present, else WEIGHT per correlation;
     FLAG_ROW flags whole rows. Raises DataError when the path is not an MS, lacks the
-    column, or every selected sample is flagged (unless ``allow_all_flagged``).
+    column, or every selected sample is flagged (unless ``allow_all_flagged``). ``metadata``:
+    this MS's :func:`read_ms_metadata`, when the caller holds it already (chunked reads).
     """
-    metadata = read_ms_metadata(path)
+    metadata = metadata if metadata is not None else read_ms_metadata(path)
     if data_column not in metadata.data_columns:
         have = ", ".join(metadata.data_columns) or "no data column"
         raise DataError(f"{path}: has no column {data_column} (it has {have})")
@@ -436,11 +438,6 @@ def write_column(path: str | Path, column: str, data: np.ndarray, *, rows: tuple
     with _open(path, readonly=False) as main:
         main.putcolslice(column, data.astype(np.complex64), [chan_start, 0], [chan_stop - 1, n_pol - 1],
                          startrow=row_start, nrow=row_stop - row_start)
-
-
-def max_uv_distance_m(path: str | Path) -> float:
-    """The longest projected baseline sqrt(u² + v²) in metres, computed inside casacore (no data read)."""
-    return max_uvw_m(path)[0]
 
 
 def max_uvw_m(path: str | Path) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdpflow.radio.calibration import gain_slot_of
 from sdpflow.radio.datamodels import GainTable
 
 
@@ -96,8 +97,7 @@ def combined_gains(tables: list[GainTable]) -> GainTable:
     base = tables[-1]
     total = base.gain.copy()
     for table in tables[:-1]:
-        slot = np.clip(np.searchsorted(table.time - table.interval / 2, base.time, side="right") - 1, 0, len(table.time) - 1)
-        total = total * table.gain[slot][:, :, :1 if table.gain.shape[2] == 1 else None]
+        total = total * table.gain[gain_slot_of(table, base.time)]
     return GainTable(gain=total, weight=base.weight, time=base.time, interval=base.interval,
                      frequency=base.frequency, receptors=base.receptors, mode="combined")
 
@@ -118,8 +118,7 @@ def phase_error_deg(solved: GainTable | None, truth: GainTable) -> float:
         times = solved.time
         solved_gain = solved.gain[:, :, :, 0].mean(axis=2)
         valid = solved.weight[:, :, :, 0].max(axis=2) > 0
-    slot = np.clip(np.searchsorted(truth.time - truth.interval / 2, times, side="right") - 1, 0, len(truth.time) - 1)
-    ratio = solved_gain * np.conj(true_gain[slot])
+    ratio = solved_gain * np.conj(true_gain[gain_slot_of(truth, times)])
     ratio = np.where(valid, ratio / np.maximum(np.abs(ratio), 1e-300), 0.0)
     common = ratio.sum(axis=1, keepdims=True)
     difference = np.angle(ratio * np.conj(common))

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from sdpflow.radio.datamodels import ArrayConfiguration, GainTable, SkyModel, Visibility
-from sdpflow.radio.layouts import LOW_SITE
+from sdpflow.radio.layouts import LOW_SITE, enu_axes
 from sdpflow.radio.sky import directions_from_cosines, gaussian_beam, survey_fluxes
 
 #: Solar seconds per sidereal second.
@@ -72,12 +72,7 @@ def antenna_uvw(positions: np.ndarray, times: np.ndarray, phase_centre: tuple[fl
         gcrs = ITRS(points, obstime=obstime).transform_to(GCRS(obstime=obstime))
         rotated = gcrs.cartesian.xyz.to_value(u.m) / radius  # [xyz_gcrs, time, itrf_axis]
     rotation = np.transpose(rotated, (1, 0, 2))  # [time, gcrs, itrf]
-    ra, dec = phase_centre
-    basis = np.array([
-        [-np.sin(ra), np.cos(ra), 0.0],
-        [-np.sin(dec) * np.cos(ra), -np.sin(dec) * np.sin(ra), np.cos(dec)],
-        [np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)],
-    ])
+    basis = enu_axes(*phase_centre)  # u, v, w: east, north, up at (ra, dec) on the celestial sphere
     centred = positions - positions.mean(axis=0)
     return np.einsum("ug,tgi,ai->tau", basis, rotation, centred)
 

@@ -146,7 +146,7 @@ def downsample(image: np.ndarray, shape: tuple[int, int], passband: tuple[float,
 
     Keeps the passband's spatial frequencies and the total (a Jy/pixel model keeps its flux).
     """
-    (big_y, big_x), (ny, nx) = image.shape, shape
+    big_y, (ny, nx) = image.shape[0], shape
     spectrum = _centred_spectrum(image)
     cropped = np.zeros((ny, nx // 2 + 1), spectrum.dtype)
     cropped[: ny // 2, : nx // 2] = spectrum[: ny // 2, : nx // 2]

@@ -7,7 +7,6 @@ PostgreSQL gets ordinary transactions. Every write is one short transaction.
 
 from __future__ import annotations
 
-import getpass
 import os
 import secrets
 import socket
@@ -22,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from sdpflow.errors import RunNotFound, StoreError
-from sdpflow.provenance import config_hash, sdpflow_version
+from sdpflow.provenance import config_hash, current_user, sdpflow_version
 from sdpflow.store import schema
 from sdpflow.store.schema import SCHEMA_VERSION
 
@@ -171,7 +170,7 @@ class RunStore:
                     out_dir=str(Path(out_dir).resolve()),
                     status="running",
                     host=socket.gethostname(),
-                    user=_user(),
+                    user=current_user(),
                     pid=os.getpid(),
                     cluster=cluster,
                     sdpflow_version=sdpflow_version(),
@@ -300,13 +299,6 @@ class RunStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _first_line(error: object) -> str:

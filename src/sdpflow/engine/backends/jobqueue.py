@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
     from sdpflow.config.cluster import ClusterConfig
 
-#: Dask settings handed to batch workers as environment variables (the scheduler's own
-#: process already has them): the ones that also matter on the worker side.
-_WORKER_KEYS = ("distributed.comm.timeouts.connect", "distributed.comm.timeouts.tcp", "distributed.comm.retry.count")
-
 
 def walltime_seconds(walltime: str) -> int:
     """Seconds in a walltime written ``[D-]HH:MM:SS``, ``HH:MM:SS``, ``MM:SS`` or ``MM``."""
@@ -64,8 +60,16 @@ def lifetime_args(walltime: str, margin: float | None) -> list[str]:
     return ["--lifetime", f"{int(lifetime)}s", "--lifetime-stagger", f"{int(margin / 2)}s"]
 
 
-def dask_env_lines(keys: tuple[str, ...] = _WORKER_KEYS) -> list[str]:
-    """``export DASK_...=value`` lines carrying this process's Dask settings to a job."""
+def dask_env_lines(keys: tuple[str, ...] | None = None) -> list[str]:
+    """``export DASK_...=value`` lines carrying this process's Dask settings to a job.
+
+    ``keys`` default to the communication settings of the safe-scaling set, the ones that
+    matter on the worker side (the scheduler's own process already has them all).
+    """
+    if keys is None:
+        from sdpflow.engine.cluster import SAFE_SCALING  # the cluster module imports the backends
+
+        keys = tuple(key for key in SAFE_SCALING if key.startswith("distributed.comm."))
     lines = []
     for key in keys:
         value = dask.config.get(key, None)

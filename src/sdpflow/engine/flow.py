@@ -378,7 +378,7 @@ def _run_stage(
                 raise
             raise StageFailed(f"stage {stage.name} failed after {try_number + 1} attempt(s): {message}") from error
         elapsed = time.perf_counter() - started
-        provenance = provenance_record(config_hash=stage_hash, inputs=inputs.result(), run_id=run_id)
+        provenance = ctx.provenance()
         for name, value_checksum in outputs.items():
             path = out_dir / name
             size = path.stat().st_size if path.is_file() else None

@@ -12,6 +12,7 @@ import numpy as np
 from sdpflow.config.imaging import CalibrationConfig, DeconvolutionConfig, IcalConfig, ImagingConfig, PartitionConfig
 from sdpflow.config.simulate import SimulateConfig
 from sdpflow.engine.flow import Observer
+from sdpflow.pipelines import products
 from sdpflow.pipelines.runner import start_run
 from sdpflow.pipelines.simulate import SimulationProducts, simulate_observation
 from sdpflow.radio import fits, hdf5, quality
@@ -70,44 +71,31 @@ def run_demo_ical(
     return result.run_id, result.out_dir, assessment
 
 
-def measure_truth(run_dir: Path, truth_sky: Path) -> tuple[list[quality.SourceMeasurement], float]:
-    """The truth sources above 10 σ as measured in ``restored.fits``, and the noise σ (Jy/beam)."""
+def measure_truth(run_dir: Path, truth_sky: Path, summary: dict) -> tuple[list[quality.SourceMeasurement], float]:
+    """The isolated truth sources above 10 σ as measured in ``restored.fits``, and the noise σ (Jy/beam).
+
+    summary: the run's ``summary.json`` (noise and restoring beam).
+    """
     image = fits.read_fits_image(run_dir / "restored.fits")
-    summary = json.loads((run_dir / "summary.json").read_text())
     noise = summary["noise_jy_per_beam"]
     sky = read_sky_csv(truth_sky)
-    frequency = float(np.mean(image.frequency))
-    flux = sky.flux * (frequency / sky.ref_frequency) ** sky.spectral_index
+    flux = sky.flux_at([float(np.mean(image.frequency))])[:, 0]
     ra_deg, dec_deg = np.degrees(sky.ra), np.degrees(sky.dec)
     x, y = image.wcs.celestial.world_to_pixel_values(ra_deg, dec_deg)
-    bright = (flux > 10 * noise) & _isolated(x, y, flux, image, summary)
     beam = summary["restoring_beam"]
-    beam_rad = (np.radians(beam["bmaj_arcsec"] / 3600), np.radians(beam["bmin_arcsec"] / 3600), np.radians(beam["bpa_deg"]))
+    beam_pixels = beam["bmaj_arcsec"] / (np.degrees(image.cell_rad) * 3600)
+    bright = (flux > 10 * noise) & quality.isolated_sources(x, y, flux, beam_pixels)
     found = quality.measure_sources(image.data[0, 0], np.stack([x, y], axis=1)[bright], flux[bright], noise,
-                                    ra_deg=ra_deg[bright], dec_deg=dec_deg[bright], beam=beam_rad,
+                                    ra_deg=ra_deg[bright], dec_deg=dec_deg[bright], beam=products.beam_rad(beam),
                                     cell_rad=image.cell_rad)
     return found, noise
-
-
-def _isolated(x: np.ndarray, y: np.ndarray, flux: np.ndarray, image, summary: dict) -> np.ndarray:
-    """Sources with no other truth source brighter than a tenth of theirs within two beam widths."""
-    beam_pixels = summary["restoring_beam"]["bmaj_arcsec"] / (np.degrees(image.cell_rad) * 3600)
-    distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
-    neighbour = (distance < 2 * beam_pixels) & (flux[None, :] > 0.1 * flux[:, None])
-    np.fill_diagonal(neighbour, False)
-    return ~neighbour.any(axis=1)
-
-
-def flux_excess_sigma(source: quality.SourceMeasurement, noise_jy: float, tolerance: float = 0.05) -> float:
-    """How far a measured flux lies outside ``tolerance`` of the true flux, in units of the noise (≤ 0: inside)."""
-    outside = abs(source.measured_flux_jy - source.true_flux_jy) - tolerance * source.true_flux_jy
-    return outside / noise_jy if noise_jy > 0 else np.inf
 
 
 def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessment:
     """Flux and position recovery of the truth sources, and gain phase errors before and after."""
     run_dir = Path(run_dir)
-    found, noise = measure_truth(run_dir, truth_sky)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    found, noise = measure_truth(run_dir, truth_sky, summary)
     ratios = np.array([source.flux_ratio for source in found]) if found else np.array([np.nan])
     before = after = None
     if true_gains is not None and (run_dir / "gains.h5").exists():
@@ -115,12 +103,11 @@ def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessmen
         solved = hdf5.read_gaintable_hdf5(run_dir / "gains.h5")
         before = quality.phase_error_deg(None, truth)
         after = quality.phase_error_deg(solved, truth)
-    summary = json.loads((run_dir / "summary.json").read_text())
     return Assessment(
         phase_error_before_deg=before, phase_error_after_deg=after, sources_above_10_sigma=len(found),
         median_flux_ratio=float(np.median(ratios)), worst_flux_error=float(np.max(np.abs(ratios - 1))),
         worst_flux_error_above_100_sigma=float(max((abs(s.flux_ratio - 1) for s in found if s.snr > 100), default=np.nan)),
-        worst_flux_excess_sigma=float(max((flux_excess_sigma(s, noise) for s in found), default=np.nan)),
+        worst_flux_excess_sigma=float(max((quality.flux_excess_sigma(s, noise) for s in found), default=np.nan)),
         worst_offset_pixels=float(max((s.offset_pixels for s in found), default=np.nan)),
         dynamic_range=float(summary["dynamic_range"]), noise_jy_per_beam=float(noise),
     )

@@ -57,7 +57,8 @@ def fit_beam(psf: np.ndarray, cell_rad: float) -> dict[str, float]:
             "bpa_deg": float(np.degrees(bpa))}
 
 
-def _beam_rad(beam: dict[str, float]) -> tuple[float, float, float]:
+def beam_rad(beam: dict[str, float]) -> tuple[float, float, float]:
+    """(bmaj, bmin, bpa) in radians of a beam as :func:`fit_beam` writes it (arcsec, deg)."""
     return beam["bmaj_arcsec"] / ARCSEC_PER_RAD, beam["bmin_arcsec"] / ARCSEC_PER_RAD, np.radians(beam["bpa_deg"])
 
 
@@ -65,7 +66,7 @@ def restore_image(model: np.ndarray | None, residual: np.ndarray, beam: dict[str
     """Model convolved with the restoring beam plus the residual (Jy/beam)."""
     if model is None:
         return residual.copy()
-    return restore.restore(model, residual, _beam_rad(beam), cell_rad)
+    return restore.restore(model, residual, beam_rad(beam), cell_rad)
 
 
 def image_statistics(restored: np.ndarray, residual: np.ndarray) -> dict[str, float]:
@@ -89,7 +90,7 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
     frequency, bandwidth = _output_frequencies(metadata, grid.channels_out)
     fits.write_fits_image(
         path, data[:, None], phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
-        channel_width=bandwidth, beam=_beam_rad(beam) if beam else None,
+        channel_width=bandwidth, beam=beam_rad(beam) if beam else None,
         unit="JY/PIXEL" if kind == "model" else "JY/BEAM", provenance=provenance,
         history=[f"sdpflow {kind} image"],
     )

@@ -92,6 +92,23 @@ def _interpolated_peak(image: np.ndarray, y: int, x: int) -> tuple[float, float,
     return float(np.exp(log_peak)), position[0], position[1]
 
 
+def isolated_sources(x: np.ndarray, y: np.ndarray, flux: np.ndarray, beam_pixels: float) -> np.ndarray:
+    """Sources [n] with no other source brighter than a tenth of theirs within two beam widths.
+
+    x, y: pixel positions; flux: Jy; beam_pixels: the restoring beam's FWHM in pixels.
+    """
+    distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    neighbour = (distance < 2 * beam_pixels) & (flux[None, :] > 0.1 * flux[:, None])
+    np.fill_diagonal(neighbour, False)
+    return ~neighbour.any(axis=1)
+
+
+def flux_excess_sigma(source: SourceMeasurement, noise_jy: float, tolerance: float = 0.05) -> float:
+    """How far a measured flux lies outside ``tolerance`` of the true flux, in units of the noise (≤ 0: inside)."""
+    outside = abs(source.measured_flux_jy - source.true_flux_jy) - tolerance * source.true_flux_jy
+    return outside / noise_jy if noise_jy > 0 else np.inf
+
+
 def combined_gains(tables: list[GainTable]) -> GainTable:
     """The product of gain terms (e.g. T then G) sampled on the last term's solution times."""
     base = tables[-1]

@@ -112,6 +112,22 @@ class ImagingSession:
         self.pending = None
         self.pending = (getattr(model, "key", None), terms, self.major_cycles(client, model, terms))
 
+    def residual(self, client, results: list[Any]) -> Any:
+        """The residual image (Jy/beam) of major-cycle ``results``: summed over chunks, normalised."""
+        return client.submit(chunk_tasks.normalised,
+                             tree_sum(client, [client.submit(operator.itemgetter(0), part) for part in results]))
+
+    @staticmethod
+    def gain_tables(client, results: list[Any]) -> list[Any]:
+        """Each chunk's solved gain tables, from major-cycle ``results``."""
+        return [client.submit(operator.itemgetter(1), part) for part in results]
+
+    def write_image(self, client, path: Path, image: Any, kind: str, provenance: dict, beam: dict | None = None,
+                    **submit: Any) -> Any:
+        """Write ``image`` (a future, or None for an empty model) as FITS on a worker; the write's future."""
+        return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, provenance,
+                             **submit)
+
     def psf(self, client, ctx: StageContext | None = None) -> Any:
         """The normalised PSF [chan, y, x] as a future (from psf.fits when resuming)."""
         if self.psf_future is None:
@@ -246,8 +262,7 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     psf = client.submit(chunk_tasks.normalised, psf_sum)
     beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
     ctx.progress(1, 2, "writing psf.fits")
-    result(client.submit(products.write_image, str(ctx.output("psf.fits")), psf, session.grid, session.metadata,
-                         "psf", beam, ctx.provenance(), priority=1))
+    result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", ctx.provenance(), beam, priority=1))
     ctx.output("cycles/beam.json").write_text(json.dumps(beam))
     session.psf_future = psf
     ctx.progress(2, 2)
@@ -264,8 +279,8 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     components_so_far = previous["components_total"] if previous else 0
     if previous and previous["converged"] and not session.calibrate:
         # Continuum stops when the minor cycle has reached its threshold: carry the model on.
-        result(client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), model,
-                             session.grid, session.metadata, "model", None, ctx.provenance()))
+        result(session.write_image(client, ctx.output(f"cycles/model-{cycle:02d}.fits"), model, "model",
+                                   ctx.provenance()))
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
         session.model_future, session.model_cycle = model, cycle
@@ -273,16 +288,13 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     terms = session.terms_for(cycle - 1)
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
     results = session.major_cycles(client, model, terms)
-    residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), part) for part in results])
-    residual = client.submit(chunk_tasks.normalised, residual_sum)
+    residual = session.residual(client, results)
     writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
-        writes.append(client.submit(products.write_image, str(ctx.output("dirty.fits")), residual, session.grid,
-                                    session.metadata, "dirty", None, ctx.provenance()))
+        writes.append(session.write_image(client, ctx.output("dirty.fits"), residual, "dirty", ctx.provenance()))
     if terms:
-        tables = [client.submit(operator.itemgetter(1), part) for part in results]
-        writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")), tables,
-                                    ctx.provenance()))
+        writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")),
+                                    session.gain_tables(client, results), ctx.provenance()))
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
     minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
                           deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far))
@@ -292,8 +304,8 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     # model with terms_for(cycle) either way: start it before writing the model.
     session.submit_ahead(client, new_model, session.terms_for(cycle))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
-    writes.append(client.submit(products.write_image, str(ctx.output(f"cycles/model-{cycle:02d}.fits")), new_model,
-                                session.grid, session.metadata, "model", None, ctx.provenance(), priority=1))
+    writes.append(session.write_image(client, ctx.output(f"cycles/model-{cycle:02d}.fits"), new_model, "model",
+                                      ctx.provenance(), priority=1))
     gather(writes)
     metrics = {
         "cycle": cycle,
@@ -320,19 +332,17 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     terms = session.terms_for(nmajor)
     ctx.progress(0, 2, "final major cycle")
     results = session.major_cycles(client, model, terms)
-    residual_sum = tree_sum(client, [client.submit(operator.itemgetter(0), part) for part in results])
-    residual = client.submit(chunk_tasks.normalised, residual_sum)
+    residual = session.residual(client, results)
     beam = _read_json(ctx.product("cycles/beam.json"))
     provenance = ctx.provenance()
     restored = client.submit(products.restore_image, model, residual, beam, session.grid.cell_rad)
     writes = [
-        client.submit(products.write_image, str(ctx.output(name)), image, session.grid, session.metadata, kind,
-                      beam if kind == "restored" else None, provenance)
+        session.write_image(client, ctx.output(name), image, kind, provenance, beam if kind == "restored" else None)
         for name, image, kind in (("model.fits", model, "model"), ("residual.fits", residual, "residual"),
                                   ("restored.fits", restored, "restored"))
     ]
     if session.calibrate:
-        tables = [client.submit(operator.itemgetter(1), part) for part in results]
+        tables = session.gain_tables(client, results)
         writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
     gather(writes)
     if session.calibrate and session.config.calibration.write_corrected:

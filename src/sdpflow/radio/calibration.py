@@ -42,11 +42,12 @@ def _normal_equations(data, model, weight, antenna1, antenna2, n_antennas, slots
         a1, a2 = antenna1[rows], antenna2[rows]
         pair = a1 * n_antennas + a2
         pair_t = a2 * n_antennas + a1
+        w, m = weight[rows], model[rows]  # the interval's rows once; channel groups only sum
+        wdm = w * data[rows] * np.conj(m)
+        wmm = w * np.abs(m) ** 2
         for g, chans in enumerate(channel_groups):
-            w = weight[rows][:, chans]
-            m = model[rows][:, chans]
-            xv = (w * data[rows][:, chans] * np.conj(m)).sum(axis=1)
-            yv = (w * np.abs(m) ** 2).sum(axis=1)
+            xv = wdm[:, chans].sum(axis=1)
+            yv = wmm[:, chans].sum(axis=1)
             size = n_antennas * n_antennas
             xs = np.bincount(pair, xv.real, size) + 1j * np.bincount(pair, xv.imag, size)
             xs_t = np.bincount(pair_t, xv.real, size) - 1j * np.bincount(pair_t, xv.imag, size)

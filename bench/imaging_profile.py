@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,14 +23,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--scale", default="20.0asec")
     parser.add_argument("--time-chunks", type=int, default=2)
-    parser.add_argument("--set", nargs="*", default=[], help="SECTION.KEY=JSON overrides, e.g. imaging.epsilon=1e-4")
+    parser.add_argument("--set", nargs="*", default=[], help="SECTION.KEY=VALUE overrides, e.g. imaging.epsilon=1e-4")
     parser.add_argument("--db", default="sqlite:///:memory:")
     args = parser.parse_args()
     started = time.perf_counter()
 
     from distributed import get_task_stream
 
-    from sdpflow.config import config_model
+    from sdpflow.config import load_config
     from sdpflow.pipelines import runner
     from sdpflow.store.db import RunStore
 
@@ -40,11 +39,7 @@ def main() -> None:
                 "imaging": {"size": [args.size, args.size], "scale": args.scale, "weight": "briggs 0.0"},
                 "deconvolution": {"niter": 10000, "mgain": 0.8, "auto_threshold": 3.0},
                 "partition": {"time_chunks": args.time_chunks, "frequency_chunks": 1}}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        section, _, name = key.partition(".")
-        settings.setdefault(section, {})[name] = json.loads(value)
-    config = config_model("continuum").model_validate(settings)
+    config = load_config("continuum", None, args.set, values=settings)
     streams: list = []
     real_open = runner.open_cluster
 

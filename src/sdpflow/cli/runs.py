@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime
 from typing import Annotated, Optional
 
@@ -42,12 +41,12 @@ def list_runs(
     for column in ("run", "status", "started (UTC)", "duration"):
         table.add_column(column, no_wrap=True)
     colours = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
-    from sdpflow.pipelines.runner import process_alive
+    from sdpflow.pipelines.runner import is_stopped
 
     for run in runs:
         status = f"[{colours.get(run['status'], 'white')}]{run['status']}[/]"
-        if run["status"] == "running" and run["host"] == socket.gethostname() and not process_alive(run):
-            status = "[magenta]stopped[/]"  # its process is gone: `runs resume` continues it
+        if is_stopped(run):
+            status = "[magenta]stopped[/]"
         table.add_row(run["id"], status, _when(run["started"]), _duration(run))
     console.print(table)
 

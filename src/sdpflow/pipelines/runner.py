@@ -153,6 +153,12 @@ def _cluster_label(config: BaseModel) -> str | None:
     return (cluster.spec or os.environ.get("SDPFLOW_SCHEDULER") or "local") if cluster is not None else None
 
 
+def is_stopped(record: dict[str, Any]) -> bool:
+    """A run recorded as running whose process on this host is gone (``runs resume`` continues it)."""
+    return (record["status"] == "running" and record.get("host") == socket.gethostname()
+            and not process_alive(record))
+
+
 def process_alive(record: dict[str, Any]) -> bool:
     """Whether the process that last ran this run is alive (known only on the same host)."""
     if record.get("host") != socket.gethostname() or not record.get("pid"):

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import load_average, suggested_cell_asec
 from ducc0.wgridder.experimental import vis2dirty
 
 from sdpflow.pipelines import chunks as chunk_tasks
@@ -81,14 +82,10 @@ def main() -> None:
                            check=True, stdout=subprocess.DEVNULL)
         else:
             ms = args.ms
-        if args.cell_asec is None:
-            suggested = json.loads((ms.parent / "simulation.json").read_text())["suggested_imaging"]
-            cell_asec = suggested["npix"] * suggested["cell_arcsec"] / args.size
-        else:
-            cell_asec = args.cell_asec
+        cell_asec = args.cell_asec or suggested_cell_asec(ms, args.size)
         cell = np.radians(cell_asec / 3600)
         npix = args.size
-        print(f"load before: {[round(x, 2) for x in os.getloadavg()]}", flush=True)
+        print(f"load before: {load_average()}", flush=True)
 
         started = time.perf_counter()
         vis = read_visibility(str(ms))  # Stokes I

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from common import load_average, suggested_cell_asec
 
 
 def run_measured(command: list[str], log: Path) -> dict:
@@ -74,10 +75,6 @@ def run_measured(command: list[str], log: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reaped process tree's CPU time
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mib": round(peak / 2**20, 1)}
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def source_fluxes(fits_path: Path, truth: list[dict]) -> list[float]:
@@ -142,8 +139,7 @@ def main() -> None:
         simulate = run_measured([*sdpflow, "simulate", "--preset", args.preset, "--out", str(ms)], workdir / "simulate.log")
         print(f"simulate: {simulate['wall_s']} s", flush=True)
         summary = json.loads((workdir / "simulation.json").read_text())
-        suggested = summary["suggested_imaging"]
-        scale = args.scale_asec or suggested["npix"] * suggested["cell_arcsec"] / args.size
+        scale = args.scale_asec or suggested_cell_asec(ms, args.size)
         common = dict(size=args.size, scale_asec=scale, niter=args.niter, mgain=args.mgain,
                       auto_threshold=args.auto_threshold, weight=f"briggs {args.robust}")
         runs: dict[str, list[dict]] = {"sdpflow": [], "wsclean": []}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdpflow.radio.datamodels import GainTable, Visibility, stokes_i, time_row_ranges
+from sdpflow.radio.datamodels import GainTable, Visibility, stokes_i, time_row_ranges, unflagged_weights
 
 GAIN_MODES = ("T", "G", "B")
 
@@ -99,8 +99,7 @@ def solve_gains(vis: Visibility, model_vis: np.ndarray, *, mode: str = "G", time
     model = np.asarray(model_vis, dtype=np.complex128)
     if model.ndim == 3:
         model = model[:, :, 0]
-    base = vis_i.weight[:, :, 0] if weights is None else np.asarray(weights)
-    weight = np.where(vis_i.flag[:, :, 0], 0.0, base.astype(np.float64))
+    weight = unflagged_weights(vis_i, weights)
     n_antennas = _n_antennas(vis)
     slots = solution_intervals(vis.time, vis.interval, timeslice)
     if mode == "B":

@@ -269,6 +269,12 @@ def stokes_i(vis: Visibility) -> Visibility:
                    flag=flag[:, :, None], polarisation=("I",))
 
 
+def unflagged_weights(vis_i: Visibility, weights: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
+    """Weights [row, chan] of Stokes I visibilities (theirs, or ``weights``), zero where a sample is flagged."""
+    base = vis_i.weight[:, :, 0] if weights is None else weights
+    return np.where(vis_i.flag[:, :, 0], dtype(0), np.asarray(base, dtype=dtype))
+
+
 def stokes_i_to_correlations(vis: Visibility, polarisation: Sequence[str] = ("XX", "YY")) -> Visibility:
     """Unpolarised correlations from Stokes I: XX = YY = I (cross-hands 0), weight w_I / 2 each."""
     if vis.polarisation != ("I",):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from ducc0.wgridder.experimental import dirty2vis, vis2dirty
 
-from sdpflow.radio.datamodels import Visibility, stokes_i
+from sdpflow.radio.datamodels import Visibility, stokes_i, unflagged_weights
 from sdpflow.radio.small_inversion import SmallGrid, small_grid, to_requested, to_small, vis_bandwidth
 from sdpflow.radio.weighting import output_channel_index
 
@@ -80,8 +80,7 @@ def _data_and_weights(vis: Visibility, weights: np.ndarray | None, psf: bool, pr
                       epsilon: float) -> tuple[np.ndarray, np.ndarray]:
     vis_i = stokes_i(vis)
     vis_dtype, weight_dtype = gridding_dtypes(precision, epsilon)
-    weights = vis_i.weight[:, :, 0] if weights is None else weights
-    weights = np.where(vis_i.flag[:, :, 0], weight_dtype(0), np.asarray(weights, dtype=weight_dtype))
+    weights = unflagged_weights(vis_i, weights, weight_dtype)
     data = np.ones(weights.shape, vis_dtype) if psf else vis_i.vis[:, :, 0].astype(vis_dtype, copy=False)
     return data, weights
 

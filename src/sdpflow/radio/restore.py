@@ -18,9 +18,13 @@ def gaussian_beam_image(shape: tuple[int, int], beam: tuple[float, float, float]
     cy, cx = centre if centre is not None else (shape[0] // 2, shape[1] // 2)
     y, x = np.mgrid[:shape[0], :shape[1]]
     east, north = -(x - cx) * cell_rad, (y - cy) * cell_rad
-    along = east * np.sin(bpa) + north * np.cos(bpa)
-    across = east * np.cos(bpa) - north * np.sin(bpa)
-    sigma_major, sigma_minor = bmaj / _FWHM_PER_SIGMA, bmin / _FWHM_PER_SIGMA
+    return _gaussian(east, north, bmaj / _FWHM_PER_SIGMA, bmin / _FWHM_PER_SIGMA, bpa)
+
+
+def _gaussian(east: np.ndarray, north: np.ndarray, sigma_major: float, sigma_minor: float, angle: float) -> np.ndarray:
+    """Peak-1 elliptical Gaussian at offsets east, north (radians); the major axis at ``angle`` east of north."""
+    along = east * np.sin(angle) + north * np.cos(angle)
+    across = east * np.cos(angle) - north * np.sin(angle)
     return np.exp(-0.5 * ((along / sigma_major) ** 2 + (across / sigma_minor) ** 2))
 
 
@@ -49,10 +53,7 @@ def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, lobe_level: float = 
     scale = np.array([cell_rad, cell_rad, 1.0])  # the fit runs in pixels and radians of angle
 
     def misfit(params: np.ndarray) -> np.ndarray:
-        sigma_major, sigma_minor, angle = params * scale
-        along = east * np.sin(angle) + north * np.cos(angle)
-        across = east * np.cos(angle) - north * np.sin(angle)
-        return np.exp(-0.5 * ((along / sigma_major) ** 2 + (across / sigma_minor) ** 2)) - values
+        return _gaussian(east, north, *(params * scale)) - values
 
     sigma_a, sigma_b, angle = _levenberg_marquardt(misfit, start / scale) * scale
     sigma_a, sigma_b = abs(sigma_a), abs(sigma_b)

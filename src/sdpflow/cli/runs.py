@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -10,6 +11,8 @@ from rich.table import Table
 
 from sdpflow.cli.common import console, settings
 from sdpflow.cli.progress import FlowProgress
+from sdpflow.engine.manifest import entry_checksum
+from sdpflow.errors import InputError
 from sdpflow.store import RunStore
 
 runs_app = typer.Typer(help="List, show and resume runs.", no_args_is_help=True)
@@ -52,23 +55,93 @@ def list_runs(
 
 
 @runs_app.command("show")
-def show_run(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")]) -> None:
-    """A run's record, its stages with their outputs, and its products."""
+def show_run(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    table_name: Annotated[Optional[str], typer.Option("--table", help="Print this result table of the run.")] = None,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="With --table: write it as CSV to this file ('-' for stdout).")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="With --table: write it as JSON to this file ('-' for stdout).")] = None,
+) -> None:
+    """A run's record, its stages with their outputs and items, its products; or one of its result tables."""
     store = RunStore(settings(ctx).db_url)
     run = store.get_run(run_id)
+    if table_name is not None:
+        _show_table(store.result_rows(run["id"], table_name), table_name, csv_path, json_path)
+        return
+    if csv_path is not None or json_path is not None:
+        raise InputError("--csv and --json export a result table: give --table NAME too")
     console.print(f"[bold]{run['id']}[/]  {run['pipeline']}  [bold]{run['status']}[/]")
     console.print(f"  started {_when(run['started'])} UTC, finished {_when(run['finished'])}, on {run['host']} by {run['user']}")
     console.print(f"  output {run['out_dir']}  cluster {run['cluster'] or '-'}  sdpflow {run['sdpflow_version']}")
     if run["error"]:
         console.print(f"  [red]error:[/] {run['error']}")
+    counts = store.item_counts(run["id"])
     table = Table(title="stages")
-    for column in ("stage", "status", "attempt", "started", "finished", "outputs"):
+    columns = ("stage", "status", "attempt", "started", "finished", *(("items",) if counts else ()), "outputs")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for stage in store.get_stages(run["id"]).values():
-        outputs = ", ".join(f"{name} ({value[7:19]})" for name, value in (stage["outputs"] or {}).items())
+        outputs = ", ".join(f"{name} ({entry_checksum(value)[7:19]})" for name, value in (stage["outputs"] or {}).items()
+                            if not name.startswith("@"))
+        items = ", ".join(f"{count} {status}" for status, count in sorted(counts.get(stage["name"], {}).items()))
         table.add_row(stage["name"], stage["status"], str(stage["attempt"]), _when(stage["started"]),
-                      _when(stage["finished"]), outputs)
+                      _when(stage["finished"]), *((items or "-",) if counts else ()), outputs)
     console.print(table)
+    for stage, by_status in counts.items():
+        if by_status.get("failed"):
+            failed = store.item_records(run["id"], stage, status="failed")
+            console.print(f"[red]failed items of {stage}[/] ({len(failed)}):")
+            for key, record in list(failed.items())[:FAILED_ITEMS_SHOWN]:
+                console.print(f"  {key}: {record['error']}", highlight=False)
+            if len(failed) > FAILED_ITEMS_SHOWN:
+                console.print(f"  … and {len(failed) - FAILED_ITEMS_SHOWN} more")
+
+
+#: Failed items listed by `runs show` per stage.
+FAILED_ITEMS_SHOWN = 20
+
+
+def _show_table(rows: list[dict], name: str, csv_path: Path | None, json_path: Path | None) -> None:
+    """Print a result table, or export it as CSV or JSON (``-``: standard output)."""
+    import csv
+    import io
+    import json
+    import sys
+
+    columns = list(rows[0]) if rows else []
+    for path, kind in ((csv_path, "csv"), (json_path, "json")):
+        if path is None:
+            continue
+        buffer = io.StringIO()
+        if kind == "csv":
+            writer = csv.DictWriter(buffer, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()}
+                             for row in rows)
+        else:
+            json.dump(rows, buffer, indent=1, default=str)
+            buffer.write("\n")
+        if str(path) == "-":
+            sys.stdout.write(buffer.getvalue())
+        else:
+            try:
+                path.write_text(buffer.getvalue())
+            except OSError as error:
+                raise InputError(f"cannot write {path}: {error.strerror}") from None
+            console.print(f"{len(rows)} rows of {name} written to {path}")
+    if csv_path is None and json_path is None:
+        view = Table(title=f"{name} ({len(rows)} rows)")
+        for column in columns:
+            view.add_column(column, overflow="fold")
+        for row in rows[:ROWS_PRINTED]:
+            view.add_row(*(str(value) for value in row.values()))
+        console.print(view)
+        if len(rows) > ROWS_PRINTED:
+            console.print(f"… {len(rows) - ROWS_PRINTED} more rows: export them with --csv or --json")
+
+
+#: Rows of a result table printed in the terminal (the rest: --csv / --json).
+ROWS_PRINTED = 50
 
 
 @runs_app.command("resume")
@@ -77,8 +150,9 @@ def resume(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
     from_stage: Annotated[Optional[str], typer.Option("--from-stage", help="Rerun this stage and all after it.")] = None,
     until_stage: Annotated[Optional[str], typer.Option("--until-stage", help="Stop after this stage.")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Re-hash every recorded output (default: compare sizes and times).")] = False,
 ) -> None:
-    """Continue a run: stages whose outputs, inputs and configuration are unchanged are skipped."""
+    """Continue a run: stages (and items) whose outputs, inputs, code and configuration are unchanged are skipped."""
     from sdpflow.pipelines import resume_run
 
     global_settings = settings(ctx)
@@ -86,7 +160,7 @@ def resume(
     with FlowProgress(console) as progress:
         result = resume_run(
             run_id, store=store, cluster_spec=global_settings.cluster_spec, observers=[progress],
-            from_stage=from_stage, until_stage=until_stage,
+            from_stage=from_stage, until_stage=until_stage, verify=verify,
         )
     console.print(
         f"run [bold]{result.run_id}[/] completed: ran {', '.join(result.ran) or 'nothing'}; "

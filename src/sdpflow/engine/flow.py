@@ -2,15 +2,19 @@
 
 A :class:`Flow` is a DAG of :class:`Stage` objects. :func:`run_flow` runs it for one run of
 the run database: each stage writes its declared outputs into a staging folder, and on
-success they are checksummed and moved into the run's output folder in one rename each.
-A stage is skipped on a later run (``resume``) only when it completed, its outputs are
-intact, and its fingerprint -- sdpflow version, its own configuration section, and the
-checksums of its inputs -- is unchanged; otherwise it and every stage downstream rerun.
+success they are moved into the run's output folder in one rename each and recorded with
+their manifest (size, modification time, SHA-256). A stage is skipped on a later run
+(``resume``) only when it completed, its outputs are intact (sizes and times; every byte with
+``verify``), and its fingerprint -- sdpflow version, its code, its own configuration section,
+and the checksums of its inputs -- is unchanged; otherwise it and every stage downstream
+rerun. A fan-out stage (:mod:`sdpflow.engine.fanout`) is checkpointed per item instead.
 Every transition goes to the run database and to ``events.jsonl`` in the output folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import shutil
 import threading
 import time
@@ -22,6 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
 
 from sdpflow.engine.events import EventLog
+from sdpflow.engine.fanout import FanOut
+from sdpflow.engine.manifest import entry_checksum, intact, manifest_entry
 from sdpflow.errors import InputError, StageFailed
 from sdpflow.provenance import checksum, config_hash, provenance_record, replace_atomically, sdpflow_version
 from sdpflow.store.db import RunStore, utc_now
@@ -44,10 +50,13 @@ class Stage:
     stage depends on (any JSON-able value); a change to it reruns the stage.
     ``input_checksum(path)`` replaces the checksum of every byte of an external input when
     only part of it matters (the columns of a MeasurementSet that a stage reads, say).
+    A fan-out stage gives ``fan_out`` instead of ``run``. ``code`` names the version of the
+    stage's code; by default the source of the modules defining its functions is hashed, so
+    editing them reruns the stage.
     """
 
     name: str
-    run: Callable[["StageContext"], Any]
+    run: Callable[["StageContext"], Any] | None = None
     outputs: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
@@ -55,6 +64,18 @@ class Stage:
     retries: int = 0
     backoff_s: float = 1.0
     input_checksum: Callable[[str], str] | None = None  # default: every byte of the file or folder
+    fan_out: FanOut | None = None
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.run is None) == (self.fan_out is None):
+            raise ValueError(f"stage {self.name}: give exactly one of run= and fan_out=")
+
+    def functions(self) -> list[Callable]:
+        """The functions whose code this stage runs."""
+        if self.fan_out is not None:
+            return [self.fan_out.items, self.fan_out.target]
+        return [self.run]
 
 
 @dataclass
@@ -64,6 +85,7 @@ class Flow:
     name: str
     stages: list[Stage]
     client_factory: Callable[[], ContextManager[Any]] | None = None
+    version: str | None = None  # a declared code version (Pipeline.version): replaces hashing the stages' sources
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages]
@@ -169,71 +191,94 @@ def run_flow(
     from_stage: str | None = None,
     until_stage: str | None = None,
     observers: Iterable[Observer] = (),
+    verify: bool = False,
 ) -> FlowResult:
     """Run (or resume) ``flow`` as run ``run_id``, writing products into ``out_dir``.
 
     ``from_stage`` forces that stage and everything after it to rerun; ``until_stage``
-    stops after that stage. Raises :class:`StageFailed` when a stage fails for good; the
-    run is then recorded as failed and its completed stages stay usable by a later resume.
+    stops after that stage; ``verify`` re-hashes recorded outputs instead of comparing their
+    sizes and times. Raises :class:`StageFailed` when a stage fails for good; the run is then
+    recorded as failed and its completed stages stay usable by a later resume.
     """
+    check_stage_names(flow, from_stage, until_stage)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = flow.stage_names()
-    for wanted in (from_stage, until_stage):
-        if wanted is not None and wanted not in names:
-            raise InputError(f"flow {flow.name} has no stage {wanted!r}: choose one of {', '.join(names)}")
-    observers = list(observers)
-    event_log = EventLog(out_dir / EVENT_LOG_NAME)
-    result = FlowResult(run_id=run_id, out_dir=out_dir)
+    with ExitStack() as stack:
+        run = FlowRun(flow, store, run_id, out_dir, list(observers), stack, verify)
+        return run.execute(from_stage, until_stage)
 
-    def emit(event: str, stage: str | None = None, *, persist: bool = True, **detail: Any) -> None:
-        record = {"run_id": run_id, "flow": flow.name, "event": event, "stage": stage, **detail}
-        event_log.write(record)
+
+def check_stage_names(flow: Flow, *wanted: str | None) -> None:
+    """An :class:`InputError` unless each given name is a stage of ``flow``."""
+    names = flow.stage_names()
+    for name in wanted:
+        if name is not None and name not in names:
+            raise InputError(f"flow {flow.name} has no stage {name!r}: choose one of {', '.join(names)}")
+
+
+class FlowRun:
+    """One invocation of a flow for one run: its store, ids, folder, event log and Dask client."""
+
+    def __init__(self, flow: Flow, store: RunStore, run_id: str, out_dir: Path, observers: list[Observer],
+                 stack: ExitStack, verify: bool):
+        self.flow, self.store, self.run_id, self.out_dir = flow, store, run_id, out_dir
+        self.observers, self.stack, self.verify = observers, stack, verify
+        self.event_log = EventLog(out_dir / EVENT_LOG_NAME)
+        stack.callback(self.event_log.close)
+        self.client: Any = None
+
+    def emit(self, event: str, stage: str | None = None, *, persist: bool = True, **detail: Any) -> None:
+        record = {"run_id": self.run_id, "flow": self.flow.name, "event": event, "stage": stage, **detail}
+        self.event_log.write(record)
         if persist:
-            store.add_event(run_id, event, stage=stage, detail=detail or None)
-        for observer in observers:
+            self.store.add_event(self.run_id, event, stage=stage, detail=detail or None)
+        for observer in self.observers:
             observer(record)
 
-    with ExitStack() as stack:
-        stack.callback(event_log.close)
-        client_holder: list[Any] = []
+    def open_client(self) -> Any:
+        """The run's Dask client, opened on first use (a run whose stages are all skipped starts none)."""
+        if self.client is None:
+            if self.flow.client_factory is None:
+                raise RuntimeError(f"flow {self.flow.name} has no Dask client factory")
+            self.client = self.stack.enter_context(self.flow.client_factory())
+            _start_task_stream(self.client)
+            self.emit("cluster-opened", dashboard=getattr(self.client, "dashboard_link", None))
+        return self.client
 
-        def open_client() -> Any:
-            if not client_holder:
-                if flow.client_factory is None:
-                    raise RuntimeError(f"flow {flow.name} has no Dask client factory")
-                client_holder.append(stack.enter_context(flow.client_factory()))
-                _start_task_stream(client_holder[0])
-                emit("cluster-opened", dashboard=getattr(client_holder[0], "dashboard_link", None))
-            return client_holder[0]
-
-        records = store.get_stages(run_id)
+    def execute(self, from_stage: str | None, until_stage: str | None) -> FlowResult:
+        names = self.flow.stage_names()
+        result = FlowResult(run_id=self.run_id, out_dir=self.out_dir)
+        records = self.store.get_stages(self.run_id)
         rerun: set[str] = set()
         forced = set(names[names.index(from_stage):]) if from_stage else set()
-        emit("flow-started", stages=names, total=len(names))
-        for index, stage in enumerate(flow.stages):
-            inputs = InputChecksums(stage, out_dir, records)
-            stack.callback(inputs.wait)
-            fingerprint = partial(_fingerprint, stage, inputs)
-            reason = _rerun_reason(stage, records.get(stage.name), fingerprint, out_dir, forced, rerun)
-            if reason is None:
+        self.emit("flow-started", stages=names, total=len(names))
+        for index, stage in enumerate(self.flow.stages):
+            inputs = InputChecksums(stage, self.out_dir, records)
+            self.stack.callback(inputs.wait)
+            fingerprint = partial(_fingerprint, stage, inputs, self.flow.version)
+            reason = _rerun_reason(stage, records.get(stage.name), fingerprint, self.out_dir, forced, rerun,
+                                   self.verify)
+            started = time.time()
+            if reason is None and stage.fan_out is None:
                 result.skipped.append(stage.name)
-                emit("stage-skipped", stage=stage.name, index=index, total=len(names), reason="outputs intact")
+                self.emit("stage-skipped", stage=stage.name, index=index, total=len(names), reason="outputs intact")
             else:
-                rerun.add(stage.name)
-                stage_started = time.time()
-                result.results[stage.name] = _run_stage(
-                    stage, store, run_id, out_dir, inputs, fingerprint, reason, index, len(names), open_client, emit
-                )
-                if client_holder:
-                    _log_tasks(client_holder[0], stage.name, stage_started, out_dir / TASK_LOG_NAME)
-                result.ran.append(stage.name)
-                records[stage.name] = store.get_stages(run_id)[stage.name]
+                attempt = _StageAttempt(self, stage, inputs, fingerprint, reason, index, forced=stage.name in forced)
+                value = attempt.run()
+                if attempt.skipped:
+                    result.skipped.append(stage.name)
+                else:
+                    rerun.add(stage.name)
+                    result.ran.append(stage.name)
+                    result.results[stage.name] = value
+                    records[stage.name] = self.store.get_stages(self.run_id)[stage.name]
+                if self.client is not None:
+                    _log_tasks(self.client, stage.name, started, self.out_dir / TASK_LOG_NAME)
             if stage.name == until_stage:
-                emit("flow-stopped", stage=stage.name, reason="until-stage")
+                self.emit("flow-stopped", stage=stage.name, reason="until-stage")
                 break
-        emit("flow-completed", ran=result.ran, skipped=result.skipped)
-    return result
+        self.emit("flow-completed", ran=result.ran, skipped=result.skipped)
+        return result
 
 
 def _start_task_stream(client: Any) -> None:
@@ -255,8 +300,9 @@ def _log_tasks(client: Any, stage: str, since: float, path: Path) -> None:
          "start": part["start"], "stop": part["stop"]}
         for record in records for part in record.get("startstops", ())
     ]
-    with EventLog(path) as log:
-        log.write_many(rows)
+    if rows:
+        with EventLog(path) as log:
+            log.write_many(rows)
 
 
 class InputChecksums:
@@ -268,7 +314,7 @@ class InputChecksums:
     """
 
     def __init__(self, stage: Stage, out_dir: Path, records: dict[str, dict[str, Any]]) -> None:
-        self._upstream = {f"{upstream}:{name}": value for upstream in stage.after
+        self._upstream = {f"{upstream}:{name}": entry_checksum(value) for upstream in stage.after
                           for name, value in ((records.get(upstream) or {}).get("outputs") or {}).items()}
         sources = []
         for path in stage.inputs:
@@ -304,9 +350,44 @@ class InputChecksums:
         return {**self._external, **self._upstream}
 
 
-def _fingerprint(stage: Stage, inputs: InputChecksums) -> str:
-    """hash(sdpflow version, the stage's configuration, its input checksums)."""
-    return config_hash({"version": sdpflow_version(), "config": stage.config, "inputs": inputs.result()})
+def code_identity(stage: Stage, flow_version: str | None = None) -> str:
+    """What identifies the code a stage runs: its declared ``code``, else the flow's declared
+    version, else the SHA-256 of the source files of the modules that define its functions."""
+    if stage.code is not None:
+        return f"declared:{stage.code}"
+    if flow_version is not None:
+        return f"version:{flow_version}"
+    digest = hashlib.sha256()
+    for path in sorted({_source_file(function) for function in stage.functions()} - {None}):
+        digest.update(path.encode() + b"\0" + _file_sha256(path).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def _source_file(function: Callable) -> str | None:
+    while isinstance(function, partial):
+        function = function.func
+    try:
+        return inspect.getsourcefile(inspect.unwrap(function)) or None
+    except TypeError:  # a builtin or a callable instance: no source of its own
+        module = inspect.getmodule(type(function))
+        return getattr(module, "__file__", None)
+
+
+_SOURCE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: str) -> str:
+    stat = Path(path).stat()
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _SOURCE_HASHES:
+        _SOURCE_HASHES[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return _SOURCE_HASHES[key]
+
+
+def _fingerprint(stage: Stage, inputs: InputChecksums, flow_version: str | None = None) -> str:
+    """hash(sdpflow version, the stage's code, its configuration, its input checksums)."""
+    return config_hash({"version": sdpflow_version(), "code": code_identity(stage, flow_version),
+                        "config": stage.config, "inputs": inputs.result()})
 
 
 def _rerun_reason(
@@ -316,6 +397,7 @@ def _rerun_reason(
     out_dir: Path,
     forced: set[str],
     rerun: set[str],
+    verify: bool = False,
 ) -> str | None:
     """Why ``stage`` must run, or None when its recorded completion still holds."""
     if stage.name in forced:
@@ -325,84 +407,108 @@ def _rerun_reason(
     if dirty := [upstream for upstream in stage.after if upstream in rerun]:
         return f"upstream {', '.join(dirty)} reran"
     if record.get("fingerprint") != fingerprint():
-        return "inputs, configuration or sdpflow version changed"
-    for name, recorded in (record.get("outputs") or {}).items():
-        path = out_dir / name
-        if not path.exists():
-            return f"output {name} is missing"
-        if checksum(path) != recorded:
-            return f"output {name} changed since it was written"
+        return "inputs, code, configuration or sdpflow version changed"
+    for name, entry in (record.get("outputs") or {}).items():
+        if name.startswith(ITEMS_OUTPUT):
+            continue
+        if problem := intact(out_dir / name, entry, verify=verify):
+            return f"output {name} {problem}"
     return None
 
 
-def _run_stage(
-    stage: Stage,
-    store: RunStore,
-    run_id: str,
-    out_dir: Path,
-    inputs: InputChecksums,
-    fingerprint: Callable[[], str],
-    reason: str,
-    index: int,
-    total: int,
-    open_client: Callable[[], Any],
-    emit: Callable[..., None],
-) -> Any:
-    previous = store.get_stages(run_id).get(stage.name)
-    attempt = (previous or {}).get("attempt") or 0
-    stage_hash = config_hash(stage.config)
-    for try_number in range(stage.retries + 1):
-        attempt += 1
-        staging = out_dir / STAGING_DIR / stage.name
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        store.set_stage(run_id, stage.name, status="running", attempt=attempt, started=utc_now(), finished=None,
-                        error=None, fingerprint=None)
-        emit("stage-started", stage=stage.name, index=index, total=total, attempt=attempt, reason=reason)
-        ctx = StageContext(stage, run_id, out_dir, attempt, staging, inputs, open_client, emit, stage_hash)
-        started = time.perf_counter()
-        try:
-            value = stage.run(ctx)
-            inputs.result()  # a failed input checksum fails the stage before its outputs land
-            outputs = _commit_outputs(stage, staging, out_dir)
-        except Exception as error:  # noqa: BLE001 - a stage may fail in any way; we record it
-            message = f"{type(error).__name__}: {error}"
-            store.set_stage(run_id, stage.name, status="failed", finished=utc_now(), error=traceback.format_exc())
-            if try_number < stage.retries and not isinstance(error, InputError):
-                delay = stage.backoff_s * 2**try_number
-                emit("stage-retrying", stage=stage.name, attempt=attempt, error=message, delay_s=delay)
-                time.sleep(delay)
-                continue
-            emit("stage-failed", stage=stage.name, attempt=attempt, error=message)
-            if isinstance(error, InputError):
-                raise
-            raise StageFailed(f"stage {stage.name} failed after {try_number + 1} attempt(s): {message}") from error
-        elapsed = time.perf_counter() - started
+#: The pseudo-output under which a fan-out stage records the digest of its items.
+ITEMS_OUTPUT = "@items"
+
+
+class _StageAttempt:
+    """Running one stage (with its retries) within a :class:`FlowRun`."""
+
+    def __init__(self, run: FlowRun, stage: Stage, inputs: InputChecksums, fingerprint: Callable[[], str],
+                 reason: str | None, index: int, *, forced: bool):
+        self.flow_run, self.stage, self.inputs, self.fingerprint = run, stage, inputs, fingerprint
+        self.reason, self.index, self.forced = reason, index, forced
+        self.skipped = False
+
+    def run_stage(self, ctx: "StageContext") -> tuple[Any, dict[str, Any]]:
+        """The stage's value and its outputs' manifest entries."""
+        if self.stage.fan_out is None:
+            value = self.stage.run(ctx)
+            self.inputs.result()  # a failed input checksum fails the stage before its outputs land
+            return value, _commit_outputs(self.stage, ctx.staging_dir, self.flow_run.out_dir)
+        from sdpflow.engine.fanout_driver import run_fan_out
+
+        value = run_fan_out(self.stage.fan_out, ctx, self.flow_run.store, self.fingerprint(), verify=self.flow_run.verify,
+                            force=self.forced)
+        return value, {ITEMS_OUTPUT: {"sha256": value.digest, "items": value.items}}
+
+    def run(self) -> Any:
+        run, stage = self.flow_run, self.stage
+        store, total = run.store, len(run.flow.stages)
+        previous = store.get_stages(run.run_id).get(stage.name)
+        attempt = (previous or {}).get("attempt") or 0
+        stage_hash = config_hash(stage.config)
+        for try_number in range(stage.retries + 1):
+            attempt += 1
+            staging = run.out_dir / STAGING_DIR / stage.name
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            ctx = StageContext(stage, run.run_id, run.out_dir, attempt, staging, self.inputs, run.open_client,
+                               run.emit, stage_hash)
+            if stage.fan_out is None or self.reason is not None:
+                store.set_stage(run.run_id, stage.name, status="running", attempt=attempt, started=utc_now(),
+                                finished=None, error=None, fingerprint=None)
+                run.emit("stage-started", stage=stage.name, index=self.index, total=total, attempt=attempt,
+                         reason=self.reason or "items to check")
+            started = time.perf_counter()
+            try:
+                value, outputs = self.run_stage(ctx)
+            except Exception as error:  # noqa: BLE001 - a stage may fail in any way; we record it
+                message = f"{type(error).__name__}: {error}"
+                store.set_stage(run.run_id, stage.name, status="failed", finished=utc_now(),
+                                error=traceback.format_exc())
+                # Items are retried one by one; a fan-out stage that failed on its items is not rerun whole.
+                retryable = not isinstance(error, InputError) and not (
+                    stage.fan_out is not None and isinstance(error, StageFailed))
+                if try_number < stage.retries and retryable:
+                    delay = stage.backoff_s * 2**try_number
+                    run.emit("stage-retrying", stage=stage.name, attempt=attempt, error=message, delay_s=delay)
+                    time.sleep(delay)
+                    continue
+                run.emit("stage-failed", stage=stage.name, attempt=attempt, error=message)
+                if isinstance(error, (InputError, StageFailed)):
+                    raise
+                raise StageFailed(f"stage {stage.name} failed after {try_number + 1} attempt(s): {message}") from error
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            if stage.fan_out is not None and self.reason is None and value.ran == 0:
+                self.skipped = True  # completed before, same fingerprint, every item intact
+                run.emit("stage-skipped", stage=stage.name, index=self.index, total=total, reason="items intact")
+                return value
+            self._record_completion(ctx, outputs, attempt, time.perf_counter() - started)
+            return value
+        raise AssertionError("unreachable")
+
+    def _record_completion(self, ctx: "StageContext", outputs: dict[str, Any], attempt: int, elapsed: float) -> None:
+        run, stage = self.flow_run, self.stage
         provenance = ctx.provenance()
-        for name, value_checksum in outputs.items():
-            path = out_dir / name
-            size = path.stat().st_size if path.is_file() else None
-            store.record_product(run_id, stage.name, name, value_checksum, size, provenance)
-        store.set_stage(run_id, stage.name, status="completed", finished=utc_now(), fingerprint=fingerprint(),
-                        inputs=inputs.result(), outputs=outputs)
-        emit("stage-completed", stage=stage.name, index=index, total=total, attempt=attempt,
-             elapsed_s=round(elapsed, 3), outputs=outputs)
-        shutil.rmtree(staging, ignore_errors=True)
-        return value
-    raise AssertionError("unreachable")
+        for name, entry in outputs.items():
+            if not name.startswith(ITEMS_OUTPUT):
+                run.store.record_product(run.run_id, stage.name, name, entry["sha256"], entry.get("size"), provenance)
+        run.store.set_stage(run.run_id, stage.name, status="completed", finished=utc_now(),
+                            fingerprint=self.fingerprint(), inputs=self.inputs.result(), outputs=outputs)
+        run.emit("stage-completed", stage=stage.name, index=self.index, total=len(run.flow.stages), attempt=attempt,
+                 elapsed_s=round(elapsed, 3), outputs={name: entry["sha256"] for name, entry in outputs.items()})
 
 
-def _commit_outputs(stage: Stage, staging: Path, out_dir: Path) -> dict[str, str]:
-    """Checksum each staged output and move it into ``out_dir`` atomically."""
+def _commit_outputs(stage: Stage, staging: Path, out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Move each staged output into ``out_dir`` atomically; their manifest entries."""
     missing = [name for name in stage.outputs if not (staging / name).exists()]
     if missing:
         raise RuntimeError(f"stage {stage.name} did not write its output(s) {', '.join(missing)}")
     outputs = {}
     for name in stage.outputs:
         staged, final = staging / name, out_dir / name
-        outputs[name] = checksum(staged)
         final.parent.mkdir(parents=True, exist_ok=True)
         replace_atomically(staged, final)
+        outputs[name] = manifest_entry(final)
     return outputs
-
-

@@ -90,8 +90,13 @@ def resume_run(
     observers: Iterable[Observer] = (),
     from_stage: str | None = None,
     until_stage: str | None = None,
+    verify: bool = False,
 ) -> FlowResult:
-    """Continue a run: completed stages with intact outputs are skipped, the rest rerun."""
+    """Continue a run: completed stages with intact outputs are skipped, the rest rerun.
+
+    Outputs count as intact when their sizes and modification times are as recorded; with
+    ``verify`` every recorded output is hashed again.
+    """
     record = store.get_run(run_id)
     if record["status"] == "running" and process_alive(record):
         raise InputError(
@@ -105,14 +110,15 @@ def resume_run(
     config = _with_cluster(config, cluster_spec)
     flow = _flow(pipeline, config)
     store.mark_run(record["id"], "running")
-    return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage)
+    return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage, verify)
 
 
 def _flow(pipeline: Pipeline, config: BaseModel) -> Flow:
     """The pipeline's flow for this configuration, its cluster opened only when a stage needs it."""
     cluster_config = getattr(config, "cluster", None)
     return Flow(pipeline.name, pipeline.build(config),
-                client_factory=lambda: open_cluster(cluster_config, worker_imports=pipeline.worker_imports))
+                client_factory=lambda: open_cluster(cluster_config, worker_imports=pipeline.worker_imports),
+                version=getattr(pipeline, "version", None))
 
 
 def _execute(
@@ -123,10 +129,12 @@ def _execute(
     observers: Iterable[Observer],
     from_stage: str | None,
     until_stage: str | None,
+    verify: bool = False,
 ) -> FlowResult:
     try:
         result = run_flow(
-            flow, store, run_id, out_dir, from_stage=from_stage, until_stage=until_stage, observers=observers
+            flow, store, run_id, out_dir, from_stage=from_stage, until_stage=until_stage, observers=observers,
+            verify=verify,
         )
     except KeyboardInterrupt:
         store.mark_run(run_id, "interrupted", error="interrupted by the user")

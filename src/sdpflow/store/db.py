@@ -16,13 +16,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy import MetaData, Table, create_engine, delete, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from sdpflow.errors import RunNotFound, StoreError
 from sdpflow.provenance import config_hash, current_user, sdpflow_version
 from sdpflow.store import schema
+from sdpflow.store.results import TABLE_PREFIX, ResultTable
 from sdpflow.store.schema import SCHEMA_VERSION
 
 #: Seconds a SQLite writer waits for the lock before giving up.
@@ -71,6 +72,7 @@ class RunStore:
         self.url = _normalise(url or default_db_url())
         self.redacted_url = redact_url(self.url)
         self.engine = self._create_engine()
+        self._created_results: set[str] = set()
         self._create_schema()
 
     def __reduce__(self):  # a store sent to another process reconnects there
@@ -136,6 +138,8 @@ class RunStore:
                     ).scalar_one_or_none()
                     if found is None:
                         connection.execute(insert(schema.schema_info).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    elif int(found) < SCHEMA_VERSION:
+                        _upgrade(connection, int(found))
                     elif int(found) > SCHEMA_VERSION:
                         raise StoreError(
                             f"run database {self.redacted_url} has schema version {found}, newer than this "
@@ -297,8 +301,109 @@ class RunStore:
         with self._transaction() as connection:
             return connection.execute(select(func.count()).select_from(target).where(target.c.run_id == run_id)).scalar_one()
 
+    # -- items of fan-out stages and their result rows -------------------------------------
+    def record_items(self, run_id: str, stage: str, outcomes: list[dict[str, Any]],
+                     table: ResultTable | None = None) -> None:
+        """Record a batch of item outcomes, and the result rows of the completed ones, in one transaction.
+
+        Each outcome has ``key``, ``status``, ``fingerprint``, ``attempts``, ``elapsed``,
+        ``finished``, ``worker``, ``outputs``, ``error`` and, when completed, ``rows`` (a list
+        of dicts for ``table``). Writing an item again replaces its record and its rows.
+        """
+        if not outcomes:
+            return
+        records = [{"run_id": run_id, "stage": stage, **{name: outcome.get(name) for name in _ITEM_COLUMNS}}
+                   for outcome in outcomes]
+        result_rows: list[dict[str, Any]] = []
+        replaced: list[str] = []
+        if table is not None:
+            for outcome in outcomes:
+                if outcome["status"] == "completed":
+                    replaced.append(outcome["key"])
+                    result_rows += table.rows_for(run_id, stage, outcome["key"], outcome.get("rows") or ())
+        with self._transaction() as connection:
+            connection.execute(self._upsert_items(connection), records)
+            if table is not None and replaced:
+                target = self._result_table(connection, table)
+                for start in range(0, len(replaced), 500):
+                    connection.execute(delete(target).where(target.c.run_id == run_id,
+                                                            target.c.item.in_(replaced[start:start + 500])))
+                if result_rows:
+                    connection.execute(insert(target), result_rows)
+
+    def _upsert_items(self, connection: Connection):
+        dialect = connection.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            raise StoreError(f"run database {self.redacted_url}: item records need SQLite or PostgreSQL, not {dialect}")
+        statement = dialect_insert(schema.items)
+        return statement.on_conflict_do_update(
+            index_elements=["run_id", "stage", "key"],
+            set_={name: statement.excluded[name] for name in _ITEM_COLUMNS if name != "key"},
+        )
+
+    def _result_table(self, connection: Connection, table: ResultTable) -> Table:
+        target = table.table()
+        if target.name not in self._created_results:
+            target.create(connection, checkfirst=True)
+            self._created_results.add(target.name)
+        return target
+
+    def item_records(self, run_id: str, stage: str, status: str | None = None) -> dict[str, dict[str, Any]]:
+        """The item records of one stage of a run, by item key (only those with ``status`` when given)."""
+        columns = [schema.items.c[name] for name in _ITEM_COLUMNS]
+        query = select(*columns).where(schema.items.c.run_id == run_id, schema.items.c.stage == stage)
+        if status is not None:
+            query = query.where(schema.items.c.status == status)
+        with self._transaction() as connection:
+            return {row["key"]: dict(row) for row in connection.execute(query).mappings()}
+
+    def item_counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """How many items of each stage of a run are completed, failed...: {stage: {status: count}}."""
+        query = (select(schema.items.c.stage, schema.items.c.status, func.count())
+                 .where(schema.items.c.run_id == run_id).group_by(schema.items.c.stage, schema.items.c.status))
+        counts: dict[str, dict[str, int]] = {}
+        with self._transaction() as connection:
+            for stage, status, count in connection.execute(query):
+                counts.setdefault(stage, {})[status] = count
+        return counts
+
+    def result_tables(self) -> list[str]:
+        """The names of the result tables this database holds."""
+        with self._transaction() as connection:
+            names = inspect(connection).get_table_names()
+        return sorted(name[len(TABLE_PREFIX):] for name in names if name.startswith(TABLE_PREFIX))
+
+    def result_rows(self, run_id: str, name: str) -> list[dict[str, Any]]:
+        """The rows of result table ``name`` that belong to a run, by item and row number."""
+        if name not in self.result_tables():
+            known = ", ".join(self.result_tables()) or "none yet"
+            raise RunNotFound(f"no result table {name!r} in {self.redacted_url} (tables: {known})")
+        with self._transaction() as connection:
+            target = Table(TABLE_PREFIX + name, MetaData(), autoload_with=connection)
+            query = (select(*(column for column in target.columns if column.name not in ("id", "run_id")))
+                     .where(target.c.run_id == run_id).order_by(target.c.item, target.c.row))
+            return [dict(row) for row in connection.execute(query).mappings()]
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: The columns of an item record that a fan-out stage writes.
+_ITEM_COLUMNS = ("key", "status", "fingerprint", "attempts", "elapsed", "finished", "worker", "outputs", "error")
+
+
+def _upgrade(connection: Connection, found: int) -> None:
+    """Bring a database of schema version ``found`` up to :data:`SCHEMA_VERSION`.
+
+    Version 2 only added tables, which ``create_all`` has just created; a step that changes
+    existing tables goes here, one ``if found < N`` block per version.
+    """
+    connection.execute(update(schema.schema_info).where(schema.schema_info.c.key == "schema_version")
+                       .values(value=str(SCHEMA_VERSION)))
 
 
 def _first_line(error: object) -> str:

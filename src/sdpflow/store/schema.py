@@ -17,7 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+#: 1: runs, stages, products, events, tasks; 2: items (fan-out stages' per-item records).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -104,6 +105,21 @@ tasks = _run_table(
     Column("worker", String(256)),
     Column("result", Text),  # exit status or a short repr of the return value
     Column("error", Text),
+)
+
+items = _run_table(
+    "items",
+    Column("stage", String(128), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("status", String(16), nullable=False),  # completed, failed
+    Column("fingerprint", String(80)),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("elapsed", Float),  # seconds the item's function ran
+    Column("finished", Float),  # seconds since the epoch
+    Column("worker", String(256)),
+    Column("outputs", JSON),  # {path relative to the run folder: manifest entry}
+    Column("error", Text),
+    UniqueConstraint("run_id", "stage", "key", name="uq_item_run_stage_key"),  # also the (run, stage) index
 )
 
 Index("ix_stages_run", stages.c.run_id)

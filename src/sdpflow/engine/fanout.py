@@ -113,12 +113,31 @@ class ItemContext:
 
 
 # -- on the workers ---------------------------------------------------------------------------
-def run_batch(fan_out: FanOut, stage: str, out_dir: str, batch: list[tuple[str, Any, int]]) -> list[dict[str, Any]]:
-    """Run a batch of items ``(key, payload, attempt)``; one outcome dict per item."""
+class Batch:
+    """Items ``(key, payload, attempt)`` travelling in one Dask task.
+
+    A plain object, not a list: Dask walks list and tuple arguments looking for futures,
+    which cost ~40 µs per item (4 s per 10^5 items) for nothing.
+    """
+
+    __slots__ = ("specs",)
+
+    def __init__(self, specs: list[tuple[str, Any, int]]):
+        self.specs = specs
+
+    def __getstate__(self):
+        return self.specs
+
+    def __setstate__(self, specs):
+        self.specs = specs
+
+
+def run_batch(fan_out: FanOut, stage: str, out_dir: str, batch: Batch) -> list[dict[str, Any]]:
+    """Run a batch of items; one outcome dict per item."""
     where = f"{socket.gethostname()}:{os.getpid()}"
     staging_root = Path(out_dir, ".staging", stage, uuid.uuid4().hex)
     contexts = [ItemContext(key, payload, stage, out_dir, str(staging_root / str(index)), attempt)
-                for index, (key, payload, attempt) in enumerate(batch)]
+                for index, (key, payload, attempt) in enumerate(batch.specs)]
     try:
         if fan_out.function is not None:
             return [_run_one(context, lambda c=context: fan_out.function(c), where) for context in contexts]
@@ -189,29 +208,29 @@ def item_fingerprint(stage_fingerprint: str, item: Item) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def items_digest(records: dict[str, dict[str, Any]]) -> str:
-    """One checksum of a stage's item records (keys, fingerprints, statuses, output checksums):
-    what stages downstream of a fan-out stage take as its output."""
+def items_digest(states: dict[str, tuple[str, str | None, dict[str, Any] | None]]) -> str:
+    """One checksum of a stage's item states ``{key: (status, fingerprint, outputs)}``: what stages
+    downstream of a fan-out stage take as its output."""
     digest = hashlib.sha256()
-    for key in sorted(records):
-        record = records[key]
-        outputs = record.get("outputs") or {}
-        digest.update(f"{key}\0{record['fingerprint']}\0{record['status']}\0".encode())
-        for name in sorted(outputs):
+    for key in sorted(states):
+        status, fingerprint, outputs = states[key]
+        digest.update(f"{key}\0{fingerprint}\0{status}\0".encode())
+        for name in sorted(outputs or {}):
             digest.update(f"{name}={outputs[name]['sha256']}\0".encode())
     return "sha256:" + digest.hexdigest()
 
 
 def pending_items(
-    items: list[Item], fingerprints: list[str], records: dict[str, dict[str, Any]], out_dir: Path, *, verify: bool
+    items: list[Item], fingerprints: list[str], states: dict[str, tuple[str, str | None, dict[str, Any] | None]],
+    out_dir: Path, *, verify: bool,
 ) -> list[int]:
     """Indices of the items to run: not completed, completed with another fingerprint, or whose files changed."""
     todo = []
     for index, (item, fingerprint) in enumerate(zip(items, fingerprints)):
-        record = records.get(item.key)
-        if record is None or record["status"] != "completed" or record["fingerprint"] != fingerprint:
+        status, recorded, outputs = states.get(item.key, (None, None, None))
+        if status != "completed" or recorded != fingerprint:
             todo.append(index)
-        elif any(intact(out_dir / name, entry, verify=verify) for name, entry in (record["outputs"] or {}).items()):
+        elif outputs and any(intact(out_dir / name, entry, verify=verify) for name, entry in outputs.items()):
             todo.append(index)
     return todo
 

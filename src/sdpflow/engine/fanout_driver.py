@@ -13,6 +13,7 @@ from sdpflow.engine.fanout import (
     DB_FLUSH_ITEMS,
     DB_FLUSH_S,
     PROGRESS_S,
+    Batch,
     FanOut,
     check_unique,
     item_fingerprint,
@@ -62,27 +63,25 @@ class FanOutDriver:
         check_unique(self.stage, items)
         self.items = items
         self.fingerprints = [item_fingerprint(self.stage_fingerprint, item) for item in items]
-        records = self.store.item_records(self.ctx.run_id, self.stage)
+        self.states = self.store.item_states(self.ctx.run_id, self.stage)
         todo = (list(range(len(items))) if self.force
-                else pending_items(items, self.fingerprints, records, self.ctx.out_dir, verify=self.verify))
+                else pending_items(items, self.fingerprints, self.states, self.ctx.out_dir, verify=self.verify))
         self.total = len(todo)
         self.ctx.log("items-planned", items=len(items), to_run=len(todo), completed_before=len(items) - len(todo))
-        failed: list[str] = []
         if todo:
             try:
-                failed = self._run_items(todo)
+                self._run_items(todo)
             finally:
                 self._flush(force=True)
-        records = self.store.item_records(self.ctx.run_id, self.stage)
-        current = {item.key: records[item.key] for item in items if item.key in records}
-        failed_now = sorted(key for key, record in current.items() if record["status"] == "failed")
+        current = {item.key: self.states[item.key] for item in items if item.key in self.states}
+        failed_now = sorted(key for key, (status, _, _) in current.items() if status == "failed")
         result = FanOutResult(items=len(items), ran=len(todo), completed=len(items) - len(failed_now),
                               failed=failed_now, digest=items_digest(current))
         if failed_now:
             self.ctx.log("items-failed", count=len(failed_now), keys=failed_now[:FAILED_KEYS_SHOWN])
             fraction = len(failed_now) / max(1, len(items))
             if fraction > self.fan_out.max_failed_fraction:
-                first = current[failed_now[0]]["error"]
+                first = self.store.item_records(self.ctx.run_id, self.stage, status="failed")[failed_now[0]]["error"]
                 raise StageFailed(
                     f"stage {self.stage}: {len(failed_now)} of {len(items)} items failed "
                     f"({', '.join(failed_now[:5])}{'…' if len(failed_now) > 5 else ''}; first error: {first}); "
@@ -92,7 +91,7 @@ class FanOutDriver:
         return result
 
     # -- the loop -------------------------------------------------------------------------------
-    def _run_items(self, todo: list[int]) -> list[str]:
+    def _run_items(self, todo: list[int]) -> None:
         from distributed import as_completed
 
         client = self.ctx.client
@@ -103,7 +102,6 @@ class FanOutDriver:
         retry: deque[tuple[int, int]] = deque()  # (item index, attempt), each retried alone
         inflight: dict[str, list[tuple[int, int]]] = {}
         completed = as_completed([], with_results=False)
-        failed: list[str] = []
 
         def fill() -> None:
             futures = []
@@ -114,7 +112,7 @@ class FanOutDriver:
                     size = self._batch_size(len(fresh), slots)
                     batch = [(fresh.popleft(), 1) for _ in range(min(size, len(fresh)))]
                 key = f"{self.stage}-items-{token}-{batch[0][0]}-{batch[0][1]}"
-                specs = [(self.items[index].key, self.items[index].payload, attempt) for index, attempt in batch]
+                specs = Batch([(self.items[index].key, self.items[index].payload, attempt) for index, attempt in batch])
                 future = client.submit(run_batch, self.fan_out, self.stage, str(self.ctx.out_dir), specs,
                                        key=key, pure=False)
                 inflight[key] = batch
@@ -130,8 +128,6 @@ class FanOutDriver:
                     if outcome["status"] == "failed" and attempt <= self.fan_out.retries:
                         retry.append((index, attempt + 1))
                         continue
-                    if outcome["status"] == "failed":
-                        failed.append(self.items[index].key)
                     outcome["fingerprint"] = self.fingerprints[index]
                     self.pending_records.append(outcome)
                     self.done += 1
@@ -139,7 +135,6 @@ class FanOutDriver:
             self._flush()
             self._progress()
         self._progress(final=True)
-        return failed
 
     def _outcomes(self, future: Any, batch: list[tuple[int, int]]) -> list[dict[str, Any]]:
         """The batch's outcomes; a batch whose task failed as a whole (a lost worker) fails each item."""
@@ -172,6 +167,8 @@ class FanOutDriver:
         if self.pending_records and (force or due):
             records, self.pending_records = self.pending_records, []
             self.store.record_items(self.ctx.run_id, self.stage, records, self.fan_out.table)
+            for record in records:
+                self.states[record["key"]] = (record["status"], record["fingerprint"], record["outputs"])
             self.last_flush = time.monotonic()
 
     def _progress(self, final: bool = False) -> None:

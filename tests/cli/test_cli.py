@@ -82,3 +82,39 @@ def test_readme_own_flow_runs_from_the_folder_it_is_in(tmp_path):
     result = sdpflow(*command.split()[1:], db=f"sqlite:///{tmp_path / 'runs.db'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "results" / "double.txt").read_text() == "63"
+
+
+def test_editing_a_flows_code_reruns_its_stage_on_resume(tmp_path):
+    """The README's example edited (``* 21`` -> ``* 1000``): resume reruns ``double`` with the new code."""
+    readme = (REPO / "README.md").read_text()
+    source = readme.split("# myflows.py\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "myflows.py").write_text(source)
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = sdpflow("run", "flow", "myflows:PIPELINE", "--out", "results", "--set", "factor=3", db=db, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run_id = re.search(r"^run (\S+) completed", first.stdout, re.M).group(1)
+    unchanged = sdpflow("runs", "resume", run_id, db=db, cwd=tmp_path)
+    assert "ran nothing; skipped double" in " ".join(unchanged.stdout.split())
+    (tmp_path / "myflows.py").write_text(source.replace("* 21", "* 1000"))
+    edited = sdpflow("runs", "resume", run_id, db=db, cwd=tmp_path)
+    assert edited.returncode == 0, edited.stderr
+    assert "ran double" in " ".join(edited.stdout.split())
+    assert (tmp_path / "results" / "double.txt").read_text() == "3000"
+
+
+def test_resume_checks_sizes_and_times_and_verify_rehashes(tmp_path):
+    """An output rewritten with the same size and time is only caught by --verify."""
+    readme = (REPO / "README.md").read_text()
+    (tmp_path / "myflows.py").write_text(readme.split("# myflows.py\n", 1)[1].split("```", 1)[0])
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = sdpflow("run", "flow", "myflows:PIPELINE", "--out", "results", "--set", "factor=3", db=db, cwd=tmp_path)
+    run_id = re.search(r"^run (\S+) completed", first.stdout, re.M).group(1)
+    product = tmp_path / "results" / "double.txt"
+    stat = product.stat()
+    product.write_text("64")  # same size
+    os.utime(product, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time
+    quick = sdpflow("runs", "resume", run_id, db=db, cwd=tmp_path)
+    assert "ran nothing" in quick.stdout and product.read_text() == "64"
+    verified = sdpflow("runs", "resume", run_id, "--verify", db=db, cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    assert "ran double" in " ".join(verified.stdout.split()) and product.read_text() == "63"

@@ -135,7 +135,7 @@ def main() -> None:
         if not args.no_cluster:
             from distributed import Client, LocalCluster, wait
 
-            from sdpflow.pipelines.imaging import tree_sum
+            from sdpflow.engine.distribute import tree_sum
 
             with LocalCluster(n_workers=args.threads, threads_per_worker=1, processes=True,
                               dashboard_address=None) as cluster, Client(cluster) as client:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from sdpflow.config.imaging import ContinuumConfig, IcalConfig, angle_to_rad
+from sdpflow.engine.distribute import HeldProducts, SubmittedAhead, spread_over_workers, tree_sum
 from sdpflow.engine.flow import Stage, StageContext
 from sdpflow.engine.futures import gather, result
 from sdpflow.errors import ConfigError, DataError
@@ -56,10 +57,8 @@ class ImagingSession:
     chunks: list[Chunk]
     data_futures: list[Any] = field(default_factory=list)
     placement: list[dict] = field(default_factory=list)
-    psf_future: Any = None
-    model_future: Any = None
-    model_cycle: int = -1
-    pending: tuple | None = None  # (model key, terms, futures) of major cycles submitted ahead
+    ahead: SubmittedAhead = field(default_factory=SubmittedAhead)  # major cycles by (model key, terms)
+    held: HeldProducts = field(default_factory=lambda: HeldProducts(products.read_image))  # psf, models
 
     # -- on the workers ---------------------------------------------------------------
     def load(self, client) -> list[Any]:
@@ -72,9 +71,7 @@ class ImagingSession:
         if self.data_futures:
             return self.data_futures
         imaging = self.config.imaging
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-        self.placement = [{"workers": [workers[i % len(workers)]], "allow_other_workers": True} if workers else {}
-                          for i in range(len(self.chunks))]
+        self.placement = spread_over_workers(client, len(self.chunks))
         raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column, self.metadata,
                              key=f"read-chunk-{chunk.index:04d}-{_token(self)}", **where)
                for chunk, where in zip(self.chunks, self.placement)]
@@ -99,18 +96,17 @@ class ImagingSession:
 
         Taken from :meth:`submit_ahead` when it was called with the same model and terms.
         """
-        key = getattr(model, "key", None)
-        if self.pending is not None and self.pending[:2] == (key, terms):
-            results, self.pending = self.pending[2], None
-            return results
+        submitted = self.ahead.take((getattr(model, "key", None), terms))
+        if submitted is not None:
+            return submitted
         return self.per_chunk(client, chunk_tasks.major_cycle, model, self.grid, terms,
                               self.config.calibration.refant if self.calibrate else 0,
                               self.config.calibration.tolerance if self.calibrate else 1e-6, pure=False)
 
     def submit_ahead(self, client, model: Any, terms: tuple[SolveTerm, ...]) -> None:
         """Start the next major cycle now, so the workers grid while this stage writes its files."""
-        self.pending = None
-        self.pending = (getattr(model, "key", None), terms, self.major_cycles(client, model, terms))
+        self.ahead.clear()
+        self.ahead.put((getattr(model, "key", None), terms), self.major_cycles(client, model, terms))
 
     def residual(self, client, results: list[Any]) -> Any:
         """The residual image (Jy/beam) of major-cycle ``results``: summed over chunks, normalised."""
@@ -128,22 +124,21 @@ class ImagingSession:
         return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, provenance,
                              **submit)
 
-    def psf(self, client, ctx: StageContext | None = None) -> Any:
+    def psf(self, client, ctx: StageContext) -> Any:
         """The normalised PSF [chan, y, x] as a future (from psf.fits when resuming)."""
-        if self.psf_future is None:
-            path = ctx.product("psf.fits") if ctx else None
-            self.psf_future = client.submit(products.read_image, str(path))
-        return self.psf_future
+        return self.held.get(client, "psf.fits", str(ctx.product("psf.fits")))
 
     def model(self, client, ctx: StageContext, cycle: int) -> Any:
         """The model after ``cycle`` major cycles (None for 0), read back from disk when resuming."""
-        if self.model_cycle != cycle:
-            if cycle == 0:
-                self.model_future = None
-            else:
-                self.model_future = client.submit(products.read_image, str(ctx.product(f"cycles/model-{cycle:02d}.fits")))
-            self.model_cycle = cycle
-        return self.model_future
+        if cycle == 0:
+            return None
+        name = model_name(cycle)
+        return self.held.get(client, name, str(ctx.product(name)))
+
+    def hold_model(self, cycle: int, model: Any) -> None:
+        """Keep the model of ``cycle`` on the workers for the next stage (and let the one before go)."""
+        self.held.hold(model_name(cycle), model)
+        self.held.release(model_name(cycle - 1))
 
     def terms_for(self, cycle: int) -> tuple[SolveTerm, ...]:
         """The gain terms solved when the model of ``cycle`` is subtracted (ARL's first_selfcal)."""
@@ -159,13 +154,8 @@ class ImagingSession:
         return tuple(terms)
 
 
-def tree_sum(client, futures: list[Any]) -> Any:
-    """Sum futures pairwise on the workers (log2 depth); the sum stays on a worker."""
-    layer = list(futures)
-    while len(layer) > 1:
-        layer = [client.submit(operator.add, layer[i], layer[i + 1]) if i + 1 < len(layer) else layer[i]
-                 for i in range(0, len(layer), 2)]
-    return layer[0]
+def model_name(cycle: int) -> str:
+    return f"cycles/model-{cycle:02d}.fits"
 
 
 def _token(session: ImagingSession) -> str:
@@ -205,7 +195,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
                     input_checksum=lambda path: ms_checksum(path, config.imaging.data_column))]
     previous = "psf"
     for cycle in range(1, nmajor + 1):
-        outputs = [f"cycles/model-{cycle:02d}.fits", f"cycles/cycle-{cycle:02d}.json"]
+        outputs = [model_name(cycle), f"cycles/cycle-{cycle:02d}.json"]
         if cycle == 1:
             outputs.append("dirty.fits")
         if session.terms_for(cycle - 1):
@@ -257,14 +247,14 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     psf_sum = tree_sum(client, session.per_chunk(client, chunk_tasks.chunk_psf, session.grid, priority=1))
     session.submit_ahead(client, None, session.terms_for(0))  # the dirty image grids while the beam is fitted
     if not np.any(result(client.submit(chunk_tasks.weight_sum, psf_sum)) > 0):
-        session.pending = None
+        session.ahead.clear()
         raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight): nothing to image")
     psf = client.submit(chunk_tasks.normalised, psf_sum)
     beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
     ctx.progress(1, 2, "writing psf.fits")
     result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", ctx.provenance(), beam, priority=1))
     ctx.output("cycles/beam.json").write_text(json.dumps(beam))
-    session.psf_future = psf
+    session.held.hold("psf.fits", psf)
     ctx.progress(2, 2)
     return beam
 
@@ -279,11 +269,11 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     components_so_far = previous["components_total"] if previous else 0
     if previous and previous["converged"] and not session.calibrate:
         # Continuum stops when the minor cycle has reached its threshold: carry the model on.
-        result(session.write_image(client, ctx.output(f"cycles/model-{cycle:02d}.fits"), model, "model",
+        result(session.write_image(client, ctx.output(model_name(cycle)), model, "model",
                                    ctx.provenance()))
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
-        session.model_future, session.model_cycle = model, cycle
+        session.hold_model(cycle, model)
         return metrics
     terms = session.terms_for(cycle - 1)
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
@@ -304,7 +294,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     # model with terms_for(cycle) either way: start it before writing the model.
     session.submit_ahead(client, new_model, session.terms_for(cycle))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
-    writes.append(session.write_image(client, ctx.output(f"cycles/model-{cycle:02d}.fits"), new_model, "model",
+    writes.append(session.write_image(client, ctx.output(model_name(cycle)), new_model, "model",
                                       ctx.provenance(), priority=1))
     gather(writes)
     metrics = {
@@ -317,7 +307,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
-    session.model_future, session.model_cycle = new_model, cycle
+    session.hold_model(cycle, new_model)
     ctx.log("major-cycle", **metrics)
     ctx.progress(3, 3)
     return metrics

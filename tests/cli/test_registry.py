@@ -66,13 +66,18 @@ def test_third_party_pipeline_is_listed_and_runs(tmp_path):
     dist_info = tmp_path / "thirdparty_demo-0.1.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-demo\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text("[sdpflow.pipelines]\ngreet = thirdparty_demo:GREET\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[sdpflow.pipelines]\ngreet = thirdparty_demo:GREET\nbroken = thirdparty_missing:GONE\n")
 
     listed = sdpflow("run", "--help", pythonpath=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert re.search(r"greet\s+Greet someone: a third-party pipeline\.", listed.stdout)
     assert "ical" in listed.stdout and "demo-flow" in listed.stdout
     assert "--who" in sdpflow("run", "greet", "--help", pythonpath=tmp_path).stdout
+    assert re.search(r"broken\s+\(cannot be loaded: pipeline 'broken'", listed.stdout)  # listed, not in the way
+    broken = sdpflow("run", "broken", "--out", str(tmp_path / "never"), pythonpath=tmp_path, db=tmp_path / "runs.db")
+    assert broken.returncode == 2 and len(broken.stderr.strip().splitlines()) == 1
+    assert "thirdparty_missing" in broken.stderr and not (tmp_path / "never").exists()
 
     result = sdpflow("run", "greet", "--out", str(tmp_path / "out"), "--who", "tests", pythonpath=tmp_path,
                      db=tmp_path / "runs.db")

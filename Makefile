@@ -12,7 +12,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[cluster,test]"
+	$(BIN)/pip install --quiet -e ".[all,test]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -31,6 +31,7 @@ def main() -> None:
     from distributed import get_task_stream
 
     from sdpflow.config import load_config
+    from sdpflow.config.imaging import ContinuumConfig
     from sdpflow.pipelines import runner
     from sdpflow.store.db import RunStore
 
@@ -39,7 +40,7 @@ def main() -> None:
                 "imaging": {"size": [args.size, args.size], "scale": args.scale, "weight": "briggs 0.0"},
                 "deconvolution": {"niter": 10000, "mgain": 0.8, "auto_threshold": 3.0},
                 "partition": {"time_chunks": args.time_chunks, "frequency_chunks": 1}}
-    config = load_config("continuum", None, args.set, values=settings)
+    config = load_config(ContinuumConfig, None, args.set, values=settings, name="continuum")
     streams: list = []
     real_open = runner.open_cluster
 

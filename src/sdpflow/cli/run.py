@@ -1,19 +1,24 @@
-"""``sdpflow run PIPELINE``: validate a configuration, start a run, show its progress."""
+"""``sdpflow run PIPELINE``: validate a configuration, start a run, show its progress.
+
+One command per registered pipeline (the ``sdpflow.pipelines`` entry points), made from its
+:class:`~sdpflow.pipelines.Pipeline` value when first asked for, so that a command line that
+runs one pipeline imports only that one; plus ``run flow module:ATTRIBUTE`` for your own.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from sdpflow.cli.common import console, settings
 from sdpflow.cli.options import with_model_options
 from sdpflow.cli.progress import FlowProgress
 from sdpflow.config import load_config
-from sdpflow.store import RunStore
-
-run_app = typer.Typer(help="Run a pipeline.", no_args_is_help=True)
+from sdpflow.errors import SdpflowError
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder of the run (created if missing).")]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration file.")]
@@ -21,6 +26,30 @@ SetOption = Annotated[
     Optional[list[str]], typer.Option("--set", help="Override a configuration key: --set section.key=value (repeatable).")
 ]
 UntilOption = Annotated[Optional[str], typer.Option("--until-stage", help="Stop after this stage.")]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Write over the outputs of an earlier run in the output folder.")
+]
+
+
+class PipelineCommands(TyperGroup):
+    """The commands of ``sdpflow run``: one per registered pipeline, made on demand, then the fixed ones."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from sdpflow.pipelines import available_pipelines
+
+        fixed = super().list_commands(ctx)
+        return [name for name in available_pipelines() if name not in fixed] + fixed
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from sdpflow.pipelines import available_pipelines
+
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in available_pipelines():
+            command = pipeline_command(cmd_name)
+        return command
+
+
+run_app = typer.Typer(help="Run a pipeline.", no_args_is_help=True, cls=PipelineCommands)
 
 
 def execute(
@@ -31,77 +60,67 @@ def execute(
     overrides: list[str] | None,
     values: dict[str, Any] | None = None,
     until_stage: str | None = None,
+    overwrite: bool = False,
 ):
-    """Validate, open the store, run the pipeline with progress bars; returns the flow result."""
+    """Validate, open the store, run the pipeline with progress bars, print its summary; returns the flow result."""
     from sdpflow.pipelines import get_pipeline, start_run
+    from sdpflow.store import RunStore
 
     global_settings = settings(ctx)
     pipe = get_pipeline(pipeline)
-    config = load_config(pipe.config_model, config_path, overrides or (), values=values)
+    config = load_config(pipe.config_model, config_path, overrides or (), values=values, name=pipeline)
     store = RunStore(global_settings.db_url)
     console.print(f"run database: {store.redacted_url}")
     with FlowProgress(console) as progress:
         result = start_run(
             pipeline, config, out, store=store, cluster_spec=global_settings.cluster_spec,
-            observers=[progress], until_stage=until_stage,
+            observers=[progress], until_stage=until_stage, overwrite=overwrite,
         )
     console.print(f"run [bold]{result.run_id}[/] completed; outputs in {result.out_dir.resolve()}")
+    summary = pipe.summary(result.out_dir) if pipe.summary is not None else ""
+    if summary:
+        console.print(summary, markup=False)
     return result
 
 
-def _imaging_command(pipeline: str, doc: str):
-    from sdpflow.config import config_model
+def pipeline_command(name: str) -> click.Command:
+    """``sdpflow run NAME`` for a registered pipeline: its configuration's flags plus the common options.
+
+    A pipeline that cannot be loaded still gets a command, which says why when it is run.
+    """
+    from sdpflow.pipelines import get_pipeline
+
+    try:
+        pipeline = get_pipeline(name)
+    except SdpflowError as error:
+        return _broken_command(name, error)
 
     def command(
         ctx: typer.Context,
         values: dict[str, Any],
-        out: OutOption = Path(f"sdpflow-{pipeline}"),
+        out: OutOption = Path(f"sdpflow-{name}"),
         config: ConfigOption = None,
         set_: SetOption = None,
         until_stage: UntilOption = None,
+        overwrite: OverwriteOption = False,
     ) -> None:
-        result = execute(ctx, pipeline, out, config, set_, values=values, until_stage=until_stage)
-        summary = result.out_dir / "summary.json"
-        if summary.exists():
-            print_imaging_summary(summary)
+        execute(ctx, name, out, config, set_, values=values, until_stage=until_stage, overwrite=overwrite)
 
-    command.__doc__ = doc
-    command.__name__ = f"run_{pipeline}"
-    run_app.command(pipeline)(with_model_options(config_model(pipeline), command))
-
-
-def print_imaging_summary(path: Path) -> None:
-    """The headline numbers of an imaging run."""
-    import json
-
-    summary = json.loads(path.read_text())
-    beam = summary["restoring_beam"]
-    cycles = summary["major_cycles_run"]
-    console.print(
-        f"peak {summary['peak_jy_per_beam']:.4g} Jy/beam, noise {summary['noise_jy_per_beam']:.3g} Jy/beam, "
-        f"dynamic range {summary['dynamic_range']:.0f}, beam {beam['bmaj_arcsec']:.1f}″×{beam['bmin_arcsec']:.1f}″ "
-        f"after {cycles} major cycle{'' if cycles == 1 else 's'} (the last stopped by {summary['stop_reason']})"
-    )
-    console.print(f"report: {path.parent.resolve() / 'report.html'}")
+    command.__doc__ = pipeline.description or f"Run the {name} pipeline."
+    command.__name__ = f"run_{name.replace('-', '_')}"
+    app = typer.Typer(add_completion=False)
+    app.command(name)(with_model_options(pipeline.config_model, command))
+    return typer.main.get_command(app)
 
 
-_imaging_command("ical", "ICAL: imaging with self-calibration between major cycles (options named as in WSClean).")
-_imaging_command("continuum", "Continuum imaging: Cotton-Schwab major/minor cycles, no self-calibration.")
+def _broken_command(name: str, error: SdpflowError) -> click.Command:
+    """A command for a registered pipeline that cannot be loaded: listed, and failing with the reason."""
 
+    def fail() -> None:
+        raise error
 
-@run_app.command("demo-flow")
-def run_demo_flow(
-    ctx: typer.Context,
-    out: OutOption = Path("sdpflow-demo-flow"),
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    until_stage: UntilOption = None,
-) -> None:
-    """A small two-stage flow (sum of squares on the cluster, then a report): try a cluster or the engine."""
-    result = execute(ctx, "demo-flow", out, config, set_, until_stage=until_stage)
-    report = result.out_dir / "report.txt"
-    if report.exists():
-        console.print(report.read_text().strip())
+    return click.Command(name, callback=fail, help=f"(cannot be loaded: {error})",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 @run_app.command("flow")
@@ -112,9 +131,10 @@ def run_custom_flow(
     config: ConfigOption = None,
     set_: SetOption = None,
     until_stage: UntilOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Run a pipeline of your own, defined as an sdpflow Pipeline in an importable module."""
-    execute(ctx, pipeline, out, config, set_, until_stage=until_stage)
+    execute(ctx, pipeline, out, config, set_, until_stage=until_stage, overwrite=overwrite)
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,7 @@ def simulate(
     """Simulate a LOW-like observation: corrupted, noisy visibilities plus truth_sky.csv and true_gains.h5."""
     from sdpflow.pipelines.simulate import simulate_observation
 
-    settings = load_config("simulate", config, overrides, values)
+    settings = load_config(SimulateConfig, config, overrides, values, name="simulate")
     assert isinstance(settings, SimulateConfig)
     started = time.perf_counter()
     with Progress(TextColumn("[bold]simulate[/] {task.description}"), BarColumn(), TimeElapsedColumn(),

@@ -1,10 +1,10 @@
-"""The one configuration schema: pydantic models for every pipeline, and their loader.
+"""The one configuration schema: pydantic models, a module per section, and their loader.
 
-Each pipeline has a top-level model registered in :data:`PIPELINE_CONFIGS`. A configuration
-comes from a YAML file plus ``key=value`` overrides (``imaging.niter=500``), validated
-before any work starts; an unknown key or a wrong type is a :class:`ConfigError` naming
-the key and the file. The CLI reuses these models for its options (see
-:func:`cli_options`), so an option is defined once, here.
+Each pipeline's top-level model is named by its :class:`sdpflow.pipelines.Pipeline` (this
+layer knows no pipelines). A configuration comes from a YAML file plus ``key=value``
+overrides (``imaging.niter=500``), validated before any work starts; an unknown key or a wrong
+type is a :class:`ConfigError` naming the key and the file. The CLI reuses these models for
+its options (see :func:`cli_options`), so an option is defined once, here.
 """
 
 from __future__ import annotations
@@ -17,46 +17,29 @@ from pydantic import BaseModel, ValidationError
 
 from sdpflow.config.base import Section, cli_options
 from sdpflow.config.cluster import ClusterConfig
-from sdpflow.config.demo import DemoFlowConfig
-from sdpflow.config.imaging import ContinuumConfig, IcalConfig
-from sdpflow.config.simulate import SimulateConfig
 from sdpflow.errors import ConfigError
 
-#: Top-level configuration model of each pipeline, by the name used on the command line.
-PIPELINE_CONFIGS: dict[str, type[BaseModel]] = {
-    "ical": IcalConfig,
-    "continuum": ContinuumConfig,
-    "demo-flow": DemoFlowConfig,
-    "simulate": SimulateConfig,
-}
-
 __all__ = [
-    "PIPELINE_CONFIGS",
     "ClusterConfig",
     "Section",
     "cli_options",
-    "config_model",
     "defaults_yaml",
     "load_config",
     "parse_overrides",
 ]
 
 
-def config_model(pipeline: str | type[BaseModel]) -> type[BaseModel]:
-    """The configuration model of a pipeline (given by name, or the model itself)."""
-    if isinstance(pipeline, type):
-        return pipeline
+def defaults_yaml(model: type[BaseModel]) -> str:
+    """The defaults of a configuration model, as YAML a user can copy and edit.
+
+    A key without a default (one the user must give) is shown as ``null``.
+    """
     try:
-        return PIPELINE_CONFIGS[pipeline]
-    except KeyError:
-        known = ", ".join(sorted(PIPELINE_CONFIGS))
-        raise ConfigError(f"unknown pipeline {pipeline!r}: choose one of {known}") from None
-
-
-def defaults_yaml(pipeline: str) -> str:
-    """The defaults of a pipeline's configuration, as YAML a user can copy and edit."""
-    model = config_model(pipeline)()
-    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False)
+        data = model().model_dump(mode="json")
+    except ValidationError:
+        defaults = model.model_construct().model_dump(mode="json", warnings=False)
+        data = {name: defaults.get(name) for name in model.model_fields}
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def parse_overrides(overrides: Iterable[str], source: str = "--set") -> dict[str, Any]:
@@ -93,19 +76,20 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(
-    pipeline: str | type[BaseModel],
+    model: type[BaseModel],
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
     values: dict[str, Any] | None = None,
     section: str | None = None,
+    name: str | None = None,
 ) -> BaseModel:
-    """Validate a pipeline's configuration from a YAML file, explicit values and overrides.
+    """Validate a configuration of ``model`` from a YAML file, explicit values and overrides.
 
     Precedence, lowest first: defaults, the YAML file, ``values`` (from CLI options),
     ``overrides`` (``--set key=value``). With ``section`` (e.g. ``"cluster"``) the model is
-    that one section, read from the file's key of that name when it has one.
+    that one section, read from the file's key of that name when it has one. ``name`` (a
+    pipeline's, as the user gave it) turns an error's hint into ``sdpflow config show NAME``.
     """
-    model = config_model(pipeline)
     data: dict[str, Any] = {}
     source = "command line"
     if path is not None:
@@ -120,8 +104,7 @@ def load_config(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        names = [name for name, registered in PIPELINE_CONFIGS.items() if registered is model]
-        hint = f"; see `sdpflow config show {names[0]}` for the valid keys" if names else ""
+        hint = f"; see `sdpflow config show {name}` for the valid keys" if name else ""
         raise ConfigError(_describe(error, source, prefix=f"{section}." if section else "") + hint) from None
 
 

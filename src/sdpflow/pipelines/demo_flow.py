@@ -8,10 +8,12 @@ and as the engine's test subject (kill after stage 1, resume, change config...).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sdpflow.config.demo import DemoFlowConfig
 from sdpflow.engine.flow import Stage, StageContext
 from sdpflow.engine.futures import gather
+from sdpflow.pipelines.registry import Pipeline
 
 
 def _partial_sum(start: int, stop: int) -> int:
@@ -41,3 +43,15 @@ def build(config: DemoFlowConfig) -> list[Stage]:
         Stage("report", lambda ctx: _report(ctx, config), outputs=("report.txt",), after=("squares",),
               config=config.report.model_dump()),
     ]
+
+
+def report_text(out_dir: Path) -> str:
+    """The demo flow's one-line result, from ``report.txt`` ("" before the run wrote it)."""
+    report = Path(out_dir) / "report.txt"
+    return report.read_text().strip() if report.exists() else ""
+
+
+DEMO_FLOW = Pipeline(
+    "demo-flow", DemoFlowConfig, build, summary=report_text,
+    description="A small two-stage flow (sum of squares on the cluster, then a report): try a cluster or the engine.",
+)

@@ -2,66 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from sdpflow.config import config_model
 from sdpflow.engine.cluster import open_cluster
-from sdpflow.engine.flow import Flow, FlowResult, Observer, Stage, run_flow
+from sdpflow.engine.flow import Flow, FlowResult, Observer, run_flow
 from sdpflow.errors import ConfigError, InputError, SdpflowError
-from sdpflow.importing import import_object
+from sdpflow.pipelines.registry import Pipeline, get_pipeline
 from sdpflow.store.db import RunStore
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """A pipeline: its name, configuration model and stage builder."""
-
-    name: str
-    config_model: type[BaseModel]
-    build: Callable[[Any], list[Stage]]
-    worker_imports: tuple[str, ...] = ()  # modules every worker imports as it joins (its tasks' code)
-
-
-def _lazy(module: str, function: str) -> Callable[[Any], list[Stage]]:
-    """A stage builder imported on first use, so that importing the registry stays light."""
-
-    def build(config: Any) -> list[Stage]:
-        return getattr(importlib.import_module(module), function)(config)
-
-    return build
-
-
-#: What the imaging pipelines' worker tasks import (gridding, deconvolution, MS reading, FITS).
-IMAGING_TASKS = ("sdpflow.pipelines.chunks", "sdpflow.pipelines.products", "casacore.tables", "astropy.io.fits")
-
-PIPELINES: dict[str, Pipeline] = {
-    "ical": Pipeline("ical", config_model("ical"), _lazy("sdpflow.pipelines.imaging", "build_ical"), IMAGING_TASKS),
-    "continuum": Pipeline("continuum", config_model("continuum"), _lazy("sdpflow.pipelines.imaging", "build_continuum"),
-                          IMAGING_TASKS),
-    "demo-flow": Pipeline("demo-flow", config_model("demo-flow"), _lazy("sdpflow.pipelines.demo_flow", "build")),
-}
-
-
-def get_pipeline(name: str) -> Pipeline:
-    """A built-in pipeline by name, or an importable one given as ``module:ATTRIBUTE``."""
-    if name in PIPELINES:
-        return PIPELINES[name]
-    if ":" in name:
-        try:
-            pipeline = import_object(name)
-        except (ImportError, AttributeError) as error:
-            raise InputError(f"pipeline {name!r} cannot be imported: {error}") from None
-        if not isinstance(pipeline, Pipeline):
-            raise InputError(f"{name!r} is a {type(pipeline).__name__}, not an sdpflow Pipeline")
-        return pipeline
-    raise InputError(f"unknown pipeline {name!r}: choose one of {', '.join(sorted(PIPELINES))}")
 
 
 def start_run(
@@ -73,12 +25,14 @@ def start_run(
     cluster_spec: str | None = None,
     observers: Iterable[Observer] = (),
     until_stage: str | None = None,
+    overwrite: bool = False,
 ) -> FlowResult:
     """Record a new run of a pipeline (a name or ``module:ATTRIBUTE``) and run it to the end (or ``until_stage``)."""
     pipeline = get_pipeline(pipeline_name)
     config = _with_cluster(config, cluster_spec)
     flow = _flow(pipeline, config)  # checks the inputs before anything is recorded or started
-    run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config))
+    run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config),
+                              name=pipeline.name)
     return _execute(flow, run_id, Path(out_dir), store, observers, None, until_stage)
 
 

@@ -162,9 +162,13 @@ class RunStore:
             )
 
     # -- runs ---------------------------------------------------------------------------
-    def create_run(self, pipeline: str, config: dict[str, Any], out_dir: str | Path, cluster: str | None = None) -> str:
-        """Record a new run as running; returns its id."""
-        run_id = new_run_id(pipeline)
+    def create_run(self, pipeline: str, config: dict[str, Any], out_dir: str | Path, cluster: str | None = None,
+                   *, name: str | None = None) -> str:
+        """Record a new run as running; returns its id, which embeds ``name`` (default: ``pipeline``).
+
+        ``pipeline`` is the reference a resume looks the pipeline up by (a name or ``module:ATTRIBUTE``).
+        """
+        run_id = new_run_id(name or pipeline)
         with self._transaction() as connection:
             connection.execute(
                 insert(schema.runs).values(

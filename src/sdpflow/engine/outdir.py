@@ -107,8 +107,9 @@ class OutputLock:
 
     The lock file is created with O_CREAT|O_EXCL and holds JSON {pid, host, run_id, token}.
     When another live process holds it: InputError naming its run id, pid and host. A lock
-    left by a dead process on this host is taken over: it is renamed aside (only one of
-    several racing processes can rename it) and then created afresh with O_EXCL. The lock is
+    left by a dead process on this host is taken over: removed (under a takeover guard, see
+    :meth:`_remove_stale`) and created afresh with O_EXCL, so that of several processes
+    racing for it exactly one wins. The lock is
     removed on exit if it is still ours.
     """
 
@@ -124,16 +125,16 @@ class OutputLock:
 
     def __enter__(self) -> "OutputLock":
         self.folder.mkdir(parents=True, exist_ok=True)
-        for _ in range(50):
+        for _ in range(200):
             if self._try_create():
                 return self
-            holder, inode = self._read_holder()
+            holder, text = self._read_holder()
             if holder is None:  # being written by its creator, or removed just now: look again
-                time.sleep(0.05)
+                time.sleep(0.02)
                 continue
             if not _is_stale(holder):
                 raise InputError(_held_message(self.folder, self.path, holder))
-            self._set_aside(inode)
+            self._remove_stale(text)
         raise InputError(f"{self.path}: cannot take the output folder's lock (it keeps changing): try again")
 
     def __exit__(self, *exc: object) -> None:
@@ -155,37 +156,50 @@ class OutputLock:
             file.write(json.dumps(self._record()) + "\n")
         return True
 
-    def _read_holder(self) -> tuple[dict[str, Any] | None, int | None]:
-        """The lock's record and inode; (None, None) when it is missing, or empty for less than the grace time."""
+    def _read_holder(self) -> tuple[dict[str, Any] | None, str]:
+        """The lock's record and text; None when it is missing, or empty for less than the grace time."""
         try:
             with open(self.path) as file:
-                inode = os.fstat(file.fileno()).st_ino
                 text = file.read()
                 age = time.time() - os.fstat(file.fileno()).st_mtime
         except FileNotFoundError:
-            return None, None
+            return None, ""
         try:
             record = json.loads(text)
         except ValueError:
             # A creator that died between O_EXCL and its write leaves an empty file for ever.
-            return ({"pid": None, "host": socket.gethostname(), "run_id": None, "empty": True}
-                    if age > _EMPTY_LOCK_GRACE_S else None), inode
-        return (record if isinstance(record, dict) else {}), inode
+            empty = {"pid": None, "host": socket.gethostname(), "run_id": None, "empty": True}
+            return (empty if age > _EMPTY_LOCK_GRACE_S else None), text
+        return (record if isinstance(record, dict) else {}), text
 
-    def _set_aside(self, stale_inode: int | None) -> None:
-        """Rename the stale lock aside; if what was renamed is not the file judged stale, put it back."""
-        aside = self.folder / f"{LOCK_NAME}.stale-{os.getpid()}-{secrets.token_hex(3)}"
+    def _remove_stale(self, stale_text: str) -> None:
+        """Remove the lock judged stale, if it is still that very lock (its text holds a unique token).
+
+        Several processes may judge one lock stale at once; between one's judgement and its
+        removal another may already have replaced it with a live lock. So the removal happens
+        only under a second O_EXCL file, after reading the lock again: only a dead holder's
+        lock, which nobody else can change meanwhile, is ever removed.
+        """
+        guard = self.folder / f"{LOCK_NAME}.takeover"
         try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:  # another process took it over first
-            return
-        if os.stat(aside).st_ino != stale_inode:
-            # Between our read and our rename another process replaced the stale lock with a live one.
+            descriptor = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
             try:
-                os.link(aside, self.path)
-            except FileExistsError:
+                if time.time() - guard.stat().st_mtime > _EMPTY_LOCK_GRACE_S:
+                    guard.unlink(missing_ok=True)  # its taker died in the middle of a takeover
+            except FileNotFoundError:
                 pass
-        aside.unlink(missing_ok=True)
+            time.sleep(0.02)
+            return
+        try:
+            _, current = self._read_holder()
+            if current == stale_text:
+                aside = self.folder / f"{LOCK_NAME}.stale-{os.getpid()}-{secrets.token_hex(3)}"
+                os.rename(self.path, aside)  # renamed, then removed: the lock path never names a half-state
+                aside.unlink()
+        finally:
+            os.close(descriptor)
+            guard.unlink(missing_ok=True)
 
 
 def _is_stale(holder: dict[str, Any]) -> bool:

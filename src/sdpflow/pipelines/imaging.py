@@ -19,6 +19,7 @@ as its model exists, so it overlaps the writing of this stage's files.
 from __future__ import annotations
 
 import json
+import logging
 import operator
 import time
 from dataclasses import dataclass, field
@@ -128,6 +129,11 @@ class ImagingSession:
         return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, provenance,
                              **submit)
 
+    def non_finite_flagged(self, client) -> int:
+        """Samples flagged at read for a NaN or infinite visibility, weight or UVW, over all chunks."""
+        return int(sum(gather([client.submit(chunk_tasks.non_finite_count, part, **where)
+                               for part, where in zip(self.load(client), self.placement)])))
+
     def psf(self, client, ctx: StageContext | None = None) -> Any:
         """The normalised PSF [chan, y, x] as a future (from psf.fits when resuming)."""
         if self.psf_future is None:
@@ -234,6 +240,8 @@ def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
     width, height = config.imaging.size
     auto, small = config.imaging.scale == "auto", config.imaging.small_inversion
     uv_max, w_max = observation_uvw_max(config.ms, metadata) if auto or small else (None, None)
+    if uv_max is not None and not uv_max > 0:
+        raise DataError(f"{config.ms}: no row has a finite, non-zero UVW: nothing to image")
     cell = 1.0 / (3.0 * uv_max) if auto else angle_to_rad(config.imaging.scale)
     bandwidth = image_bandwidth(uv_max, w_max, width, height, cell) if small else None
     return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
@@ -256,14 +264,20 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     ctx.progress(0, 2, "gridding the PSF")
     psf_sum = tree_sum(client, session.per_chunk(client, chunk_tasks.chunk_psf, session.grid, priority=1))
     session.submit_ahead(client, None, session.terms_for(0))  # the dirty image grids while the beam is fitted
+    non_finite = session.non_finite_flagged(client)
+    if non_finite:
+        ctx.log("non-finite-flagged", samples=non_finite)
+        logging.getLogger(__name__).warning("%s: flagged %d samples with a NaN or infinite visibility, weight or UVW",
+                                            session.config.ms, non_finite)
     if not np.any(result(client.submit(chunk_tasks.weight_sum, psf_sum)) > 0):
         session.pending = None
-        raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight): nothing to image")
+        why = f" ({non_finite} samples NaN or infinite)" if non_finite else ""
+        raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight){why}: nothing to image")
     psf = client.submit(chunk_tasks.normalised, psf_sum)
     beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
     ctx.progress(1, 2, "writing psf.fits")
     result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", ctx.provenance(), beam, priority=1))
-    ctx.output("cycles/beam.json").write_text(json.dumps(beam))
+    ctx.output("cycles/beam.json").write_text(products.strict_json(beam))
     session.psf_future = psf
     ctx.progress(2, 2)
     return beam
@@ -282,7 +296,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         result(session.write_image(client, ctx.output(f"cycles/model-{cycle:02d}.fits"), model, "model",
                                    ctx.provenance()))
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
-        ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
+        ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))
         session.model_future, session.model_cycle = model, cycle
         return metrics
     terms = session.terms_for(cycle - 1)
@@ -316,7 +330,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         or components_so_far + stats["components"] >= deconvolution.niter,
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
-    ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
+    ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))
     session.model_future, session.model_cycle = new_model, cycle
     ctx.log("major-cycle", **metrics)
     ctx.progress(3, 3)
@@ -357,6 +371,8 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
         "image": {"size": [session.grid.npix_x, session.grid.npix_y],
                   "cell_arcsec": float(np.degrees(session.grid.cell_rad) * 3600), "channels_out": session.grid.channels_out},
         "chunks": len(session.chunks),
+        # samples (row × channel × correlation) flagged at read for a NaN or infinite visibility, weight or UVW
+        "non_finite_flagged": session.non_finite_flagged(client),
         "cycles": cycles,
         # cycles after the minor cycle reached its threshold or niter are recorded as skipped
         "major_cycles_run": sum(1 for cycle in cycles if not cycle.get("skipped")),
@@ -366,7 +382,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
         "stage_seconds": {**{cycle_name(m["cycle"]): m.get("elapsed_s") for m in cycles},
                           "restore": round(time.perf_counter() - started, 3)},
     }
-    ctx.output("summary.json").write_text(json.dumps(summary, indent=2))
+    ctx.output("summary.json").write_text(products.strict_json(summary, indent=2))
     ctx.progress(2, 2)
     return summary
 

@@ -85,11 +85,14 @@ def refuse_foreign(folder: str | Path, names: Iterable[str]) -> None:
     """InputError when sdpflow is about to replace a file of ``folder`` it did not write.
 
     names: paths relative to ``folder`` that sdpflow will write (only their first component
-    is compared with the names recorded as foreign when the folder was claimed).
+    is compared with the names recorded as foreign when the folder was claimed, and only
+    while such a foreign file still exists).
     """
     folder = Path(folder)
     foreign = set((read_marker(folder) or {}).get("foreign") or ())
-    clashes = sorted({Path(name).parts[0] for name in names if Path(name).parts} & foreign)
+    # a foreign name the user has since removed is no longer anyone's file
+    clashes = sorted(name for name in {Path(name).parts[0] for name in names if Path(name).parts} & foreign
+                     if os.path.lexists(folder / name))
     if clashes:
         raise InputError(f"{folder / clashes[0]} was not written by sdpflow and would be replaced: "
                          "move it away or choose another --out")

@@ -76,10 +76,9 @@ def main() -> None:
     try:
         if args.ms is None:
             workdir.mkdir(parents=True, exist_ok=True)
-            ms = workdir / "obs.ms"
-            shutil.rmtree(ms, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "sdpflow", "simulate", "--preset", args.preset, "--out", str(ms)],
-                           check=True, stdout=subprocess.DEVNULL)
+            ms = workdir / "obs" / "obs.ms"  # sdpflow simulate writes OUT/obs.ms
+            subprocess.run([sys.executable, "-m", "sdpflow", "simulate", "--preset", args.preset,
+                            "--out", str(ms.parent)], check=True, stdout=subprocess.DEVNULL)
         else:
             ms = args.ms
         cell_asec = args.cell_asec or suggested_cell_asec(ms, args.size)

@@ -131,14 +131,14 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sdpflow-bench-")) if temporary else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     sdpflow = [sys.executable, "-m", "sdpflow"]
-    ms = workdir / "obs.ms"
+    observation = workdir / "obs"  # sdpflow simulate's output folder: obs/obs.ms and its truth
+    ms = observation / "obs.ms"
     try:
         print(f"load before: {load_average()}", flush=True)
-        if ms.exists():
-            shutil.rmtree(ms)
-        simulate = run_measured([*sdpflow, "simulate", "--preset", args.preset, "--out", str(ms)], workdir / "simulate.log")
+        simulate = run_measured([*sdpflow, "simulate", "--preset", args.preset, "--out", str(observation)],
+                                workdir / "simulate.log")
         print(f"simulate: {simulate['wall_s']} s", flush=True)
-        summary = json.loads((workdir / "simulation.json").read_text())
+        summary = json.loads((observation / "simulation.json").read_text())
         scale = args.scale_asec or suggested_cell_asec(ms, args.size)
         common = dict(size=args.size, scale_asec=scale, niter=args.niter, mgain=args.mgain,
                       auto_threshold=args.auto_threshold, weight=f"briggs {args.robust}")
@@ -260,7 +260,7 @@ def main() -> None:
             if temporary:
                 shutil.rmtree(workdir, ignore_errors=True)
             else:
-                shutil.rmtree(ms, ignore_errors=True)
+                shutil.rmtree(observation, ignore_errors=True)  # the MS and its truth, written by this script
                 for attempt in range(args.repeat):
                     shutil.rmtree(workdir / f"sdpflow-{attempt}", ignore_errors=True)
                     shutil.rmtree(workdir / f"wsclean-{attempt}", ignore_errors=True)

@@ -71,3 +71,22 @@ def test_bad_pool_files_exit_2_with_one_line(tmp_path):
     assert done.returncode == 2 and "give exactly one of command and function" in done.stderr
     done = sdpflow("pool", "timeline", "missing.jsonl", cwd=tmp_path)
     assert done.returncode == 2 and "event log missing.jsonl does not exist" in done.stderr
+
+
+def test_pool_out_of_foreign_files_needs_overwrite_and_keeps_them(tmp_path):
+    (tmp_path / "tasks.yaml").write_text("name: tiny\ntasks:\n  - name: one\n    command: [\"true\"]\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "events.jsonl").write_text("someone else's log\n")
+    (out / "notes.txt").write_text("mine")
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    refused = sdpflow("--db", db, "pool", "run", "tasks.yaml", "--out", "out", "--no-progress", cwd=tmp_path)
+    assert refused.returncode == 2 and "holds files sdpflow did not write" in refused.stderr
+    clash = sdpflow("--db", db, "pool", "run", "tasks.yaml", "--out", "out", "--no-progress", "--overwrite", cwd=tmp_path)
+    assert clash.returncode == 2 and "events.jsonl was not written by sdpflow" in " ".join(clash.stderr.split())
+    assert (out / "events.jsonl").read_text() == "someone else's log\n"
+    (out / "events.jsonl").unlink()
+    done = sdpflow("--db", db, "pool", "run", "tasks.yaml", "--out", "out", "--no-progress", "--overwrite", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (out / "notes.txt").read_text() == "mine" and (out / "events.jsonl").is_file()
+    assert not (out / ".sdpflow.lock").exists()

@@ -3,13 +3,15 @@
 ``first`` reads an input file and writes ``a.txt`` (its text times ``first.repeat``);
 ``second`` reads ``a.txt`` and writes ``b.txt`` (upper-cased, with ``second.suffix``).
 Every stage execution appends its name to ``ledger.txt`` beside the input, so a test can
-count what really ran. ``TOY_KILL_IN=<stage>`` makes that stage kill its own process.
+count what really ran. ``TOY_KILL_IN=<stage>`` makes that stage kill its own process;
+``TOY_GATE=<path>`` makes every stage wait (up to a minute) until that path exists.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 from sdpflow.config.base import Section
@@ -37,6 +39,10 @@ def _note(config: ToyConfig, stage: str) -> None:
         ledger.write(stage + "\n")
     if os.environ.get("TOY_KILL_IN") == stage:
         os.kill(os.getpid(), signal.SIGKILL)
+    gate = os.environ.get("TOY_GATE")
+    deadline = time.monotonic() + 60
+    while gate and not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _first(ctx, config: ToyConfig) -> None:

@@ -127,3 +127,46 @@ def test_casacore_tools_read_the_ms(correlated, tmp_path):
     done = subprocess.run([taql, f"select NUM_CHAN, REF_FREQUENCY from {path}::SPECTRAL_WINDOW"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and "5" in done.stdout.split()
+
+
+def test_non_finite_samples_are_flagged_counted_and_zeroed(correlated, tmp_path):
+    """NaN/Inf visibilities, weights and UVW (a corrupted file, a bad correlator dump) are flagged at read."""
+    from sdpflow.radio.ms import max_uvw_m, read_visibility_counted
+
+    bad = replace(correlated, vis=correlated.vis.copy(), weight=correlated.weight.copy(), uvw=correlated.uvw.copy(),
+                  flag=np.zeros_like(correlated.flag))
+    bad.vis[3, 2, 0] = np.nan
+    bad.vis[4, :, 1] = np.inf
+    bad.weight[5, 1, 1] = np.nan
+    bad.uvw[7, 2] = np.nan  # every sample of row 7
+    path = write_ms(tmp_path / "bad.ms", bad)
+    vis, count = read_visibility_counted(path, correlations=True)
+    assert count == 1 + 5 + 1 + 5 * 2
+    expected = np.zeros_like(bad.flag)
+    expected[3, 2, 0] = expected[4, :, 1] = expected[5, 1, 1] = expected[7] = True
+    assert np.array_equal(vis.flag, expected)
+    assert np.isfinite(vis.vis).all() and np.isfinite(vis.weight).all() and np.isfinite(vis.uvw).all()
+    assert np.all(vis.vis[expected] == 0) and np.all(vis.weight[expected] == 0)
+    stokes = read_visibility(path)  # Stokes I: a sample is flagged when either correlation is
+    assert np.isfinite(stokes.vis).all() and stokes.flag[:, :, 0].sum() == 1 + 5 + 1 + 5
+    finite_rows = np.delete(correlated.uvw, 7, axis=0)
+    assert max_uvw_m(path)[0] == pytest.approx(np.sqrt((finite_rows[:, :2] ** 2).sum(axis=1)).max())
+
+
+def test_entirely_non_finite_data_is_a_data_error(correlated, tmp_path):
+    path = write_ms(tmp_path / "nan.ms", replace(correlated, vis=np.full_like(correlated.vis, np.nan)))
+    with pytest.raises(DataError, match=r"is flagged \(\d+ samples NaN or infinite\); nothing to process"):
+        read_visibility(path)
+
+
+def test_fits_writer_refuses_non_finite_pixels(tmp_path):
+    from sdpflow.radio.fits import write_fits_image
+
+    image = np.zeros((8, 8))
+    image[2, 3] = np.nan
+    with pytest.raises(DataError, match="restored.fits: 1 of 64 pixels are NaN or infinite"):
+        write_fits_image(tmp_path / "restored.fits", image, phase_centre=(0.0, -0.5), cell_rad=1e-4, frequency=1e8)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DataError, match="2 of 64 pixels"):
+        write_fits_image(tmp_path / "big.fits", np.where(np.eye(8) * (np.arange(8) < 2), 1e300, 0.0),
+                         phase_centre=(0.0, -0.5), cell_rad=1e-4, frequency=1e8)  # infinite once float32

@@ -32,9 +32,12 @@ def run(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Local cluster: threads per worker.")] = None,
     container: Annotated[Optional[str], typer.Option("--container", help="Prefix of every command, e.g. 'apptainer exec img.sif'.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a folder that holds other files "
+                                            "(they are kept; none is ever replaced).")] = False,
 ) -> None:
     """Run every task of TASKS; exit status 1 if any task did not finish."""
     from sdpflow.config.pool import load_pool_config
+    from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreign
     from sdpflow.engine.taskpool import TaskPool, summarise
     from sdpflow.store.db import RunStore
 
@@ -42,9 +45,10 @@ def run(
     if options.verbose == 0:
         _quiet_dask()
     config = load_pool_config(tasks)
-    out_dir = out or Path(f"pool-{config.name}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = claim_output_folder(out or Path(f"pool-{config.name}"), writer="sdpflow pool run", overwrite=overwrite)
     events = out_dir / "events.jsonl"
+    refuse_foreign(out_dir, [events.name])
+    ctx.with_resource(OutputLock(out_dir))  # held to the command's end: two pools would interleave events.jsonl
     store = RunStore(options.db_url)
     pool = TaskPool(config.name, events=events, db=store, out_dir=out_dir, chunk_size=config.chunk_size or "auto")
     _add_tasks(pool, config, tasks)

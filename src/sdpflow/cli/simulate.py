@@ -1,4 +1,4 @@
-"""``sdpflow simulate``: write a simulated MeasurementSet and its truth (sky, gains) beside it."""
+"""``sdpflow simulate``: write a simulated MeasurementSet and its truth (sky, gains) into an output folder."""
 
 from __future__ import annotations
 
@@ -13,26 +13,33 @@ from sdpflow.cli.common import console
 from sdpflow.cli.options import with_model_options
 from sdpflow.config import load_config
 from sdpflow.config.simulate import SimulateConfig
+from sdpflow.errors import InputError
 
 # The options come from the simulate schema, so they match `sdpflow config show simulate` and YAML files.
 
 
 def simulate(
     values: dict[str, Any],
-    out: Annotated[Path, typer.Option("--out", help="MeasurementSet to write; the truth files go beside it.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: OUT/obs.ms and the truth files beside it.")],
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of simulate options.")] = None,
     overrides: Annotated[list[str], typer.Option("--set", help="key=value override (repeatable).")] = [],  # noqa: B006
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a folder that holds other files "
+                                            "(they are kept; none is ever replaced).")] = False,
 ) -> None:
-    """Simulate a LOW-like observation: corrupted, noisy visibilities plus truth_sky.csv and true_gains.h5."""
-    from sdpflow.pipelines.simulate import simulate_observation
+    """Simulate a LOW-like observation: OUT/obs.ms of corrupted, noisy visibilities plus truth_sky.csv and true_gains.h5."""
+    from sdpflow.pipelines.simulate import MS_NAME, simulate_observation
 
+    if out.suffix.lower() == ".ms":
+        # --out used to name the MS itself; now it names its folder, and OUT/obs.ms would be a surprise.
+        raise InputError(f"--out {out} names the output folder (the MS is written as FOLDER/{MS_NAME}): "
+                         f"pass a folder, e.g. --out {out.with_suffix('')}")
     settings = load_config(SimulateConfig, config, overrides, values, name="simulate")
     assert isinstance(settings, SimulateConfig)
     started = time.perf_counter()
     with Progress(TextColumn("[bold]simulate[/] {task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("array and uvw", total=1.0)
-        products = simulate_observation(settings, out,
+        products = simulate_observation(settings, out / MS_NAME, overwrite=overwrite,
                                         progress=lambda step, fraction: bar.update(task, description=step,
                                                                                    completed=fraction))
     elapsed = time.perf_counter() - started

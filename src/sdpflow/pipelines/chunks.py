@@ -14,7 +14,7 @@ import numpy as np
 from sdpflow.radio.calibration import apply_gains, normalise_amplitudes, solve_gains, unsolved_samples
 from sdpflow.radio.datamodels import GainTable, Visibility
 from sdpflow.radio.imaging import ImageSum, gridding_dtypes, invert, invert_psf, predict
-from sdpflow.radio.ms import MSMetadata, read_visibility
+from sdpflow.radio.ms import MSMetadata, read_visibility_counted
 from sdpflow.radio.weighting import imaging_weights, output_channel_index, weight_density
 from sdpflow.pipelines.partition import Chunk
 
@@ -60,17 +60,28 @@ class SolveTerm:
 
 @dataclass
 class ChunkData:
-    """A chunk held by a worker: its Stokes I visibilities and imaging weights [row, chan]."""
+    """A chunk held by a worker: its Stokes I visibilities and imaging weights [row, chan].
+
+    non_finite: samples (row × channel × correlation of the MS) flagged at read for a NaN or
+    infinite visibility, weight or UVW.
+    """
 
     chunk: Chunk
     vis: Visibility
     weights: np.ndarray | None = None
+    non_finite: int = 0
 
 
 def read_chunk(ms_path: str, chunk: Chunk, data_column: str, metadata: MSMetadata | None = None) -> ChunkData:
     """Read one chunk from the MS as Stokes I (on the worker that will keep it); ``metadata``: the MS's, if known."""
-    return ChunkData(chunk, read_visibility(ms_path, rows=chunk.rows, channels=chunk.channels, data_column=data_column,
-                                            allow_all_flagged=True, metadata=metadata))
+    vis, non_finite = read_visibility_counted(ms_path, rows=chunk.rows, channels=chunk.channels,
+                                              data_column=data_column, allow_all_flagged=True, metadata=metadata)
+    return ChunkData(chunk, vis, non_finite=non_finite)
+
+
+def non_finite_count(data: ChunkData) -> int:
+    """How many of this chunk's samples were flagged at read for NaN or infinite values."""
+    return data.non_finite
 
 
 def chunk_density(data: ChunkData, grid: ImageGrid) -> np.ndarray:
@@ -83,7 +94,7 @@ def weigh_chunk(data: ChunkData, density: np.ndarray | None, grid: ImageGrid, we
     """The chunk with its imaging weights computed from the observation's total density."""
     weights = imaging_weights(data.vis, density=density, weighting=weighting, robust=robust, npix_x=grid.npix_x,
                               npix_y=grid.npix_y, cell_rad=grid.cell_rad, channel_index=_channel_index(data, grid))
-    return ChunkData(data.chunk, data.vis, weights)
+    return ChunkData(data.chunk, data.vis, weights, data.non_finite)
 
 
 def chunk_psf(data: ChunkData, grid: ImageGrid) -> ImageSum:

@@ -14,7 +14,7 @@ from sdpflow.config.simulate import SimulateConfig
 from sdpflow.engine.flow import Observer
 from sdpflow.pipelines import products
 from sdpflow.pipelines.runner import start_run
-from sdpflow.pipelines.simulate import SimulationProducts, simulate_observation
+from sdpflow.pipelines.simulate import MS_NAME, SimulationProducts, simulate_observation
 from sdpflow.radio import fits, hdf5, quality
 from sdpflow.radio.sky import read_sky_csv
 from sdpflow.store import RunStore
@@ -53,10 +53,8 @@ def demo_config(products: SimulationProducts, simulation: SimulateConfig) -> Ica
 def simulate_demo(out_dir: str | Path, *, preset: str = "demo",
                   on_step: Callable[[str, float], None] | None = None) -> tuple[SimulationProducts, SimulateConfig]:
     """Simulate the demo observation into ``out_dir/obs.ms`` (truth files beside it)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     simulation = SimulateConfig(preset=preset)
-    return simulate_observation(simulation, out_dir / "obs.ms", progress=on_step), simulation
+    return simulate_observation(simulation, Path(out_dir) / MS_NAME, progress=on_step), simulation
 
 
 def run_demo_ical(

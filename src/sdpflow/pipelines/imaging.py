@@ -19,6 +19,7 @@ as its model exists, so it overlaps the writing of this stage's files.
 from __future__ import annotations
 
 import json
+import logging
 import operator
 import time
 from dataclasses import dataclass, field
@@ -124,6 +125,11 @@ class ImagingSession:
         return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, provenance,
                              **submit)
 
+    def non_finite_flagged(self, client) -> int:
+        """Samples flagged at read for a NaN or infinite visibility, weight or UVW, over all chunks."""
+        return int(sum(gather([client.submit(chunk_tasks.non_finite_count, part, **where)
+                               for part, where in zip(self.load(client), self.placement)])))
+
     def psf(self, client, ctx: StageContext) -> Any:
         """The normalised PSF [chan, y, x] as a future (from psf.fits when resuming)."""
         return self.held.get(client, "psf.fits", str(ctx.product("psf.fits")))
@@ -224,6 +230,8 @@ def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
     width, height = config.imaging.size
     auto, small = config.imaging.scale == "auto", config.imaging.small_inversion
     uv_max, w_max = observation_uvw_max(config.ms, metadata) if auto or small else (None, None)
+    if uv_max is not None and not uv_max > 0:
+        raise DataError(f"{config.ms}: no row has a finite, non-zero UVW: nothing to image")
     cell = 1.0 / (3.0 * uv_max) if auto else angle_to_rad(config.imaging.scale)
     bandwidth = image_bandwidth(uv_max, w_max, width, height, cell) if small else None
     return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
@@ -246,15 +254,21 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     ctx.progress(0, 2, "gridding the PSF")
     psf_sum = tree_sum(client, session.per_chunk(client, chunk_tasks.chunk_psf, session.grid, priority=1))
     session.submit_ahead(client, None, session.terms_for(0))  # the dirty image grids while the beam is fitted
+    non_finite = session.non_finite_flagged(client)
+    if non_finite:
+        ctx.log("non-finite-flagged", samples=non_finite)
+        logging.getLogger(__name__).warning("%s: flagged %d samples with a NaN or infinite visibility, weight or UVW",
+                                            session.config.ms, non_finite)
     if not np.any(result(client.submit(chunk_tasks.weight_sum, psf_sum)) > 0):
-        session.ahead.clear()
-        raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight): nothing to image")
+        session.pending = None
+        why = f" ({non_finite} samples NaN or infinite)" if non_finite else ""
+        raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight){why}: nothing to image")
     psf = client.submit(chunk_tasks.normalised, psf_sum)
     beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
     ctx.progress(1, 2, "writing psf.fits")
     result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", ctx.provenance(), beam, priority=1))
-    ctx.output("cycles/beam.json").write_text(json.dumps(beam))
-    session.held.hold("psf.fits", psf)
+    ctx.output("cycles/beam.json").write_text(products.strict_json(beam))
+    session.psf_future = psf
     ctx.progress(2, 2)
     return beam
 
@@ -272,8 +286,8 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         result(session.write_image(client, ctx.output(model_name(cycle)), model, "model",
                                    ctx.provenance()))
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
-        ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
-        session.hold_model(cycle, model)
+        ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))
+        session.model_future, session.model_cycle = model, cycle
         return metrics
     terms = session.terms_for(cycle - 1)
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
@@ -306,8 +320,8 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         or components_so_far + stats["components"] >= deconvolution.niter,
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
-    ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(json.dumps(metrics))
-    session.hold_model(cycle, new_model)
+    ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))
+    session.model_future, session.model_cycle = new_model, cycle
     ctx.log("major-cycle", **metrics)
     ctx.progress(3, 3)
     return metrics
@@ -347,6 +361,8 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
         "image": {"size": [session.grid.npix_x, session.grid.npix_y],
                   "cell_arcsec": float(np.degrees(session.grid.cell_rad) * 3600), "channels_out": session.grid.channels_out},
         "chunks": len(session.chunks),
+        # samples (row × channel × correlation) flagged at read for a NaN or infinite visibility, weight or UVW
+        "non_finite_flagged": session.non_finite_flagged(client),
         "cycles": cycles,
         # cycles after the minor cycle reached its threshold or niter are recorded as skipped
         "major_cycles_run": sum(1 for cycle in cycles if not cycle.get("skipped")),
@@ -356,7 +372,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
         "stage_seconds": {**{cycle_name(m["cycle"]): m.get("elapsed_s") for m in cycles},
                           "restore": round(time.perf_counter() - started, 3)},
     }
-    ctx.output("summary.json").write_text(json.dumps(summary, indent=2))
+    ctx.output("summary.json").write_text(products.strict_json(summary, indent=2))
     ctx.progress(2, 2)
     return summary
 

@@ -5,6 +5,8 @@ Plain functions composing radio kernels and writers; the imaging flow sends them
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import numpy as np
@@ -76,6 +78,24 @@ def image_statistics(restored: np.ndarray, residual: np.ndarray) -> dict[str, fl
     return {"peak_jy_per_beam": peak, "noise_jy_per_beam": noise,
             "rms_residual_jy_per_beam": float(np.sqrt(np.mean(residual**2))),
             "dynamic_range": peak / noise if noise > 0 else float("inf")}
+
+
+def strict_json(value: Any, **dumps: Any) -> str:
+    """``value`` as JSON that every parser reads: NaN and ±Infinity (not JSON) become null.
+
+    A dynamic range with zero noise is infinite, say; Python's json would write the bare
+    token ``Infinity``, which other JSON readers reject.
+    """
+    def finite(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(inner) for key, inner in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [finite(inner) for inner in item]
+        return item
+
+    return json.dumps(finite(value), allow_nan=False, **dumps)
 
 
 def read_image(path: str) -> np.ndarray:

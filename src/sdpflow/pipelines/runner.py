@@ -10,7 +10,8 @@ from typing import Any, Iterable
 from pydantic import BaseModel
 
 from sdpflow.engine.cluster import open_cluster
-from sdpflow.engine.flow import Flow, FlowResult, Observer, run_flow
+from sdpflow.engine.flow import EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer, run_flow
+from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreign, refuse_inside
 from sdpflow.errors import ConfigError, InputError, SdpflowError
 from sdpflow.pipelines.registry import Pipeline, get_pipeline
 from sdpflow.store.db import RunStore
@@ -27,13 +28,20 @@ def start_run(
     until_stage: str | None = None,
     overwrite: bool = False,
 ) -> FlowResult:
-    """Record a new run of a pipeline (a name or ``module:ATTRIBUTE``) and run it to the end (or ``until_stage``)."""
+    """Record a new run of a pipeline (a name or ``module:ATTRIBUTE``) and run it to the end (or ``until_stage``).
+
+    ``overwrite``: accept an output folder holding files sdpflow did not write (none of them is replaced).
+    """
     pipeline = get_pipeline(pipeline_name)
     config = _with_cluster(config, cluster_spec)
     flow = _flow(pipeline, config)  # checks the inputs before anything is recorded or started
-    run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config),
-                              name=pipeline.name)
-    return _execute(flow, run_id, Path(out_dir), store, observers, None, until_stage)
+    _check_stage_names(flow, None, until_stage)
+    out = _claim(flow, config, Path(out_dir), overwrite)
+    with OutputLock(out) as lock:  # a second run on this folder stops here, before it is recorded
+        run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config),
+                                  name=pipeline.name)
+        lock.set_run_id(run_id)
+        return _execute(flow, run_id, out, store, observers, None, until_stage)
 
 
 def resume_run(
@@ -63,8 +71,27 @@ def resume_run(
         raise ConfigError(f"run {record['id']}: its recorded configuration no longer validates: {error}") from None
     config = _with_cluster(config, cluster_spec)
     flow = _flow(pipeline, config)
-    store.mark_run(record["id"], "running")
-    return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage, verify)
+    _check_stage_names(flow, from_stage, until_stage)  # before the run's status changes
+    with OutputLock(record["out_dir"], record["id"]):
+        store.mark_run(record["id"], "running")
+        return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage, verify)
+
+
+def _check_stage_names(flow: Flow, from_stage: str | None, until_stage: str | None) -> None:
+    names = flow.stage_names()
+    for option, wanted in (("--from-stage", from_stage), ("--until-stage", until_stage)):
+        if wanted is not None and wanted not in names:
+            raise InputError(f"{option} {wanted}: flow {flow.name} has no such stage: choose one of {', '.join(names)}")
+
+
+def _claim(flow: Flow, config: BaseModel, out: Path, overwrite: bool) -> Path:
+    """Claim the run's output folder: never inside its MeasurementSet, never replacing a foreign file."""
+    if getattr(config, "ms", None):
+        refuse_inside(out, config.ms)
+    out = claim_output_folder(out, writer=f"sdpflow run {flow.name}", overwrite=overwrite)
+    written = [name for stage in flow.stages for name in stage.outputs]
+    refuse_foreign(out, [*written, EVENT_LOG_NAME, TASK_LOG_NAME, STAGING_DIR])
+    return out
 
 
 def _flow(pipeline: Pipeline, config: BaseModel) -> Flow:

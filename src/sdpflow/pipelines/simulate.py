@@ -1,8 +1,10 @@
 """Simulate an observation: a MeasurementSet of corrupted, noisy visibilities and its truth beside it.
 
-Plain function, no Dask. Beside the MS (in the same folder) it writes ``truth_sky.csv``
-(apparent fluxes), ``true_gains.h5`` (the antenna gains applied) and ``simulation.json``
-(the configuration, suggested imaging parameters and the products' checksums).
+Plain function, no Dask. The MS's folder is claimed as an sdpflow output folder (see
+:mod:`sdpflow.engine.outdir`: a folder of someone else's files is refused, and none of them is
+ever replaced). Beside the MS it writes ``truth_sky.csv`` (apparent fluxes), ``true_gains.h5``
+(the antenna gains applied) and ``simulation.json`` (the configuration, suggested imaging
+parameters and the products' checksums).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from sdpflow.config.simulate import SimulateConfig
+from sdpflow.engine.outdir import claim_output_folder, refuse_foreign
 from sdpflow.provenance import atomic_path, checksum, config_hash, provenance_record, replace_atomically
 from sdpflow.radio.calibration import apply_gains
 from sdpflow.radio.datamodels import stokes_i_to_correlations
@@ -24,6 +27,7 @@ from sdpflow.radio.ms import write_ms
 from sdpflow.radio.simulate import add_noise, make_visibility, observation_times, random_gains, random_sky
 from sdpflow.radio.sky import predict_components, write_sky_csv
 
+MS_NAME = "obs.ms"  # inside the output folder, as `sdpflow demo` writes it
 TRUTH_SKY = "truth_sky.csv"
 TRUE_GAINS = "true_gains.h5"
 SUMMARY = "simulation.json"
@@ -52,11 +56,18 @@ def _configuration(config: SimulateConfig):
     return configuration_from_ms(path)
 
 
-def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress: Progress | None = None) -> SimulationProducts:
-    """Write a simulated MS (DATA = gains × sky + noise, as XX and YY) and its truth files beside it."""
+def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress: Progress | None = None,
+                         overwrite: bool = False) -> SimulationProducts:
+    """Write a simulated MS (DATA = gains × sky + noise, as XX and YY) and its truth files beside it.
+
+    The MS's folder is claimed first (InputError for a folder of foreign files unless
+    ``overwrite``, and always when a product would replace a foreign file), so nothing is
+    computed for a simulation that could not be written.
+    """
     report = progress or (lambda step, fraction: None)
     out_ms = Path(out_ms)
-    out_ms.parent.mkdir(parents=True, exist_ok=True)
+    folder = claim_output_folder(out_ms.parent, writer="sdpflow simulate", overwrite=overwrite)
+    refuse_foreign(folder, (out_ms.name, TRUTH_SKY, TRUE_GAINS, SUMMARY))
     rng = np.random.default_rng(config.seed)
     phase_centre = (np.radians(config.ra_deg), np.radians(config.dec_deg))
 
@@ -93,7 +104,6 @@ def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress
     record = provenance_record(config_hash=config_hash(settings))
     write_ms(out_ms, correlations, history=[f"sdpflow simulate: {json.dumps(settings, sort_keys=True)}"],
              provenance=record)
-    folder = out_ms.parent
     truth_sky, true_gains, summary = folder / TRUTH_SKY, folder / TRUE_GAINS, folder / SUMMARY
     write_sky_csv(truth_sky, sky)
     write_gaintable_hdf5(true_gains, gains, provenance=record)

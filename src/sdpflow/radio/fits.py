@@ -58,10 +58,16 @@ def write_fits_image(path: str | Path, data: np.ndarray, *, phase_centre: tuple[
     pixel (npix_y//2, npix_x//2); cell_rad: pixel size (radians); frequency: Hz per channel;
     beam: (bmaj, bmin, bpa) radians, written as BMAJ/BMIN/BPA degrees; unit: BUNIT; history
     lines and the provenance record go into HISTORY cards (the record also as SDPPROV).
+    Raises DataError (and writes nothing) when a pixel is NaN or infinite: such an image is
+    never a product.
     """
     from astropy.io import fits
 
     data = np.asarray(data, dtype=np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise DataError(f"{Path(path).name}: {bad} of {data.size} pixels are NaN or infinite; the image is not "
+                        "written (look for corrupted or extreme visibilities in the input)")
     while data.ndim < 4:
         data = data[None] if data.ndim != 3 else data[:, None]
     n_chan, n_pol, npix_y, npix_x = data.shape

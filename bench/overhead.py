@@ -13,7 +13,7 @@ times and the median is reported:
 * ``ducc0 complex64``: the same call on the data as read (complex64, float32 weights);
 * ``sdpflow invert``: :func:`sdpflow.radio.imaging.invert` on the same Visibility (its
   flag/weight preparation, precision conversion, gridding and transpose);
-* ``chunk major_cycle``: :func:`sdpflow.pipelines.chunks.major_cycle` with no model (the
+* ``chunk major_cycle``: :func:`sdpflow.pipelines.imaging.chunks.major_cycle` with no model (the
   pipeline's first residual = dirty image) and ``chunk_psf``, in-process;
 * ``pipeline on LocalCluster``: the chunks on a local Dask cluster of ``--threads`` workers
   × 1 thread (one chunk each, read on the workers), residual tree-summed: the PSF/dirty
@@ -41,8 +41,8 @@ import numpy as np
 from common import load_average, suggested_cell_asec
 from ducc0.wgridder.experimental import vis2dirty
 
-from sdpflow.pipelines import chunks as chunk_tasks
-from sdpflow.pipelines.partition import plan_chunks
+from sdpflow.pipelines.imaging import chunks as chunk_tasks
+from sdpflow.pipelines.imaging.partition import plan_chunks
 from sdpflow.radio.imaging import invert
 from sdpflow.radio.ms import read_ms_metadata, read_visibility
 

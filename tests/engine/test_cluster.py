@@ -111,7 +111,7 @@ def _imported(names):
 
 def test_workers_import_the_pipeline_modules_as_they_join():
     """Asked-for modules are in each worker's sys.modules before its first task; a bad name only warns."""
-    wanted = ("sdpflow.pipelines.chunks", "astropy.io.fits")
+    wanted = ("sdpflow.pipelines.imaging.chunks", "astropy.io.fits")
     with open_cluster("local:2", worker_imports=(*wanted, "sdpflow.no_such_module")) as client:
         seen = client.run(_imported, wanted)
     assert len(seen) == 2

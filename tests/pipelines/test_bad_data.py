@@ -18,7 +18,7 @@ from sdpflow.config.imaging import DeconvolutionConfig, ImagingConfig
 from sdpflow.config.imaging import ContinuumConfig
 from sdpflow.config.simulate import SimulateConfig
 from sdpflow.pipelines import start_run
-from sdpflow.pipelines.products import strict_json
+from sdpflow.pipelines.imaging.products import strict_json
 from sdpflow.pipelines.simulate import simulate_observation
 from sdpflow.radio import fits
 from sdpflow.store import RunStore

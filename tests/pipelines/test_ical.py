@@ -221,7 +221,7 @@ def test_every_chunk_grids_on_the_observations_small_grid(observations):
     """image_grid passes the observation's bandwidth (so chunks share one small grid), and the
     runs above do use small inversion; --no-small-inversion leaves it out."""
     from sdpflow.config.imaging import ContinuumConfig
-    from sdpflow.pipelines.imaging import image_grid
+    from sdpflow.pipelines.imaging.flow import image_grid
     from sdpflow.radio.ms import read_ms_metadata
     from sdpflow.radio.small_inversion import small_grid
 

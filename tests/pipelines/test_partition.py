@@ -1,6 +1,6 @@
 import numpy as np
 
-from sdpflow.pipelines.partition import plan_chunks
+from sdpflow.pipelines.imaging.partition import plan_chunks
 
 
 def _time_rows(n_times: int, n_baselines: int):

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from sdpflow.pipelines.products import _output_frequencies
+from sdpflow.pipelines.imaging.products import _output_frequencies
 from sdpflow.radio.weighting import output_channel_index
 
 

@@ -35,7 +35,7 @@ def test_looking_up_an_imaging_pipeline_imports_no_science():
         "from sdpflow.pipelines import available_pipelines, get_pipeline\n"
         "available_pipelines(); get_pipeline('ical'); get_pipeline('continuum')\n"
         "heavy = {'casacore', 'ducc0', 'numba', 'astropy', 'h5py', 'matplotlib', 'scipy'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m == 'sdpflow.pipelines.imaging'))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m == 'sdpflow.pipelines.imaging.flow'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
@@ -44,7 +44,7 @@ def test_looking_up_an_imaging_pipeline_imports_no_science():
 def test_imaging_summary_is_the_headline(tmp_path):
     import json
 
-    from sdpflow.pipelines.imaging_pipelines import imaging_summary
+    from sdpflow.pipelines.imaging import imaging_summary
 
     assert imaging_summary(tmp_path) == ""  # no summary.json yet (e.g. --until-stage)
     (tmp_path / "summary.json").write_text(json.dumps({

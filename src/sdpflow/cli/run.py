@@ -27,7 +27,7 @@ SetOption = Annotated[
 ]
 UntilOption = Annotated[Optional[str], typer.Option("--until-stage", help="Stop after this stage.")]
 OverwriteOption = Annotated[
-    bool, typer.Option("--overwrite", help="Write over the outputs of an earlier run in the output folder.")
+    bool, typer.Option("--overwrite", help="Write into a folder holding files sdpflow did not write (none of them is replaced).")
 ]
 
 

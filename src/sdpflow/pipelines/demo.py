@@ -12,7 +12,7 @@ import numpy as np
 from sdpflow.config.imaging import CalibrationConfig, DeconvolutionConfig, IcalConfig, ImagingConfig, PartitionConfig
 from sdpflow.config.simulate import SimulateConfig
 from sdpflow.engine.flow import Observer
-from sdpflow.pipelines import products
+from sdpflow.pipelines.imaging import products
 from sdpflow.pipelines.runner import start_run
 from sdpflow.pipelines.simulate import MS_NAME, SimulationProducts, simulate_observation
 from sdpflow.radio import fits, hdf5, quality

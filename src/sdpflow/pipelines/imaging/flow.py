@@ -33,10 +33,10 @@ from sdpflow.engine.distribute import HeldProducts, SubmittedAhead, spread_over_
 from sdpflow.engine.flow import Stage, StageContext
 from sdpflow.engine.futures import gather, result
 from sdpflow.errors import ConfigError, DataError
-from sdpflow.pipelines import chunks as chunk_tasks
-from sdpflow.pipelines import products
-from sdpflow.pipelines.chunks import ImageGrid, SolveTerm
-from sdpflow.pipelines.partition import Chunk, plan_chunks
+from sdpflow.pipelines.imaging import chunks as chunk_tasks
+from sdpflow.pipelines.imaging import products
+from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
+from sdpflow.pipelines.imaging.partition import Chunk, plan_chunks
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
 from sdpflow.radio.ms import MSMetadata, ms_checksum, read_ms_metadata
 from sdpflow.radio.small_inversion import image_bandwidth

@@ -136,7 +136,7 @@ def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[
 
 def write_corrected(ms_path: str, data, tables: dict[str, GainTable]) -> None:
     """Write this chunk's calibrated visibilities to CORRECTED_DATA."""
-    from sdpflow.pipelines.chunks import corrected_chunk
+    from sdpflow.pipelines.imaging.chunks import corrected_chunk
 
     write_column(ms_path, "CORRECTED_DATA", corrected_chunk(data, list(tables.values())),
                  rows=data.chunk.rows, channels=data.chunk.channels)

@@ -1,6 +1,6 @@
 """What runs on a worker for one chunk of visibilities: read, weight, and one fused major cycle.
 
-These functions compose radio kernels and are sent to workers by :mod:`sdpflow.pipelines.imaging`;
+These functions compose radio kernels and are sent to workers by :mod:`sdpflow.pipelines.imaging.flow`;
 they know nothing of Dask. A chunk's visibilities stay in its worker's memory for the whole
 run; only images, models and gain tables travel.
 """
@@ -16,7 +16,7 @@ from sdpflow.radio.datamodels import GainTable, Visibility
 from sdpflow.radio.imaging import ImageSum, gridding_dtypes, invert, invert_psf, predict
 from sdpflow.radio.ms import MSMetadata, read_visibility_counted
 from sdpflow.radio.weighting import imaging_weights, output_channel_index, weight_density
-from sdpflow.pipelines.partition import Chunk
+from sdpflow.pipelines.imaging.partition import Chunk
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,29 @@ def _show_table(rows: list[dict], name: str, csv_path: Path | None, json_path: P
 ROWS_PRINTED = 50
 
 
+@runs_app.command("report")
+def report(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write (default: run-report.html in the run's folder).")] = None,
+) -> None:
+    """Write a run's report: its pipeline's own section, then its stages, items and timelines (any pipeline)."""
+    from sdpflow.pipelines import get_pipeline
+    from sdpflow.report.html import run_section, write_report
+
+    store = RunStore(settings(ctx).db_url)
+    run = store.get_run(run_id)
+    run_dir = Path(run["out_dir"])
+    if not run_dir.is_dir():
+        raise InputError(f"run {run['id']}: its output folder {run_dir} no longer exists")
+    pipeline = get_pipeline(run["pipeline"])
+    sections = [pipeline.report_section(run_dir)] if pipeline.report_section and run["status"] == "completed" else []
+    sections.append(run_section(run_dir, store.item_counts(run["id"])))
+    path = out or run_dir / "run-report.html"
+    write_report(run_dir, path, sections, title=f"sdpflow run {run['id']}")
+    console.print(f"report: {path.resolve()}")
+
+
 @runs_app.command("resume")
 def resume(
     ctx: typer.Context,

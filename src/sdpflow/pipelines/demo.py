@@ -13,6 +13,7 @@ from sdpflow.config.imaging import CalibrationConfig, DeconvolutionConfig, IcalC
 from sdpflow.config.simulate import SimulateConfig
 from sdpflow.engine.flow import Observer
 from sdpflow.pipelines.imaging import products
+from sdpflow.pipelines.imaging.summary import ImagingSummary, read_summary
 from sdpflow.pipelines.runner import start_run
 from sdpflow.pipelines.simulate import MS_NAME, SimulationProducts, simulate_observation
 from sdpflow.radio import fits, hdf5, quality
@@ -69,18 +70,18 @@ def run_demo_ical(
     return result.run_id, result.out_dir, assessment
 
 
-def measure_truth(run_dir: Path, truth_sky: Path, summary: dict) -> tuple[list[quality.SourceMeasurement], float]:
+def measure_truth(run_dir: Path, truth_sky: Path, summary: ImagingSummary) -> tuple[list[quality.SourceMeasurement], float]:
     """The isolated truth sources above 10 σ as measured in ``restored.fits``, and the noise σ (Jy/beam).
 
-    summary: the run's ``summary.json`` (noise and restoring beam).
+    summary: the run's summary (noise and restoring beam).
     """
     image = fits.read_fits_image(run_dir / "restored.fits")
-    noise = summary["noise_jy_per_beam"]
+    noise = summary.noise_jy_per_beam
     sky = read_sky_csv(truth_sky)
     flux = sky.flux_at([float(np.mean(image.frequency))])[:, 0]
     ra_deg, dec_deg = np.degrees(sky.ra), np.degrees(sky.dec)
     x, y = image.wcs.celestial.world_to_pixel_values(ra_deg, dec_deg)
-    beam = summary["restoring_beam"]
+    beam = summary.restoring_beam.model_dump()
     beam_pixels = beam["bmaj_arcsec"] / (np.degrees(image.cell_rad) * 3600)
     bright = (flux > 10 * noise) & quality.isolated_sources(x, y, flux, beam_pixels)
     found = quality.measure_sources(image.data[0, 0], np.stack([x, y], axis=1)[bright], flux[bright], noise,
@@ -92,7 +93,7 @@ def measure_truth(run_dir: Path, truth_sky: Path, summary: dict) -> tuple[list[q
 def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessment:
     """Flux and position recovery of the truth sources, and gain phase errors before and after."""
     run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_summary(run_dir)
     found, noise = measure_truth(run_dir, truth_sky, summary)
     ratios = np.array([source.flux_ratio for source in found]) if found else np.array([np.nan])
     before = after = None
@@ -107,5 +108,5 @@ def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessmen
         worst_flux_error_above_100_sigma=float(max((abs(s.flux_ratio - 1) for s in found if s.snr > 100), default=np.nan)),
         worst_flux_excess_sigma=float(max((quality.flux_excess_sigma(s, noise) for s in found), default=np.nan)),
         worst_offset_pixels=float(max((s.offset_pixels for s in found), default=np.nan)),
-        dynamic_range=float(summary["dynamic_range"]), noise_jy_per_beam=float(noise),
+        dynamic_range=float(summary.dynamic_range or np.nan), noise_jy_per_beam=float(noise),
     )

@@ -6,7 +6,6 @@ A light module: the registry imports it to list and describe the pipelines, so t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sdpflow.config.imaging import ContinuumConfig, IcalConfig
@@ -18,33 +17,38 @@ IMAGING_TASKS = ("sdpflow.pipelines.imaging.chunks", "sdpflow.pipelines.imaging.
 
 def imaging_summary(out_dir: Path) -> str:
     """The headline numbers of an imaging run from its ``summary.json`` ("" before the run wrote it)."""
-    path = Path(out_dir) / "summary.json"
-    if not path.exists():
+    from sdpflow.pipelines.imaging.summary import SUMMARY_NAME, read_summary
+    from sdpflow.pipelines.imaging.summary import format_figure as _number
+
+    if not (Path(out_dir) / SUMMARY_NAME).exists():
         return ""
-    summary = json.loads(path.read_text())
-    beam = summary["restoring_beam"]
-    cycles = summary["major_cycles_run"]
+    summary = read_summary(out_dir)
+    beam, cycles = summary.restoring_beam, summary.major_cycles_run
     return (
-        f"peak {summary['peak_jy_per_beam']:.4g} Jy/beam, noise {summary['noise_jy_per_beam']:.3g} Jy/beam, "
-        f"dynamic range {_number(summary['dynamic_range'], '.0f')}, beam {beam['bmaj_arcsec']:.1f}″×{beam['bmin_arcsec']:.1f}″ "
-        f"after {cycles} major cycle{'' if cycles == 1 else 's'} (the last stopped by {summary['stop_reason']})\n"
-        f"report: {path.parent.resolve() / 'report.html'}"
+        f"peak {_number(summary.peak_jy_per_beam, '.4g')} Jy/beam, noise {_number(summary.noise_jy_per_beam, '.3g')} "
+        f"Jy/beam, dynamic range {_number(summary.dynamic_range, '.0f')}, "
+        f"beam {beam.bmaj_arcsec:.1f}″×{beam.bmin_arcsec:.1f}″ "
+        f"after {cycles} major cycle{'' if cycles == 1 else 's'} (the last stopped by {summary.stop_reason})\n"
+        f"report: {Path(out_dir).resolve() / 'report.html'}"
     )
+
+
+def lazy_section(run_dir: Path):
+    """The imaging section of a run's report (imported only when a report is drawn)."""
+    from sdpflow.pipelines.imaging.report import imaging_section
+
+    return imaging_section(run_dir)
 
 
 ICAL = Pipeline(
     "ical", IcalConfig, lazy_build("sdpflow.pipelines.imaging.flow", "build_ical"), IMAGING_TASKS,
-    summary=imaging_summary,
+    summary=imaging_summary, report_section=lazy_section,
     description="ICAL: imaging with self-calibration between major cycles (options named as in WSClean).",
 )
 
 CONTINUUM = Pipeline(
     "continuum", ContinuumConfig, lazy_build("sdpflow.pipelines.imaging.flow", "build_continuum"), IMAGING_TASKS,
-    summary=imaging_summary,
+    summary=imaging_summary, report_section=lazy_section,
     description="Continuum imaging: Cotton-Schwab major/minor cycles, no self-calibration.",
 )
 
-
-def _number(value: float | None, spec: str) -> str:
-    """A summary figure, or "n/a" where summary.json holds null (a non-finite value)."""
-    return "n/a" if value is None else format(value, spec)

@@ -37,6 +37,7 @@ from sdpflow.pipelines.imaging import chunks as chunk_tasks
 from sdpflow.pipelines.imaging import products
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.imaging.partition import Chunk, plan_chunks
+from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
 from sdpflow.radio.ms import MSMetadata, ms_checksum, read_ms_metadata
 from sdpflow.radio.small_inversion import image_bandwidth
@@ -355,37 +356,40 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
             result(client.submit(products.write_corrected, session.config.ms, part, table, pure=False))
     image_stats = result(client.submit(products.image_statistics, restored, residual))
     cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]
-    summary = {
-        "pipeline": "ical" if session.calibrate else "continuum",
-        "ms": str(Path(session.config.ms).resolve()),
-        "image": {"size": [session.grid.npix_x, session.grid.npix_y],
-                  "cell_arcsec": float(np.degrees(session.grid.cell_rad) * 3600), "channels_out": session.grid.channels_out},
-        "chunks": len(session.chunks),
-        # samples (row × channel × correlation) flagged at read for a NaN or infinite visibility, weight or UVW
-        "non_finite_flagged": session.non_finite_flagged(client),
-        "cycles": cycles,
+    summary = ImagingSummary(
+        pipeline="ical" if session.calibrate else "continuum",
+        ms=str(Path(session.config.ms).resolve()),
+        image=ImageShape(size=[session.grid.npix_x, session.grid.npix_y],
+                         cell_arcsec=float(np.degrees(session.grid.cell_rad) * 3600),
+                         channels_out=session.grid.channels_out),
+        chunks=len(session.chunks),
+        non_finite_flagged=session.non_finite_flagged(client),
+        cycles=cycles,
         # cycles after the minor cycle reached its threshold or niter are recorded as skipped
-        "major_cycles_run": sum(1 for cycle in cycles if not cycle.get("skipped")),
-        "stop_reason": next((c["stop_reason"] for c in reversed(cycles) if not c.get("skipped")), None),
-        "restoring_beam": beam,
+        major_cycles_run=sum(1 for cycle in cycles if not cycle.get("skipped")),
+        stop_reason=next((c["stop_reason"] for c in reversed(cycles) if not c.get("skipped")), None),
+        restoring_beam=beam,
         **image_stats,
-        "stage_seconds": {**{cycle_name(m["cycle"]): m.get("elapsed_s") for m in cycles},
-                          "restore": round(time.perf_counter() - started, 3)},
-    }
-    ctx.output("summary.json").write_text(products.strict_json(summary, indent=2))
+        stage_seconds={**{cycle_name(m["cycle"]): m.get("elapsed_s") for m in cycles},
+                       "restore": round(time.perf_counter() - started, 3)},
+    )
+    write_summary(ctx.output("summary.json"), summary)
     ctx.progress(2, 2)
     return summary
 
 
 def _report_stage(ctx: StageContext) -> None:
-    from sdpflow.report.html import write_report
+    from sdpflow.pipelines.imaging.report import imaging_section
+    from sdpflow.report.html import run_section, write_report
 
     client = ctx.client
 
-    def on_workers(function, specs):  # the figures are drawn on the workers, in parallel
-        return gather(client.map(function, list(specs), pure=False))
+    def on_workers(function, jobs):  # the figures are drawn on the workers, in parallel
+        return gather(client.map(function, list(jobs), pure=False))
 
-    write_report(ctx.out_dir, ctx.output("report.html"), map_function=on_workers)
+    section = imaging_section(ctx.out_dir)
+    write_report(ctx.out_dir, ctx.output("report.html"), [section, run_section(ctx.out_dir)],
+                 title=f"sdpflow {section.title.split()[0]} run", map_function=on_workers)
 
 
 def _read_json(path: Path) -> dict:

@@ -129,3 +129,15 @@ def test_killed_driver_resumes_only_the_missing_items(db_url, tmp_path):
     rows = store.result_rows(run_id, "squares")
     assert [row["square"] for row in rows] == [float(n * n) for n in range(count)]
     assert store.get_run(run_id)["status"] == "completed"
+
+
+def test_any_pipeline_gets_a_report_of_its_stages_and_items(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = start_run(REF, SquaresConfig(count=40, poisoned=[5], max_failed_fraction=0.1), tmp_path / "out",
+                       store=RunStore(db_url))
+    made = subprocess.run([sys.executable, "-m", "sdpflow.cli", "--db", db_url, "runs", "report", result.run_id],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert made.returncode == 0, made.stderr
+    page = (tmp_path / "out" / "run-report.html").read_text()
+    assert "<h2>Stages</h2>" in page and "39 completed, 1 failed" in page
+    assert page.count("<img") == 2  # the stage and the task timelines

@@ -71,17 +71,15 @@ def peak_mib() -> float:
 def run_sdpflow(n_items: int, workers: int, db_url: str, out_dir: Path) -> dict:
     """Run sdpflow's item-level fan-out stage over ``n_items`` no-op items, then resume it.
 
-    Returns a dict with ``wall_s`` (stage start to the last item's result), ``items_per_s``,
-    ``client_peak_mib`` (:func:`peak_mib` of this process after the run), ``resume_s`` (the
-    same stage re-run against ``db_url`` with every item already completed) and any further
-    keys worth recording (they go into ``--json``). ``workers`` worker processes × 1 thread,
-    as for Prefect; ``out_dir`` is an empty scratch folder.
+    Each size runs in a fresh process (``bench/fanout_sdpflow.py``, so its peak memory is its
+    own) on a local cluster of ``workers`` worker processes × 1 thread, as for Prefect. Keys:
+    ``wall_s`` (start_run to completion, cluster start included), ``items_per_s``,
+    ``steady_items_per_s`` (without the cluster's start), ``resume_s`` (resume of the completed
+    run: all N item records checked, none run), ``client_peak_mib``.
     """
-    # TODO(fan-out engine): build a pipeline with one fan-out stage mapping a no-op over
-    # range(n_items) on a LocalCluster(n_workers=workers, threads_per_worker=1), run it with
-    # its run database at db_url, time it; then run it again against the same database
-    # (resume: every item completed) and time that.
-    raise NotImplementedError("fan-out engine not merged yet")
+    from fanout_sdpflow import run_sdpflow as measure
+
+    return measure(n_items, workers, db_url, str(out_dir))
 
 
 # --------------------------------------------------------------------------------------------

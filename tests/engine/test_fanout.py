@@ -141,3 +141,31 @@ def test_any_pipeline_gets_a_report_of_its_stages_and_items(tmp_path):
     page = (tmp_path / "out" / "run-report.html").read_text()
     assert "<h2>Stages</h2>" in page and "39 completed, 1 failed" in page
     assert page.count("<img") == 2  # the stage and the task timelines
+
+
+def test_ctrl_c_ends_a_run_quickly_and_marks_it_interrupted(tmp_path):
+    """SIGINT mid-stage: the process ends within 10 s, the run and its stage say interrupted, no worker is left."""
+    import psutil
+
+    db_url = f"sqlite:///{tmp_path / 'runs.db'}"
+    command = [sys.executable, "-m", "sdpflow.cli", "--db", db_url, "run", "flow", REF, "--out", str(tmp_path / "out"),
+               "--set", "count=100000", "--set", "sleep_ms=1"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    store = RunStore(db_url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = store.list_runs(limit=1) if (tmp_path / "runs.db").exists() else []
+        if runs and store.item_counts(runs[0]["id"]).get("squares", {}).get("completed", 0) > 100:
+            break
+        time.sleep(0.1)
+    workers = [child for child in psutil.Process(process.pid).children(recursive=True)]
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    code = process.wait(timeout=60)
+    assert time.monotonic() - started < 10, "Ctrl-C took more than 10 s"
+    assert code == 130, process.stderr.read()[-2000:]
+    run = store.list_runs(limit=1)[0]
+    assert run["status"] == "interrupted"
+    assert store.get_stages(run["id"])["squares"]["status"] == "interrupted"
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive

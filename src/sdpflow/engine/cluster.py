@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -223,12 +223,58 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: Seconds a started cluster gets to close in order before its local processes are killed.
+CLOSE_TIMEOUT_S = 10.0
+
+
 def _close_cluster(cluster: Cluster) -> None:
-    """Close a started cluster; a second Ctrl-C does not stop the cleanup half-way."""
+    """Close a started cluster within :data:`CLOSE_TIMEOUT_S`; a second Ctrl-C does not stop the cleanup.
+
+    An orderly close waits on every worker (each nanny gives its worker 4 s, then kills it);
+    on a loaded machine that chain took more than 30 s after a Ctrl-C. Whatever local worker
+    process is still alive after the timeout (or a second interrupt) is killed with its children.
+    """
+    import psutil
+
+    local = _local_processes(cluster)
     try:
-        cluster.close()
+        cluster.close(timeout=CLOSE_TIMEOUT_S)
     except KeyboardInterrupt:
-        cluster.close()
+        log.warning("interrupted again while the cluster closes: killing its local processes")
+    except Exception as error:  # noqa: BLE001 - the processes are killed below either way
+        log.warning("the cluster did not close in order within %.0f s (%s): killing its local processes",
+                    CLOSE_TIMEOUT_S, type(error).__name__)
+    finally:
+        alive = [process for process in local if process.is_running()]
+        for process in alive:
+            for child in _children(process) + [process]:
+                with suppress(psutil.Error):
+                    child.kill()
+        psutil.wait_procs(alive, timeout=5)
+
+
+def _local_processes(cluster: Cluster) -> list:
+    """The worker processes a LocalCluster's nannies started on this machine (nothing else of ours)."""
+    import psutil
+    from distributed import LocalCluster
+
+    if not isinstance(cluster, LocalCluster):
+        return []
+    processes = []
+    for nanny in list(cluster.workers.values()):
+        pid = getattr(getattr(nanny, "process", None), "pid", None)
+        if pid:
+            with suppress(psutil.Error):
+                processes.append(psutil.Process(pid))
+    return processes
+
+
+def _children(process) -> list:
+    import psutil
+
+    with suppress(psutil.Error):
+        return process.children(recursive=True)
+    return []
 
 
 @dataclass

@@ -119,6 +119,7 @@ def _execute(
         )
     except KeyboardInterrupt:
         store.mark_run(run_id, "interrupted", error="interrupted by the user")
+        store.mark_running_stages(run_id, "interrupted")
         raise
     except SdpflowError as error:
         store.mark_run(run_id, "failed", error=str(error))

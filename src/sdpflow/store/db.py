@@ -236,6 +236,13 @@ class RunStore:
             if not changed:
                 connection.execute(insert(schema.stages).values(run_id=run_id, name=name, **{"attempt": 0, **values}))
 
+    def mark_running_stages(self, run_id: str, status: str) -> None:
+        """Give every stage of a run still recorded as running the status ``status`` (e.g. interrupted)."""
+        with self._transaction() as connection:
+            connection.execute(update(schema.stages)
+                               .where(schema.stages.c.run_id == run_id, schema.stages.c.status == "running")
+                               .values(status=status, finished=utc_now()))
+
     def get_stages(self, run_id: str) -> dict[str, dict[str, Any]]:
         """The stage records of a run, by stage name."""
         with self._transaction() as connection:

@@ -26,6 +26,10 @@ class DataError(InputError):
     """A data set (MeasurementSet, HDF5, FITS) that is missing, malformed or unusable; exit code 2."""
 
 
+class ClusterSpecError(ConfigError):
+    """A cluster spec that names no backend or gives it a bad argument (``local:0``); exit code 2."""
+
+
 class ClusterError(SdpflowError):
     """A Dask cluster that cannot be started or reached; exit code 3."""
 

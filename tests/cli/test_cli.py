@@ -6,10 +6,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from sdpflow.store import RunStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,3 +121,24 @@ def test_resume_checks_sizes_and_times_and_verify_rehashes(tmp_path):
     verified = sdpflow("runs", "resume", run_id, "--verify", db=db, cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
     assert "ran double" in " ".join(verified.stdout.split()) and product.read_text() == "63"
+
+
+@pytest.mark.parametrize("spec, code, text", [
+    ("bogus", 2, "unknown cluster spec 'bogus'"), ("local:0", 2, "at least 1"), ("local:abc", 2, "number of workers"),
+    ("tcp://127.0.0.1", 2, "has no port"), ("tcp://127.0.0.1:9", 3, "cannot reach the Dask scheduler"),
+])
+def test_bad_or_unreachable_cluster_fails_at_once_and_records_nothing_wrong(tmp_path, spec, code, text):
+    """A bad spec is exit 2 before a run is recorded; an unreachable scheduler is exit 3, without stage retries."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    started = time.monotonic()
+    result = sdpflow("--cluster", spec, "run", "demo-flow", "--out", str(tmp_path / "out"),
+                     "--set", "cluster.connect_timeout=3", db=db)
+    assert result.returncode == code, result.stderr
+    assert text in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
+    runs = RunStore(db).list_runs()
+    if code == 2:
+        assert runs == []
+    else:
+        assert [run["status"] for run in runs] == ["failed"]
+        assert "stage-retrying" not in [event["event"] for event in RunStore(db).get_events(runs[0]["id"])]

@@ -22,7 +22,7 @@ from sdpflow.engine.cluster import (
     parse_spec,
     resolve_config,
 )
-from sdpflow.errors import ClusterError, ConfigError
+from sdpflow.errors import ClusterError, ClusterSpecError, ConfigError
 
 N = 2000
 
@@ -173,9 +173,10 @@ def test_unreachable_scheduler_fails_fast():
     assert time.monotonic() - start < 8
 
 
-@pytest.mark.parametrize("spec, match", [("nomad", "unknown cluster spec 'nomad'"), ("local:x", "number of workers")])
+@pytest.mark.parametrize("spec, match", [("nomad", "unknown cluster spec 'nomad'"), ("local:x", "number of workers"),
+                                         ("local:0", "at least 1"), ("tcp://127.0.0.1", "has no port")])
 def test_bad_specs(spec, match):
-    with pytest.raises(ClusterError, match=match):
+    with pytest.raises(ClusterSpecError, match=match):
         with open_cluster(spec):
             pass
 

@@ -82,6 +82,13 @@ def resolve_config(spec: str | ClusterConfig | None = None, override: str | None
     return config
 
 
+def check_spec(spec: str | ClusterConfig | None = None, override: str | None = None) -> None:
+    """Raise :class:`ClusterSpecError` (exit 2) for a spec no backend takes, before anything starts or is recorded."""
+    config = resolve_config(spec, override)
+    name, arg = parse_spec(config.spec or "local")
+    get_backend(name).check(config, arg)
+
+
 def dask_settings(config: ClusterConfig) -> dict[str, Any]:
     """The Dask settings in force while the cluster is open (safe scaling, the workers'
     environment, then the user's)."""

@@ -28,7 +28,7 @@ from typing import Any, Callable, ContextManager, Iterable
 from sdpflow.engine.events import EventLog
 from sdpflow.engine.fanout import FanOut
 from sdpflow.engine.manifest import entry_checksum, intact, manifest_entry
-from sdpflow.errors import InputError, StageFailed
+from sdpflow.errors import ClusterError, InputError, StageFailed
 from sdpflow.provenance import checksum, config_hash, provenance_record, replace_atomically, sdpflow_version
 from sdpflow.store.db import RunStore, utc_now
 
@@ -467,7 +467,8 @@ class _StageAttempt:
                 store.set_stage(run.run_id, stage.name, status="failed", finished=utc_now(),
                                 error=traceback.format_exc())
                 # Items are retried one by one; a fan-out stage that failed on its items is not rerun whole.
-                retryable = not isinstance(error, InputError) and not (
+                # Bad input and a cluster that cannot be had do not get better by trying again.
+                retryable = not isinstance(error, (InputError, ClusterError)) and not (
                     stage.fan_out is not None and isinstance(error, StageFailed))
                 if try_number < stage.retries and retryable:
                     delay = stage.backoff_s * 2**try_number
@@ -475,7 +476,7 @@ class _StageAttempt:
                     time.sleep(delay)
                     continue
                 run.emit("stage-failed", stage=stage.name, attempt=attempt, error=message)
-                if isinstance(error, (InputError, StageFailed)):
+                if isinstance(error, (InputError, StageFailed, ClusterError)):
                     raise
                 raise StageFailed(f"stage {stage.name} failed after {try_number + 1} attempt(s): {message}") from error
             finally:

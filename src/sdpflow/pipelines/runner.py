@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from sdpflow.engine.cluster import open_cluster
+from sdpflow.engine.cluster import check_spec, open_cluster
 from sdpflow.engine.flow import EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer, run_flow
 from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreign, refuse_inside
 from sdpflow.errors import ConfigError, InputError, SdpflowError
@@ -34,6 +34,7 @@ def start_run(
     """
     pipeline = get_pipeline(pipeline_name)
     config = _with_cluster(config, cluster_spec)
+    check_spec(getattr(config, "cluster", None))  # a bad --cluster is exit 2 before anything is recorded
     flow = _flow(pipeline, config)  # checks the inputs before anything is recorded or started
     _check_stage_names(flow, None, until_stage)
     out = _claim(flow, config, Path(out_dir), overwrite)
@@ -70,6 +71,7 @@ def resume_run(
     except Exception as error:  # the configuration no longer validates against this sdpflow
         raise ConfigError(f"run {record['id']}: its recorded configuration no longer validates: {error}") from None
     config = _with_cluster(config, cluster_spec)
+    check_spec(getattr(config, "cluster", None))  # a bad --cluster is exit 2 before anything is recorded
     flow = _flow(pipeline, config)
     _check_stage_names(flow, from_stage, until_stage)  # before the run's status changes
     with OutputLock(record["out_dir"], record["id"]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, ClassVar
 
-from sdpflow.errors import ClusterError
+from sdpflow.errors import ClusterSpecError
 
 if TYPE_CHECKING:
     from distributed.deploy import Cluster
@@ -29,6 +29,9 @@ class Backend:
     def start(self, config: ClusterConfig, arg: str | None) -> Cluster | str:
         """Start a cluster (returned, to be closed by the caller) or return a scheduler address."""
         raise NotImplementedError
+
+    def check(self, config: ClusterConfig, arg: str | None) -> None:
+        """Raise :class:`ClusterSpecError` for a spec argument this backend cannot take (before anything starts)."""
 
     def expected_workers(self, cluster: Cluster | None, config: ClusterConfig, arg: str | None) -> int:
         """How many workers to wait for before work starts (0: do not wait)."""
@@ -77,13 +80,13 @@ def backend_names() -> list[str]:
 
 
 def get_backend(name: str) -> Backend:
-    """A fresh backend object for a spec name; :class:`ClusterError` for an unknown name."""
+    """A fresh backend object for a spec name; :class:`ClusterSpecError` for an unknown name."""
     if name not in BACKENDS and name in _MODULES:
         importlib.import_module(_MODULES[name])
     try:
         return BACKENDS[name]()
     except KeyError:
         known = ", ".join(n for n in backend_names() if n != "address")
-        raise ClusterError(
+        raise ClusterSpecError(
             f"unknown cluster spec {name!r}: use one of {known}, or tcp://host:port of a running scheduler"
         ) from None

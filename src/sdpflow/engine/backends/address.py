@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sdpflow.engine.backends import Backend, register
+from sdpflow.errors import ClusterSpecError
 
 if TYPE_CHECKING:
     from sdpflow.config.cluster import ClusterConfig
@@ -16,7 +17,19 @@ class AddressBackend(Backend):
 
     name = "address"
 
+    def check(self, config: ClusterConfig, arg: str | None) -> None:
+        from urllib.parse import urlsplit
+
+        try:
+            port = urlsplit(str(arg)).port
+        except ValueError:
+            port = None
+        if port is None:
+            raise ClusterSpecError(f"scheduler address {arg!r} has no port: give it as tcp://HOST:PORT, e.g. "
+                                   "tcp://head-node:8786")
+
     def start(self, config: ClusterConfig, arg: str | None) -> str:
+        self.check(config, arg)
         return str(arg)
 
     def scale(self, cluster, jobs, config) -> int:

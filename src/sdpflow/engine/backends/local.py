@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sdpflow.engine.backends import Backend, register
-from sdpflow.errors import ClusterError
+from sdpflow.errors import ClusterSpecError
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -19,14 +19,15 @@ class LocalBackend(Backend):
 
     name = "local"
 
+    def check(self, config: ClusterConfig, arg: str | None) -> None:
+        if arg is not None and (not arg.isdigit() or int(arg) < 1):
+            raise ClusterSpecError(f"cluster spec 'local:{arg}': give a number of workers of at least 1, e.g. local:4")
+
     def start(self, config: ClusterConfig, arg: str | None) -> LocalCluster:
         from distributed import LocalCluster
 
-        n_workers = config.n_workers
-        if arg:
-            if not arg.isdigit() or int(arg) < 1:
-                raise ClusterError(f"cluster spec 'local:{arg}': give a number of workers, e.g. local:4")
-            n_workers = int(arg)
+        self.check(config, arg)
+        n_workers = int(arg) if arg else config.n_workers
         # Bound to the loopback interface: a laptop's scheduler and dashboard stay private.
         return LocalCluster(
             n_workers=n_workers,

@@ -90,3 +90,17 @@ def test_pool_out_of_foreign_files_needs_overwrite_and_keeps_them(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (out / "notes.txt").read_text() == "mine" and (out / "events.jsonl").is_file()
     assert not (out / ".sdpflow.lock").exists()
+
+
+def test_pool_file_cluster_section_and_tls(tmp_path):
+    """A pool file's cluster: section chooses the cluster; its local scheduler speaks TLS."""
+    (tmp_path / "tasks.yaml").write_text(
+        "name: tls\ncluster: {spec: 'local:1', threads_per_worker: 1}\n"
+        "tasks:\n  - name: where\n    function: pool_where:scheduler\n")
+    (tmp_path / "pool_where.py").write_text(
+        "def scheduler():\n    from distributed import get_worker\n    return get_worker().scheduler.address\n")
+    done = sdpflow("--db", f"sqlite:///{tmp_path / 'runs.db'}", "pool", "run", "tasks.yaml", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = RunStore(f"sqlite:///{tmp_path / 'runs.db'}").list_runs(limit=1)
+    tasks = RunStore(f"sqlite:///{tmp_path / 'runs.db'}").get_tasks(rows[0]["id"])
+    assert tasks[0]["status"] == "finished" and "tls://127.0.0.1:" in tasks[0]["result"]

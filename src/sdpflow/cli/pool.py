@@ -59,7 +59,10 @@ def run(
         handle = bar.add_task(config.name, total=len(pool))
         pool.on_progress = lambda done, total: bar.update(handle, completed=done)
         began = time.perf_counter()
-        pool.submit(options.cluster_spec, nodes=nodes or config.nodes, threads_per_worker=threads or config.threads_per_worker,
+        where = options.cluster_spec
+        if config.cluster is not None:  # the pool file's cluster section, its spec replaced by --cluster
+            where = config.cluster.model_copy(update={"spec": options.cluster_spec or config.cluster.spec})
+        pool.submit(where, nodes=nodes or config.nodes, threads_per_worker=threads or config.threads_per_worker,
                     container=container or config.container)
         pool.finished()
         bar.update(handle, completed=len(pool))

@@ -79,6 +79,14 @@ class KubernetesConfig(Section):
     env: dict[str, str] = Field(default_factory=dict, description="extra environment of every pod")
 
 
+class TLSConfig(Section):
+    """TLS for a scheduler sdpflow connects to or starts as a batch job: PEM files on storage the workers share."""
+
+    ca_file: str | None = Field(default=None, description="CA certificate that signed every certificate below")
+    cert: str | None = Field(default=None, description="certificate of this client and of the workers")
+    key: str | None = Field(default=None, description="private key of that certificate (readable by you only)")
+
+
 class ClusterConfig(Section):
     """Which Dask cluster to open. ``spec`` is what ``--cluster`` takes."""
 
@@ -110,5 +118,11 @@ class ClusterConfig(Section):
         default_factory=dict,
         description="Dask settings by dotted key (distributed.scheduler.worker-ttl: 1h); they win over safe_scaling",
     )
+    local_tls: bool = Field(
+        default=True,
+        description="local: encrypt and authenticate the cluster with credentials made for this run only, so no "
+        "other user of the machine can connect to its scheduler",
+    )
+    tls: TLSConfig = Field(default_factory=TLSConfig)
     ssh: SSHConfig = Field(default_factory=SSHConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)

@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from sdpflow.config.cluster import ClusterConfig
 from sdpflow.config.base import Section
 
 
@@ -88,6 +89,9 @@ class PoolConfig(Section):
     nodes: int | None = Field(default=None, ge=1, description="local cluster: worker processes")
     threads_per_worker: int | None = Field(default=None, ge=1, description="local cluster: threads per worker")
     chunk_size: int | None = Field(default=None, ge=1, description="tasks per Dask task (default: adaptive)")
+    cluster: ClusterConfig | None = Field(
+        default=None, description="where the pool runs (as a pipeline's cluster: section: spec, tls, cluster_kwargs...); "
+        "--cluster replaces its spec")
     defaults: TaskDefaults = Field(default_factory=TaskDefaults)
     tasks: list[PoolTask] = Field(min_length=1, description="the tasks")
 

@@ -203,8 +203,12 @@ def dashboard_link(client: Client, config: ClusterConfig) -> str:
 
 
 def _connect(target: Cluster | str, config: ClusterConfig) -> Client:
+    from sdpflow.engine.security import configured_security
+
+    # A cluster object hands its own credentials to the client; an address uses cluster.tls.
+    security = configured_security(config) if isinstance(target, str) else None
     try:
-        return Client(target, timeout=config.connect_timeout, set_as_default=True)
+        return Client(target, timeout=config.connect_timeout, set_as_default=True, security=security)
     except (OSError, TimeoutError) as error:
         where = target if isinstance(target, str) else getattr(target, "scheduler_address", "?")
         raise ClusterError(

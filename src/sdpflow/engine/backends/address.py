@@ -27,6 +27,9 @@ class AddressBackend(Backend):
         if port is None:
             raise ClusterSpecError(f"scheduler address {arg!r} has no port: give it as tcp://HOST:PORT, e.g. "
                                    "tcp://head-node:8786")
+        if str(arg).startswith("tls://") and not config.tls.ca_file:
+            raise ClusterSpecError(f"scheduler address {arg} speaks TLS: give cluster.tls.ca_file, cert and key "
+                                   "(PEM files of its CA and of a certificate it signed)")
 
     def start(self, config: ClusterConfig, arg: str | None) -> str:
         self.check(config, arg)

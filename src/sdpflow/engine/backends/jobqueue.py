@@ -131,6 +131,11 @@ class JobqueueBackend(Backend):
             worker_extra_args=lifetime_args(kw.walltime, kw.lifetime_margin) + list(kw.worker_extra_args),
             scheduler_options={"dashboard_address": config.dashboard_address},
         )
+        from sdpflow.engine.security import configured_security
+
+        security = configured_security(config)
+        if security is not None:  # the workers read the same PEM files from the shared file system
+            job_kwargs.update(security=security, protocol="tls://")
         cls = getattr(dask_jobqueue, self.cluster_class)
         try:
             cluster = cls(**{k: v for k, v in job_kwargs.items() if v is not None})

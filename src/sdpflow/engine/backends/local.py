@@ -29,7 +29,10 @@ class LocalBackend(Backend):
         self.check(config, arg)
         n_workers = int(arg) if arg else config.n_workers
         # Bound to the loopback interface: a laptop's scheduler and dashboard stay private.
+        from sdpflow.engine.security import local_security
+
         return LocalCluster(
+            security=local_security(config),
             n_workers=n_workers,
             threads_per_worker=config.threads_per_worker,
             processes=True,

@@ -58,3 +58,29 @@ def test_passwords_are_redacted():
 def test_plain_path_means_sqlite(tmp_path):
     store = RunStore(str(tmp_path / "sub" / "runs.db"))
     assert store.url.startswith("sqlite:///") and (tmp_path / "sub" / "runs.db").exists()
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path):
+    RunStore(f"sqlite:///{tmp_path / 'runs.db'}").create_run("p", {}, tmp_path)
+    for name in ("runs.db", "runs.db-wal", "runs.db-shm"):
+        if (tmp_path / name).exists():
+            assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
+
+
+def test_database_password_from_a_file_and_a_warning_for_one_on_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    from sdpflow.store.urls import read_password_file, url_has_password, with_password
+
+    url = with_password("postgresql://sdpflow@127.0.0.1/db", read_password_file(secret))
+    assert url_has_password(url) and "s3cret" in url and not url_has_password("postgresql://u@h/db")
+    shown = subprocess.run([sys.executable, "-m", "sdpflow.cli", "--db", f"sqlite:///{tmp_path / 'r.db'}", "runs",
+                            "list"], capture_output=True, text=True)
+    assert "warning" not in shown.stderr
+    shown = subprocess.run([sys.executable, "-m", "sdpflow.cli", "--db", "postgresql://u:pw@127.0.0.1:9/x", "runs",
+                            "list"], capture_output=True, text=True)
+    assert "the password in --db is visible to other users" in shown.stderr and "pw@" not in shown.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -17,6 +18,7 @@ import typer
 from sdpflow import __version__
 from sdpflow.cli.common import Settings, console, err_console
 from sdpflow.errors import SdpflowError
+from sdpflow.store.urls import default_db_url, read_password_file, url_has_password, with_password
 
 app = typer.Typer(
     name="sdpflow",
@@ -50,11 +52,21 @@ def _global_options(
             "Default: $SDPFLOW_SCHEDULER if set, else local.",
         ),
     ] = None,
+    db_password_file: Annotated[
+        Optional[Path],
+        typer.Option("--db-password-file", help="File holding the run database's password (instead of the URL; "
+                     "PGPASSWORD and ~/.pgpass work too)."),
+    ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output; -v shows tracebacks.")] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    if db and "--db" in " ".join(sys.argv) and url_has_password(db):
+        err_console.print("[yellow]warning:[/] the password in --db is visible to other users of this machine "
+                          "(ps): use SDPFLOW_DB, PGPASSWORD, ~/.pgpass or --db-password-file", highlight=False)
+    if db_password_file is not None:
+        db = with_password(db or default_db_url(), read_password_file(db_password_file))
     ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)
     # Dask logs every worker start and stop at INFO; show that only with -vv. The
     # environment variable reaches worker processes started from here too.

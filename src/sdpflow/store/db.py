@@ -26,34 +26,10 @@ from sdpflow.provenance import config_hash, current_user, sdpflow_version
 from sdpflow.store import schema
 from sdpflow.store.results import TABLE_PREFIX, ResultTable
 from sdpflow.store.schema import SCHEMA_VERSION
+from sdpflow.store.urls import default_db_url, normalise_url, redact_url
 
 #: Seconds a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 60.0
-
-
-def default_db_url() -> str:
-    """``$SDPFLOW_DB``, else SQLite in the user's data directory (``$XDG_DATA_HOME/sdpflow``)."""
-    if url := os.environ.get("SDPFLOW_DB"):
-        return url
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return f"sqlite:///{data_home / 'sdpflow' / 'runs.db'}"
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, safe to print or log."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
-
-
-def _normalise(url: str) -> str:
-    """Accept plain paths and ``postgresql://`` URLs (driven by psycopg 3)."""
-    if "://" not in url:
-        return f"sqlite:///{Path(url).expanduser().resolve()}"
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
 
 
 def utc_now() -> datetime:
@@ -70,7 +46,7 @@ class RunStore:
     """The run database at ``url`` (default: :func:`default_db_url`), created if missing."""
 
     def __init__(self, url: str | None = None):
-        self.url = _normalise(url or default_db_url())
+        self.url = normalise_url(url or default_db_url())
         self.redacted_url = redact_url(self.url)
         self.engine = self._create_engine()
         self._created_results: set[str] = set()
@@ -90,8 +66,11 @@ class RunStore:
             if database and database != ":memory:":
                 try:
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
+                    # readable by its owner only: it holds configurations, paths and errors (SQLite
+                    # gives its -wal and -shm files the same mode)
+                    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
                 except OSError as error:
-                    raise StoreError(f"cannot create the folder of run database {database}: {error.strerror}") from None
+                    raise StoreError(f"cannot create run database {database}: {error.strerror}") from None
             engine = create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
             @event.listens_for(engine, "connect")

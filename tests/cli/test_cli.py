@@ -142,3 +142,21 @@ def test_bad_or_unreachable_cluster_fails_at_once_and_records_nothing_wrong(tmp_
     else:
         assert [run["status"] for run in runs] == ["failed"]
         assert "stage-retrying" not in [event["event"] for event in RunStore(db).get_events(runs[0]["id"])]
+
+
+def test_a_stray_module_in_the_current_folder_does_not_replace_an_installed_package(tmp_path):
+    """A `bokeh.py` beside the user's flow is not imported in place of bokeh (the scheduler's dashboard)."""
+    (tmp_path / "clusterflow.py").write_text(
+        "from sdpflow.config.base import Section\nfrom sdpflow.config.cluster import ClusterConfig\n"
+        "from sdpflow.engine.flow import Stage\nfrom sdpflow.pipelines import Pipeline\n\n"
+        "class Config(Section):\n    cluster: ClusterConfig = ClusterConfig(spec='local:1')\n\n"
+        "def build(config):\n    def add(ctx):\n"
+        "        ctx.output('sum.txt').write_text(str(ctx.client.submit(sum, [20, 22]).result()))\n"
+        "    return [Stage('add', add, outputs=('sum.txt',))]\n\nPIPELINE = Pipeline('add', Config, build)\n")
+    (tmp_path / "bokeh.py").write_text("open('STRAY-CODE-RAN', 'w').close()\n")
+    result = subprocess.run([str(Path(sys.executable).parent / "sdpflow"), "--db", f"sqlite:///{tmp_path / 'r.db'}",
+                             "run", "flow", "clusterflow:PIPELINE", "--out", "results"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "results" / "sum.txt").read_text() == "42"
+    assert not (tmp_path / "STRAY-CODE-RAN").exists()

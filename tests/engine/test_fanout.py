@@ -31,6 +31,7 @@ def test_items_rows_and_a_resume_that_runs_nothing(db_url, tmp_path):
     assert sum(row["square"] for row in rows) == sum(n * n for n in range(300))
     assert rows[7]["item"] == "n000007" and rows[7]["n"] == 7 and rows[7]["extra"] == {"parity": "odd"}
     assert (tmp_path / "out" / "items" / "17.txt").read_text() == "289"
+    assert not (tmp_path / "out" / ".staging").exists()  # nothing left of the staged files
     first = store.item_records(result.run_id, "squares")
 
     again = resume_run(result.run_id, store=store)

@@ -13,6 +13,7 @@ Every transition goes to the run database and to ``events.jsonl`` in the output 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import shutil
@@ -278,6 +279,8 @@ class FlowRun:
                 self.emit("flow-stopped", stage=stage.name, reason="until-stage")
                 break
         self.emit("flow-completed", ran=result.ran, skipped=result.skipped)
+        with contextlib.suppress(OSError):  # each stage removed its own staging folder; this is their parent
+            (self.out_dir / STAGING_DIR).rmdir()
         return result
 
 

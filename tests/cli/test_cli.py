@@ -160,3 +160,20 @@ def test_a_stray_module_in_the_current_folder_does_not_replace_an_installed_pack
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "results" / "sum.txt").read_text() == "42"
     assert not (tmp_path / "STRAY-CODE-RAN").exists()
+
+
+def test_hostile_inputs_are_one_line_each(tmp_path):
+    """An unusable database URL, an MS missing a subtable: one line, exit 2, nothing created."""
+    bad_url = sdpflow("runs", "list", db="http://:::pw@@")
+    assert bad_url.returncode == 2 and "is not valid: use sqlite:///PATH" in bad_url.stderr
+    assert "Traceback" not in bad_url.stderr and "pw" not in bad_url.stderr.replace("password", "")
+    from sdpflow.config.simulate import SimulateConfig
+    from sdpflow.pipelines.simulate import simulate_observation
+    import shutil
+
+    ms = simulate_observation(SimulateConfig(preset="small"), tmp_path / "sim" / "obs.ms").ms
+    shutil.rmtree(ms / "ANTENNA")
+    broken = sdpflow("run", "continuum", "--ms", str(ms), "--out", str(tmp_path / "out"),
+                     db=f"sqlite:///{tmp_path / 'runs.db'}")
+    assert broken.returncode == 2 and "its ANTENNA subtable is missing or unreadable" in broken.stderr
+    assert "Traceback" not in broken.stderr and not (tmp_path / "out").exists()

@@ -84,7 +84,11 @@ def _open(path: str | Path, *, readonly: bool = True):
 def _subtable(path: str | Path, name: str):
     from casacore import tables
 
-    return tables.table(f"{path}::{name}", ack=False)
+    try:
+        return tables.table(f"{path}::{name}", ack=False)
+    except RuntimeError:  # casacore's words ("Table ... does not exist", "BucketCache...") say little to a user
+        raise DataError(f"{path}: its {name} subtable is missing or unreadable: the MeasurementSet is incomplete or "
+                        "damaged; copy or write it again") from None
 
 
 def _feed_type(polarisation: tuple[str, ...]) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy import MetaData, Table, bindparam, create_engine, delete, event,
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
-from sdpflow.errors import RunNotFound, StoreError
+from sdpflow.errors import InputError, RunNotFound, StoreError
 from sdpflow.provenance import config_hash, current_user, sdpflow_version
 from sdpflow.store import schema
 from sdpflow.store.results import TABLE_PREFIX, ResultTable
@@ -59,8 +59,12 @@ class RunStore:
     def _create_engine(self) -> Engine:
         try:
             parsed = make_url(self.url)
+            backend = parsed.get_backend_name()
         except ArgumentError:
-            raise StoreError(f"run database URL {self.redacted_url!r} is not valid: use sqlite:///PATH or postgresql://...") from None
+            backend = None
+        if backend not in ("sqlite", "postgresql"):
+            raise InputError(f"run database URL {self.redacted_url!r} is not valid: use sqlite:///PATH or "
+                             "postgresql://USER@HOST/DATABASE") from None
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if database and database != ":memory:":

@@ -52,7 +52,8 @@ def test_unreachable_database_is_one_line_without_password(tmp_path):
     result = sdpflow("runs", "list", db="postgresql://me:hunter2@127.0.0.1:9/none")
     assert result.returncode == 3
     assert "hunter2" not in result.stderr + result.stdout
-    assert len(result.stderr.strip().splitlines()) == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("warning: the password in --db is visible")  # then the error
 
 
 def test_verbose_shows_traceback(tmp_path):

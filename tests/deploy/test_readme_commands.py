@@ -160,4 +160,4 @@ def test_readme_cluster_sections_validate():
     sections = [yaml.safe_load(body) for language, body in FENCE.findall(README.read_text(encoding="utf-8"))
                 if language == "yaml"]
     specs = [ClusterConfig.model_validate(s["cluster"]).spec for s in sections if isinstance(s, dict) and "cluster" in s]
-    assert specs == ["slurm", "ssh", "kubernetes"]
+    assert specs == ["slurm", "ssh", "kubernetes", "slurm"]  # the last: the TLS example

@@ -42,15 +42,17 @@ def test_looking_up_an_imaging_pipeline_imports_no_science():
 
 
 def test_imaging_summary_is_the_headline(tmp_path):
-    import json
-
     from sdpflow.pipelines.imaging import imaging_summary
+    from sdpflow.pipelines.imaging.summary import ImagingSummary, read_summary, write_summary
 
     assert imaging_summary(tmp_path) == ""  # no summary.json yet (e.g. --until-stage)
-    (tmp_path / "summary.json").write_text(json.dumps({
-        "peak_jy_per_beam": 1.23456, "noise_jy_per_beam": 0.00123, "dynamic_range": 1003.7,
-        "restoring_beam": {"bmaj_arcsec": 61.24, "bmin_arcsec": 55.01}, "major_cycles_run": 1,
-        "stop_reason": "threshold"}))
+    summary = ImagingSummary(
+        pipeline="continuum", ms="/data/obs.ms", image={"size": [512, 512], "cell_arcsec": 20.0, "channels_out": 1},
+        chunks=2, cycles=[{"cycle": 1, "stop_reason": "threshold"}], major_cycles_run=1, stop_reason="threshold",
+        restoring_beam={"bmaj_arcsec": 61.24, "bmin_arcsec": 55.01, "bpa_deg": 12.0}, peak_jy_per_beam=1.23456,
+        noise_jy_per_beam=0.00123, rms_residual_jy_per_beam=0.0013, dynamic_range=1003.7)
+    write_summary(tmp_path / "summary.json", summary)
+    assert read_summary(tmp_path) == summary
     assert imaging_summary(tmp_path) == (
         "peak 1.235 Jy/beam, noise 0.00123 Jy/beam, dynamic range 1004, beam 61.2″×55.0″ after 1 major cycle "
         f"(the last stopped by threshold)\nreport: {tmp_path.resolve() / 'report.html'}")

@@ -64,7 +64,8 @@ def _global_options(
 ) -> None:
     if db and "--db" in " ".join(sys.argv) and url_has_password(db):
         err_console.print("[yellow]warning:[/] the password in --db is visible to other users of this machine "
-                          "(ps): use SDPFLOW_DB, PGPASSWORD, ~/.pgpass or --db-password-file", highlight=False)
+                          "(ps): use SDPFLOW_DB, PGPASSWORD, ~/.pgpass or --db-password-file", highlight=False,
+                          soft_wrap=True)
     if db_password_file is not None:
         db = with_password(db or default_db_url(), read_password_file(db_password_file))
     ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)

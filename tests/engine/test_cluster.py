@@ -145,24 +145,35 @@ def test_error_inside_block_closes_cluster():
 SCRIPT = """
 import os, sys, time
 from sdpflow.engine.cluster import open_cluster
-with open_cluster("local:2") as client:
-    kids = __import__("psutil").Process().children(recursive=True)
-    print(" ".join(str(p.pid) for p in kids if "resource_tracker" not in " ".join(p.cmdline())), flush=True)
-    time.sleep(60)
+try:
+    with open_cluster("local:2") as client:
+        kids = __import__("psutil").Process().children(recursive=True)
+        print(" ".join(str(p.pid) for p in kids if "resource_tracker" not in " ".join(p.cmdline())), flush=True)
+        time.sleep(60)
+finally:
+    print("closed", flush=True)
 """
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_leaves_no_orphans(signum):
+    """The cluster is closed (its processes gone) within 10 s of the signal.
+
+    The process itself may take longer to end on a loaded machine: tearing down the
+    interpreter is Python's, and the CLI skips it (tests/engine/test_fanout.py, Ctrl-C).
+    """
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         pids = {int(p) for p in proc.stdout.readline().split()}
         assert len(pids) >= 2
         proc.send_signal(signum)
-        assert proc.wait(timeout=30) != 0
+        signalled = time.monotonic()
+        assert proc.stdout.readline().strip() == "closed"
+        assert time.monotonic() - signalled < 10
+        assert wait_gone(pids) == set()
+        assert proc.wait(timeout=60) != 0
     finally:
         proc.kill()
-    assert wait_gone(pids) == set()
 
 
 def test_unreachable_scheduler_fails_fast():

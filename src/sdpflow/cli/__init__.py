@@ -93,6 +93,10 @@ for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster):
     _module.register(app)
 
 
+#: Exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
 def main() -> None:
     """Entry point of the ``sdpflow`` console script."""
     verbose = any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:])
@@ -100,6 +104,14 @@ def main() -> None:
         from sdpflow.cli.options import join_two_word_options
 
         app(args=join_two_word_options(sys.argv[1:]), prog_name="sdpflow")  # usage errors: typer prints them, exit 2
+    except SystemExit as stop:
+        if stop.code == EXIT_INTERRUPTED:
+            # Everything the run started is closed and recorded by now; tearing down the
+            # interpreter (numba, astropy, Dask objects) took 5-15 s more on a loaded machine.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        raise
     except SdpflowError as error:
         if verbose:
             err_console.print_exception()

@@ -234,8 +234,18 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-#: Seconds a started cluster gets to close in order before its local processes are killed.
-CLOSE_TIMEOUT_S = 10.0
+#: Seconds a started cluster gets to close in order before its local processes are killed, and
+#: seconds the client gets to say goodbye before that: a Ctrl-C ends a run within ~10 s.
+CLOSE_TIMEOUT_S = 6.0
+CLIENT_CLOSE_TIMEOUT_S = 3.0
+
+
+def _close_client(client: Client) -> None:
+    """Close the client without waiting long for a scheduler that may be gone or busy."""
+    try:
+        client.close(timeout=CLIENT_CLOSE_TIMEOUT_S)
+    except Exception as error:  # noqa: BLE001 - a client that cannot say goodbye is closed anyway
+        log.warning("the Dask client did not close cleanly: %s", type(error).__name__)
 
 
 def _close_cluster(cluster: Cluster) -> None:
@@ -342,7 +352,7 @@ def cluster_session(
             cluster = target
             stack.callback(_close_cluster, cluster)
         client = _connect(target, config)
-        stack.callback(client.close)
+        stack.callback(_close_client, client)
         try:
             client.register_plugin(WorkerBudget())
             if worker_imports:

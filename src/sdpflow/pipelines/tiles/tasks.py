@@ -1,0 +1,147 @@
+"""What the web-tiles pipeline's items do on the workers: one input file, one tile, one PNG set.
+
+Each function takes an :class:`~sdpflow.engine.fanout.ItemContext` whose payload is a plain
+tuple (pickled with the item), writes its files with ``item.output`` (committed atomically by
+the engine when the item succeeds) and returns its result row. Run-folder layout:
+
+- ``staged/{file}/{z}/{x}/{y}.npz`` one file's polygons for one z_max tile; ``staged/{file}/index.json``
+  the tiles it touched; ``staged/{file}/footprint.wkb`` its footprint (for deduplication)
+- ``geotiff/{z}/{x}/{y}.tif`` one band per statistic; ``stats/{z}/{x}/{y}.json`` its row and value range
+- ``web/{statistic}/{z}/{x}/{y}.png``
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+
+from sdpflow.geo.coverage import centroid_counts, coverage_fraction
+from sdpflow.geo.geotiff import read_geotiff, write_geotiff
+from sdpflow.geo.pyramid import parent_from_children
+from sdpflow.geo.render import colourise, palette_lut, write_png
+from sdpflow.geo.tilemath import TileIndex, children, get_tms, tile_bounds
+from sdpflow.geo.vectors import assign_to_tiles, load_contribution, read_polygons, reproject, save_contribution, simplify
+
+
+#: Margin of a file's footprint, as a fraction of its diagonal.
+FOOTPRINT_MARGIN = 1e-7
+
+
+def tile_path(folder: str, tile: TileIndex, suffix: str) -> str:
+    return f"{folder}/{tile.z}/{tile.x}/{tile.y}{suffix}"
+
+
+# -- stage: one input file -------------------------------------------------------------------
+def stage_file(item) -> dict[str, Any]:
+    """Read one vector file, reproject it to the TMS CRS, simplify, and split it into z_max tiles."""
+    file_key, path, settings = item.payload
+    tms = get_tms(settings["tms_id"])
+    geometries, crs = read_polygons(path)
+    geometries = simplify(reproject(geometries, crs, tms.crs._pyproj_crs), settings["simplify_tolerance"])
+    invalid = ~shapely.is_valid(geometries)
+    geometries[invalid] = shapely.buffer(geometries[invalid], 0)  # self-intersections undone, area kept
+    z_max = settings["z_max"]
+    assigned = assign_to_tiles(tms, geometries, z_max)
+    for tile, (indices, counted) in assigned.items():
+        save_contribution(item.output(tile_path(f"staged/{file_key}", tile, ".npz")), geometries[indices], counted)
+    footprint = None
+    if len(geometries):
+        hull = shapely.convex_hull(shapely.multipoints(shapely.centroid(geometries)))
+        # Grown by a hair so that the same polygon from a file in another CRS (its centroid moved by rounding) is inside.
+        minx, miny, maxx, maxy = shapely.bounds(hull)
+        footprint = shapely.buffer(hull, FOOTPRINT_MARGIN * max(np.hypot(maxx - minx, maxy - miny), 1e-300))
+    item.output(f"staged/{file_key}/footprint.wkb").write_bytes(shapely.to_wkb(footprint) if footprint is not None else b"")
+    index = {"file": str(path), "polygons": int(len(geometries)), "tiles": [list(tile) for tile in assigned]}
+    item.output(f"staged/{file_key}/index.json").write_text(json.dumps(index))
+    return {"file": str(path), "polygons": int(len(geometries)), "tiles": len(assigned)}
+
+
+def _footprint(out_dir: str, file_key: str):
+    """A file's footprint (the convex hull of its polygons' centroids, TMS CRS), None when it has none (no polygons, or failed)."""
+    path = Path(out_dir, f"staged/{file_key}/footprint.wkb")
+    blob = path.read_bytes() if path.exists() else b""
+    return shapely.from_wkb(blob) if blob else None
+
+
+def _tile_polygons(item, tile: TileIndex, file_keys: list[str], all_keys: list[str], deduplicate: str):
+    """The tile's polygons from every file (input order) and their counted flags; with ``footprints``
+    deduplication, a polygon whose centroid lies in the footprint of an earlier file is dropped."""
+    polygons, flags = [], []
+    for file_key in file_keys:
+        geometries, counted = load_contribution(item.product(tile_path(f"staged/{file_key}", tile, ".npz")))
+        if deduplicate == "footprints":
+            earlier = [_footprint(item.out_dir, key) for key in all_keys[:all_keys.index(file_key)]]
+            centroids = shapely.centroid(geometries)
+            x, y = shapely.get_x(centroids), shapely.get_y(centroids)
+            keep = np.ones(len(geometries), dtype=bool)
+            for footprint in earlier:
+                if footprint is not None:
+                    keep &= ~shapely.intersects_xy(footprint, x, y)  # its boundary too
+            geometries, counted = geometries[keep], counted[keep]
+        polygons.append(geometries)
+        flags.append(counted)
+    if not polygons:
+        return np.zeros(0, dtype=object), np.zeros(0, dtype=bool)
+    return np.concatenate(polygons), np.concatenate(flags)
+
+
+def _statistic_bands(polygons, counted, names, bounds, size) -> np.ndarray:
+    bands = []
+    for name in names:
+        if name == "polygon_count":
+            bands.append(centroid_counts(polygons[counted], bounds, size, size))
+        else:
+            bands.append(coverage_fraction(polygons, bounds, size, size).astype(np.float32))
+    return np.stack(bands)
+
+
+def _write_tile(item, tile: TileIndex, bands: np.ndarray, names: list[str], tms) -> dict[str, Any]:
+    """The GeoTIFF, its stats sidecar, and the tile's result row."""
+    write_geotiff(item.output(tile_path("geotiff", tile, ".tif")), bands, tile_bounds(tms, tile), tms.rasterio_crs, names)
+    row: dict[str, Any] = {"z": tile.z, "x": tile.x, "y": tile.y}
+    ranges = {}
+    for name, band in zip(names, bands):
+        row[name if name == "polygon_count" else f"{name}_mean"] = float(band.sum() if name == "polygon_count" else band.mean())
+        positive = band[band > 0]
+        ranges[name] = [float(positive.min()), float(positive.max())] if positive.size else None
+    item.output(tile_path("stats", tile, ".json")).write_text(json.dumps({"row": row, "ranges": ranges}))
+    return row
+
+
+# -- rasterize: one z_max tile ---------------------------------------------------------------
+def rasterize_tile(item) -> dict[str, Any]:
+    """Combine one z_max tile's polygons from every file into a GeoTIFF of the statistics."""
+    (z, x, y), file_keys, settings = item.payload
+    tms, tile = get_tms(settings["tms_id"]), TileIndex(z, x, y)
+    polygons, counted = _tile_polygons(item, tile, file_keys, settings["file_keys"], settings["deduplicate"])
+    bands = _statistic_bands(polygons, counted, settings["statistics"], tile_bounds(tms, tile), settings["tile_size"])
+    return _write_tile(item, tile, bands, settings["statistics"], tms)
+
+
+# -- parents: one tile from its 2×2 children -------------------------------------------------
+def build_parent(item) -> dict[str, Any]:
+    """A parent tile from the GeoTIFFs of its children (an absent child: no polygons there)."""
+    (z, x, y), settings = item.payload
+    tms, tile = get_tms(settings["tms_id"]), TileIndex(z, x, y)
+    arrays = []
+    for child in children(tile):
+        path = item.product(tile_path("geotiff", child, ".tif"))
+        arrays.append(read_geotiff(path) if path.exists() else None)
+    bands = parent_from_children(arrays, settings["reducers"], settings["tile_size"])
+    return _write_tile(item, tile, bands, settings["statistics"], tms)
+
+
+# -- webtiles: PNGs of one tile --------------------------------------------------------------
+def render_tile(item) -> None:
+    """One PNG per statistic of a tile, each coloured over its statistic's fixed value range."""
+    (z, x, y), settings = item.payload
+    tile = TileIndex(z, x, y)
+    bands = read_geotiff(item.product(tile_path("geotiff", tile, ".tif")))
+    for band, statistic in zip(bands, settings["statistics"]):
+        lut = palette_lut(statistic["palette"])
+        rgba = colourise(band, lut, tuple(statistic["value_range"]), statistic["nodata_colour"])
+        write_png(item.output(tile_path(f"web/{statistic['name']}", tile, ".png")), rgba)

@@ -44,8 +44,8 @@ class TilesConfig(Section):
     simplify_tolerance: float = Field(0.0, ge=0, description="Douglas-Peucker tolerance in TMS CRS units (0: none)")
     statistics: list[StatisticConfig] = Field(
         default_factory=lambda: [
-            StatisticConfig(name="polygon_count", palette=["#d9f0a3", "#41ab5d", "#004529"]),
             StatisticConfig(name="coverage", palette="viridis"),
+            StatisticConfig(name="polygon_count", palette=["#d9f0a3", "#41ab5d", "#004529"]),
         ],
         description="bands of the GeoTIFFs and layers of web tiles")
     deduplicate: Literal["none", "footprints"] = Field(

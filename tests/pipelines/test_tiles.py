@@ -202,3 +202,16 @@ def test_viewer_draws_tiles_in_headless_chromium(two_workers, tmp_path):
     # the data fill about 230×115 pixels of the 800×600 view at the zoom that fits their tiles
     drawn = (np.abs(pixels - background).max(axis=2) > 30) & ((pixels.max(axis=2) - pixels.min(axis=2)) > 40)
     assert drawn.sum() > 10_000, f"only {drawn.sum()} coloured pixels: the tiles did not draw"
+
+
+def test_command_line_names_a_missing_input_and_a_bad_matrix_set(tmp_path):
+    base = [sys.executable, "-m", "sdpflow", "--db", f"sqlite:///{tmp_path / 'runs.db'}", "run", "tiles",
+            "--out", str(tmp_path / "out")]
+    missing = subprocess.run([*base, "--input", str(tmp_path / "nope.gpkg"), "--z-range", "3", "5"],
+                             capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert missing.returncode == 2 and f"input {tmp_path / 'nope.gpkg'} does not exist" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    (tmp_path / "a.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    bad = subprocess.run([*base, "--input", str(tmp_path / "a.geojson"), "--tms-id", "NoSuchSet"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert bad.returncode == 2 and "unknown tms_id 'NoSuchSet'" in bad.stderr

@@ -40,8 +40,10 @@ class TilesConfig(Section):
                         json_schema_extra={"cli": "--tms-id"})
     z_range: tuple[int, int] = Field((0, 12), description="lowest and highest zoom level",
                                      json_schema_extra={"cli": "--z-range"})
-    tile_size: int = Field(256, ge=16, le=4096, description="pixels along a tile's side")
-    simplify_tolerance: float = Field(0.0, ge=0, description="Douglas-Peucker tolerance in TMS CRS units (0: none)")
+    tile_size: int = Field(256, ge=16, le=4096, description="pixels along a tile's side",
+                           json_schema_extra={"cli": "--tile-size"})
+    simplify_tolerance: float = Field(0.0, ge=0, description="Douglas-Peucker tolerance in TMS CRS units (0: none)",
+                                      json_schema_extra={"cli": "--simplify-tolerance"})
     statistics: list[StatisticConfig] = Field(
         default_factory=lambda: [
             StatisticConfig(name="coverage", palette="viridis"),
@@ -50,9 +52,11 @@ class TilesConfig(Section):
         description="bands of the GeoTIFFs and layers of web tiles")
     deduplicate: Literal["none", "footprints"] = Field(
         "none", description="where input files overlap: none (polygons counted once per file), or footprints "
-        "(a polygon whose centroid lies in the footprint (the convex hull of its polygons' centroids) of an earlier input file is dropped)")
+        "(a polygon whose centroid lies in the footprint (the convex hull of its polygons' centroids) of an earlier input file is dropped)",
+        json_schema_extra={"cli": "--deduplicate"})
     max_failed_fraction: float = Field(0.0, ge=0, le=1, description="fraction of input files or tiles that may fail "
-                                       "(each listed with its error) before a stage fails")
+                                       "(each listed with its error) before a stage fails",
+                                       json_schema_extra={"cli": "--max-failed-fraction"})
     cluster: ClusterConfig = ClusterConfig()
 
     @field_validator("z_range")

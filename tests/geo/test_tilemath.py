@@ -12,7 +12,7 @@ from pyproj import Transformer  # noqa: E402
 
 from sdpflow.errors import InputError  # noqa: E402
 from sdpflow.geo.tilemath import (TileIndex, check_quadtree, children, get_tms, parent, tile_bounds,  # noqa: E402
-                                  tile_indices, tiles_of_bounds)
+                                  tile_indices, tiles_of_bounds, tms_crs)
 
 
 @pytest.mark.parametrize("tms_id", ["WGS1984Quad", "WebMercatorQuad"])
@@ -20,7 +20,7 @@ def test_tile_indices_and_bounds_equal_morecantiles(tms_id):
     tms = get_tms(tms_id)
     rng = np.random.default_rng(3)
     lon, lat = rng.uniform(-179.9, 179.9, 400), rng.uniform(-84, 84, 400)
-    x, y = Transformer.from_crs("EPSG:4326", tms.crs._pyproj_crs, always_xy=True).transform(lon, lat)
+    x, y = Transformer.from_crs("EPSG:4326", tms_crs(tms), always_xy=True).transform(lon, lat)
     for z in (0, 1, 5, 12, 17):
         columns, rows = tile_indices(tms, x, y, z)
         expected = [tms.tile(a, b, z) for a, b in zip(lon, lat)]

@@ -36,6 +36,13 @@ def get_tms(tms_id: str):
         raise InputError(f"unknown tms_id {tms_id!r}: choose one of morecantile's: {known}") from None
 
 
+def tms_crs(tms):
+    """The matrix set's CRS as a pyproj CRS (what :func:`sdpflow.geo.vectors.reproject` and rasterio take)."""
+    from pyproj import CRS
+
+    return CRS.from_wkt(tms.crs.to_wkt())
+
+
 def tile_bounds(tms, tile: TileIndex) -> tuple[float, float, float, float]:
     """``(left, bottom, right, top)`` of a tile in the TMS CRS (x/y order)."""
     import morecantile

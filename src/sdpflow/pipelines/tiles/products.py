@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 
 from sdpflow.config.tiles import TilesConfig
 from sdpflow.geo.render import palette_lut
-from sdpflow.geo.tilemath import TileIndex, tile_bounds
+from sdpflow.geo.tilemath import TileIndex, tms_crs
 from sdpflow.pipelines.tiles.viewer import LEAFLET_CRS, viewer_html
 
 #: Leaflet files copied next to the viewer (vendored from npm ``leaflet`` 1.9.4, BSD-2-Clause).
@@ -50,7 +50,7 @@ def tilejson(config: TilesConfig, statistic: str, bounds, value_range) -> dict[s
 def wmts_capabilities(config: TilesConfig, tms, bounds) -> str:
     """An OGC WMTS 1.0.0 capabilities document: a layer per statistic over the TMS's matrices z_min..z_max."""
     west, south, east, north = bounds
-    epsg = tms.crs._pyproj_crs.to_epsg()
+    epsg = tms_crs(tms).to_epsg()
     layers = []
     for statistic in config.statistic_names:
         layers.append(f"""  <Layer>

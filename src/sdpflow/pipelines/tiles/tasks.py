@@ -23,7 +23,7 @@ from sdpflow.geo.coverage import centroid_counts, coverage_fraction
 from sdpflow.geo.geotiff import read_geotiff, write_geotiff
 from sdpflow.geo.pyramid import parent_from_children
 from sdpflow.geo.render import colourise, palette_lut, write_png
-from sdpflow.geo.tilemath import TileIndex, children, get_tms, tile_bounds
+from sdpflow.geo.tilemath import TileIndex, children, get_tms, tile_bounds, tms_crs
 from sdpflow.geo.vectors import assign_to_tiles, load_contribution, read_polygons, reproject, save_contribution, simplify
 
 
@@ -41,7 +41,7 @@ def stage_file(item) -> dict[str, Any]:
     file_key, path, settings = item.payload
     tms = get_tms(settings["tms_id"])
     geometries, crs = read_polygons(path)
-    geometries = simplify(reproject(geometries, crs, tms.crs._pyproj_crs), settings["simplify_tolerance"])
+    geometries = simplify(reproject(geometries, crs, tms_crs(tms)), settings["simplify_tolerance"])
     invalid = ~shapely.is_valid(geometries)
     geometries[invalid] = shapely.buffer(geometries[invalid], 0)  # self-intersections undone, area kept
     z_max = settings["z_max"]

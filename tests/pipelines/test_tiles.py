@@ -215,3 +215,19 @@ def test_command_line_names_a_missing_input_and_a_bad_matrix_set(tmp_path):
     bad = subprocess.run([*base, "--input", str(tmp_path / "a.geojson"), "--tms-id", "NoSuchSet"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and "unknown tms_id 'NoSuchSet'" in bad.stderr
+
+
+def test_web_mercator_tiles(inputs, tmp_path):
+    paths, polygons = inputs
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    result = start_run("tiles", _config(paths, tms_id="WebMercatorQuad", z_range=(13, 14)), tmp_path / "out",
+                       store=store, cluster_spec="local:1")
+    rows = store.result_rows(result.run_id, "tiles")
+    for z in (13, 14):
+        assert sum(row["polygon_count"] for row in rows if row["z"] == z) == len(polygons)
+    tile = next(row for row in rows if row["z"] == 14)
+    with rasterio.open(tmp_path / f"out/geotiff/14/{tile['x']}/{tile['y']}.tif") as dataset:
+        assert dataset.crs.to_epsg() == 3857
+        bounds = get_tms("WebMercatorQuad").xy_bounds(tile["x"], tile["y"], 14)
+        assert tuple(dataset.bounds) == pytest.approx(tuple(bounds), abs=1e-6)
+    assert '"crs": "EPSG3857"' in (tmp_path / "out/viewer/index.html").read_text()

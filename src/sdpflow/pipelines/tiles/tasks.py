@@ -13,6 +13,7 @@ the engine when the item succeeds) and returns its result row. Run-folder layout
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,16 @@ def stage_file(item) -> dict[str, Any]:
 def _footprint(out_dir: str, file_key: str):
     """A file's footprint (the convex hull of its polygons' centroids, TMS CRS), None when it has none (no polygons, or failed)."""
     path = Path(out_dir, f"staged/{file_key}/footprint.wkb")
-    blob = path.read_bytes() if path.exists() else b""
+    if not path.exists():
+        return None
+    stat = path.stat()
+    return _read_footprint(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=4096)
+def _read_footprint(path: str, size: int, mtime_ns: int):
+    """A footprint file's geometry, read once per worker (size and time in the key: a rewritten file is read again)."""
+    blob = Path(path).read_bytes()
     return shapely.from_wkb(blob) if blob else None
 
 

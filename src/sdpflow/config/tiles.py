@@ -52,7 +52,7 @@ class TilesConfig(Section):
         description="bands of the GeoTIFFs and layers of web tiles")
     deduplicate: Literal["none", "footprints"] = Field(
         "none", description="where input files overlap: none (polygons counted once per file), or footprints "
-        "(a polygon whose centroid lies in the footprint (the convex hull of its polygons' centroids) of an earlier input file is dropped)",
+        "(a polygon whose centroid lies in the footprint (the convex hull of its polygons' centroids) of an earlier input file with polygons in the same tile is dropped)",
         json_schema_extra={"cli": "--deduplicate"})
     max_failed_fraction: float = Field(0.0, ge=0, le=1, description="fraction of input files or tiles that may fail "
                                        "(each listed with its error) before a stage fails",

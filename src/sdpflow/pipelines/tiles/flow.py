@@ -72,7 +72,7 @@ def value_ranges(out_dir: Path, tiles: list[TileIndex], config: TilesConfig) -> 
 def _settings(config: TilesConfig) -> dict[str, Any]:
     return {"tms_id": config.tms_id, "z_max": config.z_range[1], "tile_size": config.tile_size,
             "simplify_tolerance": config.simplify_tolerance, "statistics": config.statistic_names,
-            "reducers": config.reducers, "deduplicate": config.deduplicate, "file_keys": file_keys(config.inputs)}
+            "reducers": config.reducers, "deduplicate": config.deduplicate}
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -91,9 +91,10 @@ def build(config: TilesConfig) -> list[Stage]:
     z_min, z_max = config.z_range
     check_quadtree(tms, z_min, z_max)
     settings = _settings(config)
-    keys = settings["file_keys"]
+    keys = file_keys(config.inputs)
     stage_config = {key: settings[key] for key in ("tms_id", "z_max", "simplify_tolerance")}
-    raster_config = {key: settings[key] for key in ("tms_id", "z_max", "tile_size", "statistics", "deduplicate")}
+    raster_config = {**{key: settings[key] for key in ("tms_id", "z_max", "tile_size", "statistics", "deduplicate")},
+                     "files": keys}
     policy = {"max_failed_fraction": config.max_failed_fraction}
 
     def input_items(ctx) -> list[Item]:

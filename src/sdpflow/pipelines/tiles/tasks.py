@@ -77,14 +77,18 @@ def _read_footprint(path: str, size: int, mtime_ns: int):
     return shapely.from_wkb(blob) if blob else None
 
 
-def _tile_polygons(item, tile: TileIndex, file_keys: list[str], all_keys: list[str], deduplicate: str):
-    """The tile's polygons from every file (input order) and their counted flags; with ``footprints``
-    deduplication, a polygon whose centroid lies in the footprint of an earlier file is dropped."""
+def _tile_polygons(item, tile: TileIndex, file_keys: list[str], deduplicate: str):
+    """The tile's polygons from its files (``file_keys``, in input order) and their counted flags.
+
+    With ``footprints`` deduplication, a polygon whose centroid lies in the footprint of an
+    earlier file that also has polygons in this tile is dropped (a file with nothing here
+    cannot stand in for it).
+    """
     polygons, flags = [], []
     for file_key in file_keys:
         geometries, counted = load_contribution(item.product(tile_path(f"staged/{file_key}", tile, ".npz")))
         if deduplicate == "footprints":
-            earlier = [_footprint(item.out_dir, key) for key in all_keys[:all_keys.index(file_key)]]
+            earlier = [_footprint(item.out_dir, key) for key in file_keys[:file_keys.index(file_key)]]
             centroids = shapely.centroid(geometries)
             x, y = shapely.get_x(centroids), shapely.get_y(centroids)
             keep = np.ones(len(geometries), dtype=bool)
@@ -127,7 +131,7 @@ def rasterize_tile(item) -> dict[str, Any]:
     """Combine one z_max tile's polygons from every file into a GeoTIFF of the statistics."""
     (z, x, y), file_keys, settings = item.payload
     tms, tile = get_tms(settings["tms_id"]), TileIndex(z, x, y)
-    polygons, counted = _tile_polygons(item, tile, file_keys, settings["file_keys"], settings["deduplicate"])
+    polygons, counted = _tile_polygons(item, tile, file_keys, settings["deduplicate"])
     bands = _statistic_bands(polygons, counted, settings["statistics"], tile_bounds(tms, tile), settings["tile_size"])
     return _write_tile(item, tile, bands, settings["statistics"], tms)
 

@@ -217,11 +217,11 @@ def test_command_line_names_a_missing_input_and_a_bad_matrix_set(tmp_path):
     assert bad.returncode == 2 and "unknown tms_id 'NoSuchSet'" in bad.stderr
 
 
-def test_web_mercator_tiles(inputs, tmp_path):
+def test_web_mercator_tiles_deduplicated_by_neighbours(inputs, tmp_path):
     paths, polygons = inputs
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
-    result = start_run("tiles", _config(paths, tms_id="WebMercatorQuad", z_range=(13, 14)), tmp_path / "out",
-                       store=store, cluster_spec="local:1")
+    config = _config(paths, tms_id="WebMercatorQuad", z_range=(13, 14), deduplicate="neighbor")
+    result = start_run("tiles", config, tmp_path / "out", store=store, cluster_spec="local:1")
     rows = store.result_rows(result.run_id, "tiles")
     for z in (13, 14):
         assert sum(row["polygon_count"] for row in rows if row["z"] == z) == len(polygons)

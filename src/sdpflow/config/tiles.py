@@ -50,10 +50,16 @@ class TilesConfig(Section):
             StatisticConfig(name="polygon_count", palette=["#d9f0a3", "#41ab5d", "#004529"]),
         ],
         description="bands of the GeoTIFFs and layers of web tiles")
-    deduplicate: Literal["none", "footprints"] = Field(
-        "none", description="where input files overlap: none (polygons counted once per file), or footprints "
-        "(a polygon whose centroid lies in the footprint (the convex hull of its polygons' centroids) of an earlier input file with polygons in the same tile is dropped)",
+    deduplicate: Literal["none", "footprints", "neighbor"] = Field(
+        "none", description="where input files overlap: none (polygons counted once per file); footprints (a polygon "
+        "whose centroid lies in the footprint, the convex hull of the centroids, of an earlier file with polygons in the "
+        "same tile is dropped); neighbor (a polygon is dropped when an earlier file has one with its centroid within "
+        "deduplicate_centroid_tolerance overlapping it by deduplicate_overlap_tolerance of the smaller area)",
         json_schema_extra={"cli": "--deduplicate"})
+    deduplicate_centroid_tolerance: float | None = Field(
+        None, ge=0, description="neighbor: centroid distance in TMS CRS units (default: a thousandth of a z_max pixel)")
+    deduplicate_overlap_tolerance: float = Field(
+        0.5, gt=0, le=1, description="neighbor: shared area, as a fraction of the smaller polygon, that makes a duplicate")
     max_failed_fraction: float = Field(0.0, ge=0, le=1, description="fraction of input files or tiles that may fail "
                                        "(each listed with its error) before a stage fails",
                                        json_schema_extra={"cli": "--max-failed-fraction"})

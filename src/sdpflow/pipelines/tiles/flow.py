@@ -17,7 +17,7 @@ from sdpflow.config.tiles import TilesConfig
 from sdpflow.engine.fanout import FanOut, Item
 from sdpflow.engine.flow import Stage
 from sdpflow.errors import InputError
-from sdpflow.geo.tilemath import TileIndex, check_quadtree, get_tms, parent
+from sdpflow.geo.tilemath import TileIndex, check_quadtree, get_tms, parent, tile_bounds
 from sdpflow.pipelines.tiles import tasks
 from sdpflow.pipelines.tiles.products import write_metadata
 from sdpflow.store.results import ResultTable
@@ -69,10 +69,15 @@ def value_ranges(out_dir: Path, tiles: list[TileIndex], config: TilesConfig) -> 
             for statistic in config.statistics}
 
 
-def _settings(config: TilesConfig) -> dict[str, Any]:
-    return {"tms_id": config.tms_id, "z_max": config.z_range[1], "tile_size": config.tile_size,
+def _settings(config: TilesConfig, tms) -> dict[str, Any]:
+    z_max = config.z_range[1]
+    left, _, right, _ = tile_bounds(tms, TileIndex(z_max, 0, 0))
+    tolerance = config.deduplicate_centroid_tolerance
+    return {"tms_id": config.tms_id, "z_max": z_max, "tile_size": config.tile_size,
             "simplify_tolerance": config.simplify_tolerance, "statistics": config.statistic_names,
-            "reducers": config.reducers, "deduplicate": config.deduplicate}
+            "reducers": config.reducers, "deduplicate": config.deduplicate,
+            "centroid_tolerance": tolerance if tolerance is not None else 1e-3 * (right - left) / config.tile_size,
+            "overlap_tolerance": config.deduplicate_overlap_tolerance}
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -90,15 +95,16 @@ def build(config: TilesConfig) -> list[Stage]:
     tms = get_tms(config.tms_id)
     z_min, z_max = config.z_range
     check_quadtree(tms, z_min, z_max)
-    settings = _settings(config)
+    settings = _settings(config, tms)
     keys = file_keys(config.inputs)
     stage_config = {key: settings[key] for key in ("tms_id", "z_max", "simplify_tolerance")}
-    raster_config = {**{key: settings[key] for key in ("tms_id", "z_max", "tile_size", "statistics", "deduplicate")},
+    raster_config = {**{key: settings[key] for key in ("tms_id", "z_max", "tile_size", "statistics", "deduplicate",
+                                                         "centroid_tolerance", "overlap_tolerance")},
                      "files": keys}
     policy = {"max_failed_fraction": config.max_failed_fraction}
 
     def input_items(ctx) -> list[Item]:
-        return [Item(key, (key, str(Path(path).resolve()), settings), _file_fingerprint(Path(path)))
+        return [Item(key, (key, str(Path(path).resolve()), stage_config), _file_fingerprint(Path(path)))
                 for key, path in zip(keys, config.inputs)]
 
     def max_zoom_items(ctx) -> list[Item]:

@@ -21,15 +21,12 @@ import numpy as np
 import shapely
 
 from sdpflow.geo.coverage import centroid_counts, coverage_fraction
+from sdpflow.geo.dedup import footprint, not_neighbours, outside_footprints
 from sdpflow.geo.geotiff import read_geotiff, write_geotiff
 from sdpflow.geo.pyramid import parent_from_children
 from sdpflow.geo.render import colourise, palette_lut, write_png
 from sdpflow.geo.tilemath import TileIndex, children, get_tms, tile_bounds, tms_crs
 from sdpflow.geo.vectors import assign_to_tiles, load_contribution, read_polygons, reproject, save_contribution, simplify
-
-
-#: Margin of a file's footprint, as a fraction of its diagonal.
-FOOTPRINT_MARGIN = 1e-7
 
 
 def tile_path(folder: str, tile: TileIndex, suffix: str) -> str:
@@ -49,13 +46,8 @@ def stage_file(item) -> dict[str, Any]:
     assigned = assign_to_tiles(tms, geometries, z_max)
     for tile, (indices, counted) in assigned.items():
         save_contribution(item.output(tile_path(f"staged/{file_key}", tile, ".npz")), geometries[indices], counted)
-    footprint = None
-    if len(geometries):
-        hull = shapely.convex_hull(shapely.multipoints(shapely.centroid(geometries)))
-        # Grown by a hair so that the same polygon from a file in another CRS (its centroid moved by rounding) is inside.
-        minx, miny, maxx, maxy = shapely.bounds(hull)
-        footprint = shapely.buffer(hull, FOOTPRINT_MARGIN * max(np.hypot(maxx - minx, maxy - miny), 1e-300))
-    item.output(f"staged/{file_key}/footprint.wkb").write_bytes(shapely.to_wkb(footprint) if footprint is not None else b"")
+    area = footprint(geometries)
+    item.output(f"staged/{file_key}/footprint.wkb").write_bytes(shapely.to_wkb(area) if area is not None else b"")
     index = {"file": str(path), "polygons": int(len(geometries)), "tiles": [list(tile) for tile in assigned]}
     item.output(f"staged/{file_key}/index.json").write_text(json.dumps(index))
     return {"file": str(path), "polygons": int(len(geometries)), "tiles": len(assigned)}
@@ -77,27 +69,26 @@ def _read_footprint(path: str, size: int, mtime_ns: int):
     return shapely.from_wkb(blob) if blob else None
 
 
-def _tile_polygons(item, tile: TileIndex, file_keys: list[str], deduplicate: str):
+def _tile_polygons(item, tile: TileIndex, file_keys: list[str], settings: dict[str, Any]):
     """The tile's polygons from its files (``file_keys``, in input order) and their counted flags.
 
-    With ``footprints`` deduplication, a polygon whose centroid lies in the footprint of an
-    earlier file that also has polygons in this tile is dropped (a file with nothing here
-    cannot stand in for it).
+    Deduplication (:mod:`sdpflow.geo.dedup`) compares each file with the earlier files that
+    also have polygons in this tile (a file with nothing here cannot stand in for it).
     """
-    polygons, flags = [], []
-    for file_key in file_keys:
+    method = settings["deduplicate"]
+    polygons: list[np.ndarray] = []
+    flags: list[np.ndarray] = []
+    for position, file_key in enumerate(file_keys):
         geometries, counted = load_contribution(item.product(tile_path(f"staged/{file_key}", tile, ".npz")))
-        if deduplicate == "footprints":
-            earlier = [_footprint(item.out_dir, key) for key in file_keys[:file_keys.index(file_key)]]
-            centroids = shapely.centroid(geometries)
-            x, y = shapely.get_x(centroids), shapely.get_y(centroids)
+        if method == "footprints":
+            keep = outside_footprints(geometries, [_footprint(item.out_dir, key) for key in file_keys[:position]])
+        elif method == "neighbor" and polygons:
+            keep = not_neighbours(geometries, np.concatenate(polygons), settings["centroid_tolerance"],
+                                  settings["overlap_tolerance"])
+        else:
             keep = np.ones(len(geometries), dtype=bool)
-            for footprint in earlier:
-                if footprint is not None:
-                    keep &= ~shapely.intersects_xy(footprint, x, y)  # its boundary too
-            geometries, counted = geometries[keep], counted[keep]
-        polygons.append(geometries)
-        flags.append(counted)
+        polygons.append(geometries[keep])
+        flags.append(counted[keep])
     if not polygons:
         return np.zeros(0, dtype=object), np.zeros(0, dtype=bool)
     return np.concatenate(polygons), np.concatenate(flags)
@@ -131,7 +122,7 @@ def rasterize_tile(item) -> dict[str, Any]:
     """Combine one z_max tile's polygons from every file into a GeoTIFF of the statistics."""
     (z, x, y), file_keys, settings = item.payload
     tms, tile = get_tms(settings["tms_id"]), TileIndex(z, x, y)
-    polygons, counted = _tile_polygons(item, tile, file_keys, settings["deduplicate"])
+    polygons, counted = _tile_polygons(item, tile, file_keys, settings)
     bands = _statistic_bands(polygons, counted, settings["statistics"], tile_bounds(tms, tile), settings["tile_size"])
     return _write_tile(item, tile, bands, settings["statistics"], tms)
 

@@ -55,23 +55,31 @@ def wmts_capabilities(config: TilesConfig, tms, bounds) -> str:
     for statistic in config.statistic_names:
         layers.append(f"""  <Layer>
    <ows:Title>{escape(statistic)}</ows:Title>
-   <ows:WGS84BoundingBox><ows:LowerCorner>{west} {south}</ows:LowerCorner><ows:UpperCorner>{east} {north}</ows:UpperCorner></ows:WGS84BoundingBox>
+   <ows:WGS84BoundingBox>
+    <ows:LowerCorner>{west} {south}</ows:LowerCorner><ows:UpperCorner>{east} {north}</ows:UpperCorner>
+   </ows:WGS84BoundingBox>
    <ows:Identifier>{escape(statistic)}</ows:Identifier>
    <Style isDefault="true"><ows:Identifier>default</ows:Identifier></Style>
    <Format>image/png</Format>
    <TileMatrixSetLink><TileMatrixSet>{escape(config.tms_id)}</TileMatrixSet></TileMatrixSetLink>
-   <ResourceURL format="image/png" resourceType="tile" template="web/{escape(statistic)}/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.png"/>
+   <ResourceURL format="image/png" resourceType="tile"
+    template="web/{escape(statistic)}/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.png"/>
   </Layer>""")
     matrices = []
     for z in range(config.z_range[0], config.z_range[1] + 1):
         matrix = tms.matrix(z)
         origin = " ".join(repr(float(value)) for value in matrix.pointOfOrigin)
-        matrices.append(f"""   <TileMatrix><ows:Identifier>{z}</ows:Identifier><ScaleDenominator>{matrix.scaleDenominator!r}</ScaleDenominator>
-    <TopLeftCorner>{origin}</TopLeftCorner><TileWidth>{matrix.tileWidth}</TileWidth><TileHeight>{matrix.tileHeight}</TileHeight>
+        matrices.append(f"""   <TileMatrix>
+    <ows:Identifier>{z}</ows:Identifier><ScaleDenominator>{matrix.scaleDenominator!r}</ScaleDenominator>
+    <TopLeftCorner>{origin}</TopLeftCorner>
+    <TileWidth>{matrix.tileWidth}</TileWidth><TileHeight>{matrix.tileHeight}</TileHeight>
     <MatrixWidth>{matrix.matrixWidth}</MatrixWidth><MatrixHeight>{matrix.matrixHeight}</MatrixHeight></TileMatrix>""")
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Capabilities xmlns="http://www.opengis.net/wmts/1.0" xmlns:ows="http://www.opengis.net/ows/1.1" version="1.0.0">
- <ows:ServiceIdentification><ows:Title>sdpflow web tiles</ows:Title><ows:ServiceType>OGC WMTS</ows:ServiceType><ows:ServiceTypeVersion>1.0.0</ows:ServiceTypeVersion></ows:ServiceIdentification>
+ <ows:ServiceIdentification>
+  <ows:Title>sdpflow web tiles</ows:Title>
+  <ows:ServiceType>OGC WMTS</ows:ServiceType><ows:ServiceTypeVersion>1.0.0</ows:ServiceTypeVersion>
+ </ows:ServiceIdentification>
  <Contents>
 {chr(10).join(layers)}
   <TileMatrixSet>

@@ -54,7 +54,7 @@ def stage_file(item) -> dict[str, Any]:
 
 
 def _footprint(out_dir: str, file_key: str):
-    """A file's footprint (the convex hull of its polygons' centroids, TMS CRS), None when it has none (no polygons, or failed)."""
+    """A file's footprint (:func:`sdpflow.geo.dedup.footprint`), None when it has none (no polygons, or failed)."""
     path = Path(out_dir, f"staged/{file_key}/footprint.wkb")
     if not path.exists():
         return None
@@ -110,7 +110,10 @@ def _write_tile(item, tile: TileIndex, bands: np.ndarray, names: list[str], tms)
     row: dict[str, Any] = {"z": tile.z, "x": tile.x, "y": tile.y}
     ranges = {}
     for name, band in zip(names, bands):
-        row[name if name == "polygon_count" else f"{name}_mean"] = float(band.sum() if name == "polygon_count" else band.mean())
+        if name == "polygon_count":
+            row[name] = float(band.sum())
+        else:
+            row[f"{name}_mean"] = float(band.mean())
         positive = band[band > 0]
         ranges[name] = [float(positive.min()), float(positive.max())] if positive.size else None
     item.output(tile_path("stats", tile, ".json")).write_text(json.dumps({"row": row, "ranges": ranges}))

@@ -52,7 +52,8 @@ legend.onAdd = () => {{ const div = L.DomUtil.create("div", "legend"); div.id = 
 legend.addTo(map);
 function showLegend(name) {{
   const layer = SETTINGS.layers.find((l) => l.name === name);
-  document.getElementById("legend").innerHTML = `<b>${{name}}</b><div class="bar" style="background: linear-gradient(to right, ${{layer.legend.join(", ")}})"></div>` +
+  const bar = `linear-gradient(to right, ${{layer.legend.join(", ")}})`;
+  document.getElementById("legend").innerHTML = `<b>${{name}}</b><div class="bar" style="background: ${{bar}}"></div>` +
     `${{layer.range[0].toPrecision(3)}} … ${{layer.range[1].toPrecision(3)}}`;
 }}
 showLegend(first);

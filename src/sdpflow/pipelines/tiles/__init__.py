@@ -27,8 +27,10 @@ def tiles_summary(out_dir: Path) -> str:
     per_zoom: dict[int, int] = {}
     for row in rows:
         per_zoom[int(row["z"])] = per_zoom.get(int(row["z"]), 0) + 1
+    if not rows:
+        return "no tiles: the inputs hold no polygons (see `sdpflow runs show RUN` for input files that failed)"
     text = "tiles per zoom: " + ", ".join(f"z{z}: {count}" for z, count in sorted(per_zoom.items()))
-    if rows and "polygon_count" in rows[0]:
+    if "polygon_count" in rows[0]:
         z_max = max(per_zoom)
         counted = sum(float(row["polygon_count"]) for row in rows if int(row["z"]) == z_max)
         text += f"; {counted:,.0f} polygons counted"

@@ -133,7 +133,8 @@ def test_a_corrupt_input_is_reported_by_name(inputs, tmp_path):
 KILL_SCRIPT = (
     "import sys; from sdpflow.pipelines import start_run; from sdpflow.store import RunStore;"
     "from sdpflow.config.tiles import TilesConfig;"
-    "start_run('tiles', TilesConfig(inputs=sys.argv[1:3], z_range=(16, 16), deduplicate='footprints'),"
+    "start_run('tiles', TilesConfig(inputs=sys.argv[1:3], z_range=(16, 16), tile_size=512,"
+    " deduplicate='footprints'),"
     " sys.argv[3], store=RunStore(sys.argv[4]), cluster_spec='local:2', until_stage='rasterize')"
 )
 

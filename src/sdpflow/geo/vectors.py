@@ -95,16 +95,22 @@ def assign_to_tiles(tms, geometries: np.ndarray, z: int) -> dict[TileIndex, tupl
     x1, y1 = tile_indices(tms, bounds[:, 2], bounds[:, 1], z)  # bottom-right tile
     centroids = shapely.centroid(geometries)
     cx, cy = tile_indices(tms, shapely.get_x(centroids), shapely.get_y(centroids), z)
-    pairs: dict[TileIndex, list[int]] = {}
-    for index in range(len(geometries)):
-        for y in range(y0[index], y1[index] + 1):
-            for x in range(x0[index], x1[index] + 1):
-                pairs.setdefault(TileIndex(z, int(x), int(y)), []).append(index)
+    # one (geometry, tile) pair per tile of each bounding box, without a Python loop per geometry
+    columns, rows = x1 - x0 + 1, y1 - y0 + 1
+    spans = columns * rows
+    geometry = np.repeat(np.arange(len(geometries)), spans)
+    offset = np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
+    tile_x = x0[geometry] + offset % columns[geometry]
+    tile_y = y0[geometry] + offset // columns[geometry]
+    order = np.lexsort((geometry, tile_x, tile_y))  # tiles row by row, geometries in file order
+    geometry, tile_x, tile_y = geometry[order], tile_x[order], tile_y[order]
+    starts = np.flatnonzero(np.r_[True, (np.diff(tile_x) != 0) | (np.diff(tile_y) != 0)])
     assigned = {}
-    for tile, indices in sorted(pairs.items()):
-        indices = np.asarray(indices, dtype=np.int64)
+    for start, stop in zip(starts, np.r_[starts[1:], len(geometry)]):
+        tile = TileIndex(z, int(tile_x[start]), int(tile_y[start]))
+        indices = geometry[start:stop]
         assigned[tile] = (indices, (cx[indices] == tile.x) & (cy[indices] == tile.y))
-    return assigned
+    return dict(sorted(assigned.items()))
 
 
 def save_contribution(path: Path, geometries: np.ndarray, counted: np.ndarray) -> None:

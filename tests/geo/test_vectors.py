@@ -11,8 +11,8 @@ pytest.importorskip("pyogrio")
 from sdpflow.errors import DataError  # noqa: E402
 from sdpflow.geo.synthetic import ice_wedge_polygons, write_vector_file  # noqa: E402
 from sdpflow.geo.tilemath import TileIndex, get_tms, tile_bounds, tms_crs  # noqa: E402
-from sdpflow.geo.vectors import (assign_to_tiles, load_contribution, read_polygons, reproject,  # noqa: E402
-                                 save_contribution, simplify)
+from sdpflow.geo.vectors import (assign_to_tiles, load_contribution, read_polygons, repair,  # noqa: E402
+                                 reproject, save_contribution, simplify)
 
 BOUNDS = (-150.2, 70.0, -150.17, 70.01)
 
@@ -65,3 +65,12 @@ def test_contributions_round_trip_and_simplify_keeps_polygons(polygons, tmp_path
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     with pytest.raises(DataError, match="bad.npz: not a readable staged tile"):
         load_contribution(tmp_path / "bad.npz")
+
+
+def test_repair_keeps_both_halves_of_a_bow_tie_and_drops_what_has_no_area():
+    bow_tie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])  # two triangles of area 1 crossing at (1, 1)
+    flat = shapely.Polygon([(0, 0), (1, 1), (2, 2)])
+    good = shapely.box(5, 5, 6, 6)
+    repaired = repair(np.array([bow_tie, flat, good], dtype=object))
+    assert len(repaired) == 2 and all(shapely.is_valid(repaired))
+    assert shapely.area(repaired).tolist() == pytest.approx([2.0, 1.0])

@@ -75,6 +75,22 @@ def reproject(geometries: np.ndarray, source_crs, target_crs) -> np.ndarray:
     return shapely.transform(geometries, move)
 
 
+def repair(geometries: np.ndarray) -> np.ndarray:
+    """Invalid polygons made valid (a bow-tie becomes its two triangles); what is left without area is dropped."""
+    geometries = np.asarray(geometries, dtype=object)
+    invalid = ~shapely.is_valid(geometries)
+    if invalid.any():
+        fixed = shapely.make_valid(geometries[invalid])
+        for index, geometry in enumerate(fixed):
+            if shapely.get_type_id(geometry) == 7:  # a collection: keep its polygonal parts
+                parts = [part for part in shapely.get_parts(geometry) if shapely.get_type_id(part) in (3, 6)]
+                fixed[index] = shapely.union_all(parts) if parts else shapely.Polygon()
+        geometries = geometries.copy()
+        geometries[invalid] = fixed
+    keep = np.isin(shapely.get_type_id(geometries), (3, 6)) & ~shapely.is_empty(geometries)
+    return geometries[keep]
+
+
 def simplify(geometries: np.ndarray, tolerance: float) -> np.ndarray:
     """Douglas-Peucker simplification, topology preserved; ``tolerance`` in TMS CRS units (0: unchanged)."""
     if tolerance <= 0:

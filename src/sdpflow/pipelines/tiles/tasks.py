@@ -26,7 +26,8 @@ from sdpflow.geo.geotiff import read_geotiff, write_geotiff
 from sdpflow.geo.pyramid import parent_from_children
 from sdpflow.geo.render import colourise, palette_lut, write_png
 from sdpflow.geo.tilemath import TileIndex, children, get_tms, tile_bounds, tms_crs
-from sdpflow.geo.vectors import assign_to_tiles, load_contribution, read_polygons, reproject, save_contribution, simplify
+from sdpflow.geo.vectors import (assign_to_tiles, load_contribution, read_polygons, repair, reproject, save_contribution,
+                                 simplify)
 
 
 def tile_path(folder: str, tile: TileIndex, suffix: str) -> str:
@@ -39,9 +40,7 @@ def stage_file(item) -> dict[str, Any]:
     file_key, path, settings = item.payload
     tms = get_tms(settings["tms_id"])
     geometries, crs = read_polygons(path)
-    geometries = simplify(reproject(geometries, crs, tms_crs(tms)), settings["simplify_tolerance"])
-    invalid = ~shapely.is_valid(geometries)
-    geometries[invalid] = shapely.buffer(geometries[invalid], 0)  # self-intersections undone, area kept
+    geometries = repair(simplify(reproject(geometries, crs, tms_crs(tms)), settings["simplify_tolerance"]))
     z_max = settings["z_max"]
     assigned = assign_to_tiles(tms, geometries, z_max)
     for tile, (indices, counted) in assigned.items():

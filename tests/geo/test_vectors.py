@@ -22,8 +22,11 @@ def polygons():
     return ice_wedge_polygons(BOUNDS, (0.0012, 0.0004), seed=9)
 
 
-@pytest.mark.parametrize("suffix, crs", [(".gpkg", "EPSG:4326"), (".shp", "EPSG:3338"), (".geojson", "EPSG:3857")])
+@pytest.mark.parametrize("suffix, crs", [(".gpkg", "EPSG:4326"), (".shp", "EPSG:3338"), (".geojson", "EPSG:3857"),
+                                         (".parquet", "EPSG:32606")])
 def test_files_in_any_crs_come_back_in_lon_lat(polygons, tmp_path, suffix, crs):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
     path = write_vector_file(tmp_path / f"cells{suffix}", polygons, crs)
     read, file_crs = read_polygons(path)
     assert len(read) == len(polygons)

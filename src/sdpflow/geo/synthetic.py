@@ -62,22 +62,42 @@ def split_overlapping(polygons: np.ndarray, bounds: tuple[float, float, float, f
 
 def write_vector_file(path: Path, polygons: np.ndarray, crs: str = "EPSG:4326") -> Path:
     """Write lon/lat ``polygons`` to ``path`` (driver from its suffix), reprojected to ``crs``, with an ``area_id`` field."""
-    import pyogrio.raw
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     geometries = reproject(polygons, "EPSG:4326", crs)
+    if path.suffix in (".parquet", ".geoparquet"):
+        return _write_geoparquet(path, geometries, crs)
+    import pyogrio.raw
+
     pyogrio.raw.write(path, shapely.to_wkb(geometries), field_data=[np.arange(len(polygons), dtype=np.int64)],
                       fields=["area_id"], crs=crs, geometry_type="Polygon")
     return path
 
 
 def write_demo_files(folder: Path, polygons: np.ndarray, bounds, *, columns: int = 2, rows: int = 2,
-                     overlap: float = 0.15, formats: Sequence[str] = (".gpkg", ".geojson", ".shp", ".gpkg"),
+                     overlap: float = 0.15, formats: Sequence[str] = (".gpkg", ".geojson", ".shp", ".parquet"),
                      crss: Sequence[str] = ("EPSG:4326", "EPSG:4326", "EPSG:4326", "EPSG:3857")) -> list[Path]:
-    """Overlapping files ``area_00.gpkg``, ``area_01.geojson``... (formats and CRSs in turn)."""
+    """Overlapping files ``area_00.gpkg``, ``area_01.geojson``, ``area_02.shp``, ``area_03.parquet`` (GeoParquet,
+    Web Mercator)... (formats and CRSs in turn)."""
     paths = []
     for index, part in enumerate(split_overlapping(polygons, bounds, columns, rows, overlap)):
         suffix, crs = formats[index % len(formats)], crss[index % len(crss)]
         paths.append(write_vector_file(Path(folder) / f"area_{index:02d}{suffix}", part, crs))
     return paths
+
+
+def _write_geoparquet(path: Path, geometries: np.ndarray, crs: str) -> Path:
+    """GeoParquet 1.0: WKB ``geometry`` column, ``geo`` metadata with the CRS as PROJJSON (pyarrow)."""
+    import json
+
+    import pyarrow
+    import pyarrow.parquet as parquet
+    from pyproj import CRS
+
+    geo = {"version": "1.0.0", "primary_column": "geometry",
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"],
+                                    "crs": CRS.from_user_input(crs).to_json_dict()}}}
+    table = pyarrow.table({"area_id": np.arange(len(geometries), dtype=np.int64),
+                           "geometry": pyarrow.array(list(shapely.to_wkb(geometries)), type=pyarrow.binary())})
+    parquet.write_table(table.replace_schema_metadata({"geo": json.dumps(geo)}), path)
+    return path

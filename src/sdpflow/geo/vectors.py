@@ -15,9 +15,6 @@ import shapely
 from sdpflow.errors import DataError
 from sdpflow.geo.tilemath import TileIndex, tile_indices
 
-#: File suffixes read through pyogrio (GDAL); ``.parquet`` is GeoParquet through pyarrow.
-VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".parquet", ".geoparquet")
-
 
 def read_polygons(path: str | Path) -> tuple[np.ndarray, str | None]:
     """The polygons of a vector file (GeoPackage, Shapefile, GeoJSON, FlatGeobuf, GeoParquet) and its CRS (WKT or None).

@@ -1,8 +1,8 @@
 """``sdpflow demo tiles``: synthetic ice-wedge polygons in overlapping files, through the tiles pipeline.
 
 About 33,000 polygons over 0.2° × 0.08° near 70° N (the Alaskan North Slope), in four files
-that overlap by 15% of their size (a GeoPackage, a GeoJSON, a Shapefile, and a GeoPackage in
-Web Mercator), deduplicated by footprints: every generated polygon is counted exactly once.
+that overlap by 15% of their size (a GeoPackage, a GeoJSON, a Shapefile, and a GeoParquet file
+in Web Mercator), deduplicated by footprints: every generated polygon is counted exactly once.
 """
 
 from __future__ import annotations

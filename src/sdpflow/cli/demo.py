@@ -12,12 +12,21 @@ from sdpflow.cli.common import console, settings
 from sdpflow.cli.progress import FlowProgress
 
 
+demo_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
+                       context_settings={"help_option_names": ["-h", "--help"]})
+
+
 def demo(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the observation and the run.")] = Path("sdpflow-demo"),
     preset: Annotated[str, typer.Option("--preset", help="Simulation preset: demo, small or medium.")] = "demo",
 ) -> None:
-    """Simulate a LOW-like observation with 1 rad antenna phase errors, run ICAL on it, compare with the truth."""
+    """Simulate a LOW-like observation with 1 rad antenna phase errors, run ICAL on it, compare with the truth.
+
+    `sdpflow demo tiles` runs the web-tiles demo instead.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from sdpflow.pipelines.demo import run_demo_ical, simulate_demo
     from sdpflow.store import RunStore
 
@@ -52,5 +61,27 @@ def demo(
     console.print(f"report: {run_dir.resolve() / 'report.html'}")
 
 
+def demo_tiles(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the inputs and the run.")] = Path("sdpflow-tiles-demo"),
+) -> None:
+    """Synthetic ice-wedge polygons in overlapping files → GeoTIFF and PNG tile pyramids, TileJSON/WMTS, a viewer."""
+    from sdpflow.pipelines.tiles import tiles_summary
+    from sdpflow.pipelines.tiles.demo import run_demo_tiles
+    from sdpflow.store import RunStore
+
+    global_settings = settings(ctx)
+    store = RunStore(global_settings.db_url)
+    console.print(f"run database: {store.redacted_url}")
+    with FlowProgress(console, "tiles stages") as progress:
+        made = run_demo_tiles(out, store=store, cluster_spec=global_settings.cluster_spec, observers=[progress])
+    console.print(f"inputs: {len(made.inputs)} overlapping files holding {made.polygons:,} distinct polygons: "
+                  f"{made.inputs[0].parent.resolve()}")
+    console.print(f"tiles run {made.run_id}: {made.run_dir.resolve()}")
+    console.print(tiles_summary(made.run_dir))
+
+
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    demo_app.callback()(demo)
+    demo_app.command("tiles")(demo_tiles)
+    app.add_typer(demo_app, name="demo")

@@ -1,0 +1,68 @@
+"""PNG web tiles: a statistic's values coloured through a palette (Pillow), RGBA, zero as the nodata colour.
+
+A palette is a list of colours (CSS names or ``#rrggbb[aa]``, spread evenly from the low to the
+high end of the range) or the name of a matplotlib colormap. Values at or below zero (no
+polygons) take the nodata colour, transparent by default; the rest map linearly from
+``value_range`` onto the palette, clipped at both ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sdpflow.errors import InputError
+
+#: Entries in a palette's lookup table.
+LUT_SIZE = 256
+
+
+def parse_colour(colour: str) -> tuple[int, int, int, int]:
+    """RGBA (0..255) of a CSS colour name or ``#rgb``/``#rrggbb``/``#rrggbbaa``."""
+    from PIL import ImageColor
+
+    try:
+        rgba = ImageColor.getcolor(colour, "RGBA")
+    except ValueError:
+        raise InputError(f"colour {colour!r} is not a colour name or #rrggbb[aa]: fix the palette") from None
+    return tuple(int(channel) for channel in rgba)
+
+
+def palette_lut(palette: str | Sequence[str]) -> np.ndarray:
+    """A ``(256, 4)`` uint8 RGBA lookup table from a list of colours or a matplotlib colormap name."""
+    if isinstance(palette, str):
+        try:
+            from matplotlib import colormaps
+        except ImportError:
+            raise InputError(f"palette {palette!r} names a matplotlib colormap: install matplotlib or give colours") from None
+        if palette not in colormaps:
+            raise InputError(f"palette {palette!r} is not a matplotlib colormap: name one (viridis, magma...) or give colours")
+        return np.asarray(colormaps[palette](np.linspace(0, 1, LUT_SIZE), bytes=True), dtype=np.uint8)
+    stops = np.array([parse_colour(colour) for colour in palette], dtype=float)
+    if len(stops) == 0:
+        raise InputError("a palette needs at least one colour")
+    if len(stops) == 1:
+        return np.repeat(stops.astype(np.uint8), LUT_SIZE, axis=0)
+    positions = np.linspace(0, 1, len(stops))
+    samples = np.linspace(0, 1, LUT_SIZE)
+    channels = [np.interp(samples, positions, stops[:, channel]) for channel in range(4)]
+    return np.rint(np.stack(channels, axis=1)).astype(np.uint8)
+
+
+def colourise(values: np.ndarray, lut: np.ndarray, value_range: tuple[float, float], nodata_colour: str) -> np.ndarray:
+    """RGBA uint8 ``(height, width, 4)`` of a ``(height, width)`` array; values ≤ 0 or not finite take ``nodata_colour``."""
+    low, high = value_range
+    scaled = (values - low) / (high - low) if high > low else np.ones_like(values)
+    index = np.clip(np.rint(np.nan_to_num(scaled) * (LUT_SIZE - 1)), 0, LUT_SIZE - 1).astype(np.intp)
+    rgba = lut[index]
+    rgba[~(values > 0)] = parse_colour(nodata_colour)
+    return rgba
+
+
+def write_png(path: Path, rgba: np.ndarray) -> None:
+    """Write an RGBA tile as PNG (no timestamps or text chunks: the same pixels give the same bytes)."""
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(rgba), mode="RGBA").save(path, format="PNG", compress_level=6)

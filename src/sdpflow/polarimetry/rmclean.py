@@ -29,20 +29,23 @@ def _clean_one(fdf, rmsf, cutoff, gain, max_iter, residual, components):
         residual[j] = fdf[j]
         components[j] = 0.0
     cutoff2 = cutoff * cutoff
+    # The largest |residual|² and where, found again while each subtraction passes over it.
+    best, where = -1.0, -1
+    for j in range(n_phi):
+        value = residual[j].real * residual[j].real + residual[j].imag * residual[j].imag
+        if value > best:
+            best, where = value, j
     iterations = 0
-    while iterations < max_iter:
-        best, where = -1.0, -1
-        for j in range(n_phi):
-            value = residual[j].real * residual[j].real + residual[j].imag * residual[j].imag
-            if value > best:
-                best, where = value, j
-        if where < 0 or not best >= cutoff2:
-            break
+    while iterations < max_iter and where >= 0 and best >= cutoff2:
         cc = gain * residual[where]
         components[where] += cc
         offset = centre - where
+        best, where = -1.0, -1
         for j in range(n_phi):
             residual[j] -= cc * rmsf[j + offset]
+            value = residual[j].real * residual[j].real + residual[j].imag * residual[j].imag
+            if value > best:
+                best, where = value, j
         iterations += 1
     return iterations
 

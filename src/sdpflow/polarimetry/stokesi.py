@@ -59,7 +59,11 @@ class StokesIModel:
 
 def _basis(ell_scaled: np.ndarray, order: int) -> np.ndarray:
     """[n, n_channels, order + 1]: powers 0..order of the scaled log frequency."""
-    return ell_scaled[..., None] ** np.arange(order + 1)
+    powers = np.empty(ell_scaled.shape + (order + 1,))
+    powers[..., 0] = 1.0
+    for j in range(1, order + 1):
+        powers[..., j] = powers[..., j - 1] * ell_scaled
+    return powers
 
 
 def _solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -99,7 +103,7 @@ def _fit_order(basis: np.ndarray, stokes_i: np.ndarray, inv_sigma: np.ndarray, g
     b = _solve(normal, np.matmul((start_w * log_data)[:, None, :], basis)[:, 0, :])
 
     def evaluate(rows, params):
-        model = 10.0 ** np.matmul(basis[rows], params[..., None])[..., 0]
+        model = np.exp(LN10 * np.matmul(basis[rows], params[..., None])[..., 0])
         return np.sum(((model - data[rows]) * w[rows]) ** 2, axis=1), model
 
     chi2, model = evaluate(slice(None), b)

@@ -89,6 +89,16 @@ def run_sdpflow(sim, repeat: int) -> tuple[list[float], dict]:
     return seconds, result
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -126,7 +136,7 @@ def main() -> None:
     derr = np.abs(ours["rm_err"][:n_ref] / theirs[:, 2] - 1)
 
     print(f"date {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; nproc {os.cpu_count()}; "
-          f"{platform.processor() or platform.machine()}; load average before {load_before}, after {load_after}")
+          f"{cpu_model()}; load average before {load_before}, after {load_after}")
     print(f"command: python bench/rmsynth.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"versions: sdpflow {version('sdpflow')}, numpy {version('numpy')}, numba {version('numba')}, "
           f"RM-Tools {version('RM-Tools')}, finufft {version('finufft')}, Python {platform.python_version()}")

@@ -8,7 +8,7 @@ import pytest
 from sdpflow.polarimetry.peak import measure_peak
 from sdpflow.polarimetry.rmclean import rm_clean
 from sdpflow.polarimetry.rmsynth import faraday_grid, lambda2_from_frequency, rm_synthesis
-from sdpflow.polarimetry.rmtable import measure_components
+from sdpflow.polarimetry.rmtable import as_rows, measure_components
 from sdpflow.polarimetry.simulate import default_frequencies, simulate_sources
 from sdpflow.polarimetry.stokesi import fit_stokes_i
 
@@ -73,7 +73,7 @@ def test_noise_free_thin_source_is_found_exactly():
     result = _measure(sim, clean=False, dtype=np.complex128)
     fwhm = result["rmsf_fwhm"][0]
     assert np.max(np.abs(result["rm"] - sim.rm)) < 0.01 * fwhm
-    truth = sim.fracpol * sim.i_ref * (result["reference_frequency"] / sim.reference_hz) ** sim.alpha
+    truth = sim.fracpol * sim.i_ref * (result["reffreq_pol"] / sim.reference_hz) ** sim.alpha
     np.testing.assert_allclose(result["polint"], truth, rtol=2e-3)   # the parabola's peak, not the true peak
     np.testing.assert_allclose(_angle_difference_deg(result["derot_polangle"], np.degrees(sim.polangle)), 0.0,
                                atol=0.5)
@@ -83,7 +83,7 @@ def test_against_truth_faraday_thin_with_noise():
     sim = simulate_sources(n_components=600, seed=11, snr_range=(10.0, 100.0))
     result = _measure(sim)
     fwhm = result["rmsf_fwhm"][0]
-    truth_polint = sim.fracpol * sim.i_ref * (result["reference_frequency"] / sim.reference_hz) ** sim.alpha
+    truth_polint = sim.fracpol * sim.i_ref * (result["reffreq_pol"] / sim.reference_hz) ** sim.alpha
     bright = truth_polint / result["fdf_noise_th"] > 10.0
     assert bright.sum() > 500
     drm = np.abs(result["rm"] - sim.rm)[bright]
@@ -204,3 +204,32 @@ def test_peak_near_edge_and_bias_correction():
     assert peak.polint[1] == pytest.approx(3.0)
     assert peak.rm_err[0] == pytest.approx(grid.rmsf_fwhm / 40.0)
     assert peak.peak_index[2] == 401
+
+
+def test_flagged_channels_are_left_out():
+    sim = simulate_sources(n_components=100, seed=12, snr_range=(20.0, 100.0))
+    flagged = np.zeros(FREQ.size, dtype=bool)
+    flagged[40:70] = True
+    flagged[200] = True
+    nan = np.where(flagged, np.nan, 1.0)
+    with_nan = measure_components(frequency_hz=FREQ, stokes_i=sim.stokes_i * nan, stokes_q=sim.stokes_q * nan,
+                                  stokes_u=sim.stokes_u * nan, stokes_i_err=sim.noise, stokes_q_err=sim.noise,
+                                  stokes_u_err=sim.noise)
+    # The same channels given no weight through infinite errors: the same answer.
+    inf = np.where(flagged, np.inf, 1.0)
+    with_inf = measure_components(frequency_hz=FREQ, stokes_i=sim.stokes_i, stokes_q=sim.stokes_q,
+                                  stokes_u=sim.stokes_u, stokes_i_err=sim.noise * inf,
+                                  stokes_q_err=sim.noise * inf, stokes_u_err=sim.noise * inf)
+    assert np.all(with_nan["Nchan"] == FREQ.size - flagged.sum())
+    for name in ("rm", "polint", "rm_err", "derot_polangle", "stokesI"):
+        np.testing.assert_allclose(with_nan[name], with_inf[name], rtol=1e-5, atol=1e-6)
+    assert np.median(np.abs(with_nan["rm"] - sim.rm)) < 0.05 * with_nan["rmsf_fwhm"][0]
+
+
+def test_rows_for_a_result_table():
+    sim = simulate_sources(n_components=3, seed=13)
+    columns = _measure(sim)
+    rows = as_rows(columns)
+    assert len(rows) == 3 and set(rows[0]) == set(columns)
+    assert isinstance(rows[1]["rm"], float) and rows[1]["rm"] == columns["rm"][1]
+    assert isinstance(rows[2]["Nchan"], int)

@@ -88,7 +88,7 @@ def test_grid_and_stokes_i_model_agree(both):
     np.testing.assert_allclose(ours["rmsf_fwhm"], _column(theirs, "fwhmRMSF", 0), rtol=1e-6)
     assert np.mean(ours["stokesI_model_order"] == _column(theirs, "polyOrd", 0)) >= 0.98
     np.testing.assert_allclose(ours["stokesI"], _column(theirs, "Ifreq0", 0), rtol=1e-3)
-    np.testing.assert_allclose(ours["lambda0_sq"], _column(theirs, "lam0Sq_m2", 0), rtol=1e-5)
+    np.testing.assert_allclose(ours["refwave_sq_pol"], _column(theirs, "lam0Sq_m2", 0), rtol=1e-5)
     np.testing.assert_allclose(ours["fdf_noise_th"], _column(theirs, "dFDFth", 0), rtol=1e-3)
 
 
@@ -101,6 +101,10 @@ def test_peak_measurements_agree(both, prefix, which):
     np.testing.assert_allclose(ours[prefix + "polint"], _column(theirs, "ampPeakPIfitEff", which), rtol=0.01)
     np.testing.assert_allclose(ours[prefix + "rm_err"], _column(theirs, "dPhiPeakPIfit_rm2", which), rtol=0.05)
     np.testing.assert_allclose(ours[prefix + "polint_err"], _column(theirs, "dAmpPeakPIfit", which), rtol=0.01)
+    np.testing.assert_allclose(ours[prefix + "snr_polint"], _column(theirs, "snrPIfit", which), rtol=0.01)
+    scale = ours[prefix + "polint_fit"]
+    for name, key in (("stokesQ", "peakFDFrealFit"), ("stokesU", "peakFDFimagFit")):
+        assert np.all(np.abs(ours[prefix + name] - _column(theirs, key, which)) < 0.01 * scale)
     for angle in ("polangle", "derot_polangle"):
         key = {"polangle": "polAngleFit_deg", "derot_polangle": "polAngle0Fit_deg"}[angle]
         assert np.all(np.abs(_angle_difference_deg(ours[prefix + angle], _column(theirs, key, which))) < 0.5)

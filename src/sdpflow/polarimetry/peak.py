@@ -30,7 +30,8 @@ class FDFPeak:
     """Peak measurements of a batch, each [n_components], float64.
 
     rm, rm_err: rad/m²; polint (bias-corrected), polint_fit (the parabola's peak), polint_err:
-    Jy; snr = polint_fit / polint_err; polangle, polangle_err, derot_polangle,
+    Jy; snr_polint = polint_fit / polint_err; stokesQ, stokesU: the FDF at rm (Jy, the real and
+    imaginary parts RM-Tools calls ``peakFDFrealFit``/``peakFDFimagFit``); polangle, polangle_err, derot_polangle,
     derot_polangle_err: degrees; peak_index: the FDF sample of the peak (int64).
     """
 
@@ -39,7 +40,9 @@ class FDFPeak:
     polint: np.ndarray
     polint_fit: np.ndarray
     polint_err: np.ndarray
-    snr: np.ndarray
+    snr_polint: np.ndarray
+    stokesQ: np.ndarray
+    stokesU: np.ndarray
     polangle: np.ndarray
     polangle_err: np.ndarray
     derot_polangle: np.ndarray
@@ -92,6 +95,7 @@ def measure_peak(*, fdf: np.ndarray, phi_radm2: np.ndarray, rmsf_fwhm: float, fd
     nan_rm = np.isnan(rm)
     polangle = np.where(nan_rm, np.nan, polangle)
     derot = np.where(nan_rm, np.nan, derot)
-    return FDFPeak(rm=rm, rm_err=rm_err, polint=polint, polint_fit=peak, polint_err=sigma, snr=snr,
+    return FDFPeak(rm=rm, rm_err=rm_err, polint=polint, polint_fit=peak, polint_err=sigma, snr_polint=snr,
+                   stokesQ=np.where(nan_rm, np.nan, value.real), stokesU=np.where(nan_rm, np.nan, value.imag),
                    polangle=polangle, polangle_err=polangle_err, derot_polangle=derot,
                    derot_polangle_err=derot_err, peak_index=k)

@@ -22,7 +22,8 @@ CHUNK = 256
 
 def _peak_columns(peak: FDFPeak, prefix: str = "") -> dict[str, np.ndarray]:
     return {prefix + name: getattr(peak, name) for name in (
-        "rm", "rm_err", "polint", "polint_fit", "polint_err", "snr", "polangle", "polangle_err",
+        "rm", "rm_err", "polint", "polint_fit", "polint_err", "snr_polint", "stokesQ", "stokesU", "polangle",
+        "polangle_err",
         "derot_polangle", "derot_polangle_err")}
 
 
@@ -39,12 +40,14 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
     RM-Tools' grid for the band; ``stokes_i_model`` to a fit up to ``max_order``. The clean
     stops at ``cutoff_sigma`` × the FDF's theoretical noise (RM-Tools' cutoff −3 by default).
 
-    Columns, [n_components] each: rm, rm_err (rad/m²); polint, polint_err (Jy, bias
-    corrected); polint_fit (Jy, the fitted peak); snr; polangle, derot_polangle and their
-    errors (deg); fracpol = polint / stokesI; stokesI (the I model at reference_frequency, Jy);
-    reference_frequency (ν₀, Hz); lambda0_sq (m²); fdf_noise_th (Jy); rmsf_fwhm (rad/m²);
-    stokesI_model_order; n_channels; and with ``clean``: clean_n_iter, clean_cutoff (Jy),
-    mom2_cc (rad/m²) and the dirty FDF's values as dirty_rm, dirty_polint, … .
+    Columns, [n_components] each, named as RMTable (and RM-Tools' catalogue export) name them:
+    rm, rm_err (rad/m²); polint, polint_err (Jy, bias corrected); snr_polint; stokesQ, stokesU
+    (the FDF at rm, Jy); polangle, derot_polangle and their errors (deg); fracpol = polint /
+    stokesI; stokesI (the I model at reffreq_pol, Jy); reffreq_pol (ν₀, Hz); refwave_sq_pol
+    (λ₀², m²); fdf_noise_th (Jy); rmsf_fwhm (rad/m²); Nchan (channels used); and, without an
+    RMTable name: polint_fit (Jy, the fitted peak before bias correction),
+    stokesI_model_order; with ``clean``: clean_n_iter, clean_cutoff (Jy), mom2_cc (rad/m²)
+    and the dirty FDF's values as dirty_rm, dirty_polint, … .
     """
     f = np.asarray(frequency_hz, dtype=np.float64)
     shape = np.shape(stokes_q)
@@ -71,10 +74,10 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
                        lambda0_sq_m2=synth.lambda0_sq_m2, n_channels=synth.n_good, var_lambda2_m4=var_lambda2)
         dirty = measure_peak(fdf=synth.fdf, **measure)
         columns = {
-            "stokesI": synth.i_ref, "reference_frequency": synth.frequency0_hz,
-            "lambda0_sq": synth.lambda0_sq_m2, "fdf_noise_th": synth.fdf_noise,
+            "stokesI": synth.i_ref, "reffreq_pol": synth.frequency0_hz,
+            "refwave_sq_pol": synth.lambda0_sq_m2, "fdf_noise_th": synth.fdf_noise,
             "rmsf_fwhm": np.full(synth.i_ref.shape, grid.rmsf_fwhm), "stokesI_model_order": orders,
-            "n_channels": synth.n_good,
+            "Nchan": synth.n_good,
         }
         if clean:
             cutoff = cutoff_sigma * synth.fdf_noise
@@ -94,3 +97,11 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
 def _model_rows(model: StokesIModel, rows: slice) -> StokesIModel:
     return StokesIModel(coefficients=model.coefficients[rows], order=model.order[rows],
                         reference_hz=model.reference_hz[rows], chi2=model.chi2[rows], aic=model.aic[rows])
+
+
+def as_rows(columns: dict[str, np.ndarray]) -> list[dict[str, float | int]]:
+    """One dict per component (Python floats and ints, NaN kept) from :func:`measure_components`'
+    columns: the rows a fan-out stage's ``batch_function`` returns for a result table."""
+    names = list(columns)
+    values = [np.asarray(columns[name]).tolist() for name in names]
+    return [dict(zip(names, row)) for row in zip(*values)]

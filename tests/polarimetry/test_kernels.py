@@ -7,7 +7,7 @@ import pytest
 
 from sdpflow.polarimetry.peak import measure_peak
 from sdpflow.polarimetry.rmclean import rm_clean
-from sdpflow.polarimetry.rmsynth import faraday_grid, lambda2_from_frequency, rm_synthesis
+from sdpflow.polarimetry.rmsynth import faraday_grid, lambda2_from_frequency, rm_synthesis, rmsf
 from sdpflow.polarimetry.rmtable import as_rows, measure_components
 from sdpflow.polarimetry.simulate import default_frequencies, simulate_sources
 from sdpflow.polarimetry.stokesi import fit_stokes_i
@@ -60,6 +60,11 @@ def test_rmsf_is_one_at_zero_hermitian_and_as_wide_as_its_fwhm():
         phi = grid.phi2_radm2[k]
         direct = np.sum(w * np.exp(-2j * phi * (grid.lambda2_m2 - synth.lambda0_sq_m2[:, None])), axis=1)
         np.testing.assert_allclose(synth.rmsf[:, k], direct / w.sum(axis=1), atol=1e-9)
+    # The RMSFs of some components alone, from the weights the synthesis used: the same.
+    rows = [2, 0]
+    alone = rmsf(weights=synth.weights[rows], lambda0_sq_m2=synth.lambda0_sq_m2[rows], grid=grid,
+                 dtype=np.complex128)
+    np.testing.assert_allclose(alone, synth.rmsf[rows], atol=1e-12)
     # The main lobe's half-power width is within 15% of 3.8/Δλ² (the formula is approximate).
     amp = np.abs(synth.rmsf[0])
     above = np.flatnonzero(amp >= 0.5)

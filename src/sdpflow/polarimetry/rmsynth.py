@@ -147,7 +147,8 @@ class FDFResult:
     fdf: Jy, [n_components, n_phi]; rmsf: dimensionless, 1 at φ = 0, [n_components, n_phi2]
     (None unless asked for); lambda0_sq_m2: λ₀², m² [n]; frequency0_hz: ν₀ = c/λ₀, Hz [n];
     i_ref: the Stokes I model at ν₀, Jy [n]; fdf_noise: the FDF's theoretical noise per real
-    and imaginary part, Jy [n] (RM-Tools' ``dFDFth``); n_good: channels with weight > 0 [n].
+    and imaginary part, Jy [n] (RM-Tools' ``dFDFth``); n_good: channels with weight > 0 [n];
+    weights: the channel weights used, 1/σ_qu² [n, n_channels] (for :func:`rmsf` later).
     """
 
     fdf: np.ndarray
@@ -157,6 +158,7 @@ class FDFResult:
     i_ref: np.ndarray
     fdf_noise: np.ndarray
     n_good: np.ndarray
+    weights: np.ndarray
 
 
 def rm_synthesis(*, stokes_q: np.ndarray, stokes_u: np.ndarray, stokes_q_err: np.ndarray,
@@ -197,12 +199,23 @@ def rm_synthesis(*, stokes_q: np.ndarray, stokes_u: np.ndarray, stokes_q_err: np
     fdf = (weights * frac).astype(dtype) @ grid.fdf_kernel(dtype)
     fdf *= _phase_ramp(grid.phi_radm2, shift, dtype)
     fdf *= (norm * i_ref).astype(fdf.real.dtype)[:, None]
-    rmsf = _rmsf(weights, norm, shift, grid, dtype) if with_rmsf else None
+    rmsf_values = _rmsf(weights, norm, shift, grid, dtype) if with_rmsf else None
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma_qu2 = np.where(weights > 0, 1.0 / weights, 0.0)
         fdf_noise = np.abs(i_ref) * np.sqrt(np.sum(weights**2 * sigma_qu2, axis=1)) * norm
-    return FDFResult(fdf=fdf, rmsf=rmsf, lambda0_sq_m2=lambda0_sq, frequency0_hz=frequency0, i_ref=i_ref,
-                     fdf_noise=fdf_noise, n_good=np.count_nonzero(weights > 0, axis=1))
+    return FDFResult(fdf=fdf, rmsf=rmsf_values, lambda0_sq_m2=lambda0_sq, frequency0_hz=frequency0, i_ref=i_ref,
+                     fdf_noise=fdf_noise, n_good=np.count_nonzero(weights > 0, axis=1), weights=weights)
+
+
+def rmsf(*, weights: np.ndarray, lambda0_sq_m2: np.ndarray, grid: FaradayGrid, dtype=np.complex64) -> np.ndarray:
+    """RMSFs, ``dtype`` [n_components, n_phi2] (1 at φ = 0), of channel weights [n_components,
+    n_channels] about each component's λ₀² (m², [n_components]) — e.g. for just the
+    components that RM-CLEAN will clean (``FDFResult.weights``, ``FDFResult.lambda0_sq_m2``)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        norm = 1.0 / weights.sum(axis=1)
+    shift = np.asarray(lambda0_sq_m2, dtype=np.float64) - grid.lambda2_centre_m2
+    return _rmsf(weights, norm, shift, grid, dtype)
 
 
 def _rmsf(weights: np.ndarray, norm: np.ndarray, shift: np.ndarray, grid: FaradayGrid, dtype) -> np.ndarray:

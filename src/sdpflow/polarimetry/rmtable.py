@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from sdpflow.polarimetry.peak import FDFPeak, measure_peak
-from sdpflow.polarimetry.rmclean import rm_clean
-from sdpflow.polarimetry.rmsynth import FaradayGrid, faraday_grid, rm_synthesis
+from sdpflow.polarimetry.rmclean import CleanResult, rm_clean
+from sdpflow.polarimetry.rmsynth import FaradayGrid, faraday_grid, rm_synthesis, rmsf
 from sdpflow.polarimetry.stokesi import StokesIModel, fit_stokes_i
 
 #: Components per internal chunk (bounds memory: the RMSFs of a chunk are 2 n_phi + 1 each).
@@ -69,7 +69,7 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
 
         synth = rm_synthesis(stokes_q=np.asarray(stokes_q)[rows], stokes_u=np.asarray(stokes_u)[rows],
                              stokes_q_err=q_err[rows], stokes_u_err=u_err[rows], stokes_i_model=i_model[rows],
-                             i_model_at=model_at, grid=grid, with_rmsf=clean, dtype=dtype)
+                             i_model_at=model_at, grid=grid, with_rmsf=False, dtype=dtype)
         measure = dict(phi_radm2=grid.phi_radm2, rmsf_fwhm=grid.rmsf_fwhm, fdf_noise=synth.fdf_noise,
                        lambda0_sq_m2=synth.lambda0_sq_m2, n_channels=synth.n_good, var_lambda2_m4=var_lambda2)
         dirty = measure_peak(fdf=synth.fdf, **measure)
@@ -81,8 +81,7 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
         }
         if clean:
             cutoff = cutoff_sigma * synth.fdf_noise
-            cleaned = rm_clean(fdf=synth.fdf, rmsf=synth.rmsf, phi_radm2=grid.phi_radm2,
-                               rmsf_fwhm=grid.rmsf_fwhm, cutoff=cutoff, gain=gain, max_iter=max_iter)
+            cleaned = _clean_where_needed(synth, grid, cutoff, gain, max_iter, dtype)
             columns |= _peak_columns(measure_peak(fdf=cleaned.clean_fdf, **measure))
             columns |= _peak_columns(dirty, "dirty_")
             columns |= {"clean_n_iter": cleaned.n_iter, "clean_cutoff": cutoff, "mom2_cc": cleaned.mom2_cc}
@@ -92,6 +91,26 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
             columns["fracpol"] = columns["polint"] / synth.i_ref
         parts.append(columns)
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]} if parts else {}
+
+
+def _clean_where_needed(synth, grid: FaradayGrid, cutoff: np.ndarray, gain: float, max_iter: int,
+                        dtype) -> CleanResult:
+    """RM-CLEAN of the components whose FDF reaches the cutoff; the RMSFs (the larger part of
+    the work) are made for those alone. The others keep their dirty FDF, 0 iterations and a
+    NaN moment, as RM-Tools leaves them."""
+    fdf = synth.fdf
+    todo = np.flatnonzero(np.abs(fdf).max(axis=1) >= cutoff)
+    n = fdf.shape[0]
+    result = CleanResult(clean_fdf=fdf.copy(), residual_fdf=fdf.copy(), components=np.zeros_like(fdf),
+                         n_iter=np.zeros(n, dtype=np.int64), mom2_cc=np.full(n, np.nan))
+    if todo.size:
+        some = rm_clean(fdf=fdf[todo], rmsf=rmsf(weights=synth.weights[todo],
+                                                 lambda0_sq_m2=synth.lambda0_sq_m2[todo], grid=grid, dtype=dtype),
+                        phi_radm2=grid.phi_radm2, rmsf_fwhm=grid.rmsf_fwhm, cutoff=cutoff[todo], gain=gain,
+                        max_iter=max_iter)
+        for name in ("clean_fdf", "residual_fdf", "components", "n_iter", "mom2_cc"):
+            getattr(result, name)[todo] = getattr(some, name)
+    return result
 
 
 def _model_rows(model: StokesIModel, rows: slice) -> StokesIModel:

@@ -124,3 +124,25 @@ def test_rm_clean_agrees(both):
     assert np.mean(np.abs(ours["mom2_cc"][cleaned] / mom2[cleaned] - 1) < 0.01) >= 0.95
     # fracPol is RM-Tools' dirty polint over Ifreq0.
     np.testing.assert_allclose(ours["dirty_polint"] / ours["stokesI"], _column(theirs, "fracPol", 0), rtol=0.01)
+
+
+def test_flagged_channels_differ_only_in_the_noise():
+    """With NaN channels RM-Tools 1.5 still counts their weights in dFDFth; sdpflow counts the
+    channels used. Everything else agrees; the noise differs by √(Σw_used / Σw_all)."""
+    sim = simulate_sources(n_components=12, seed=23, snr_range=(20.0, 100.0))
+    nan = np.ones(sim.frequency_hz.size)
+    nan[50:80] = np.nan
+    flagged = type(sim)(**{**sim.__dict__, "stokes_i": sim.stokes_i * nan, "stokes_q": sim.stokes_q * nan,
+                           "stokes_u": sim.stokes_u * nan})
+    ours = measure_components(frequency_hz=sim.frequency_hz, stokes_i=flagged.stokes_i, stokes_q=flagged.stokes_q,
+                              stokes_u=flagged.stokes_u, stokes_i_err=sim.noise, stokes_q_err=sim.noise,
+                              stokes_u_err=sim.noise)
+    theirs = _run_rm_tools(flagged)
+    fwhm = ours["rmsf_fwhm"][0]
+    assert np.all(np.abs(ours["rm"] - _column(theirs, "phiPeakPIfit_rm2", 1)) < 0.02 * fwhm)
+    np.testing.assert_allclose(ours["stokesI"], _column(theirs, "Ifreq0", 0), rtol=1e-3)
+    np.testing.assert_allclose(ours["refwave_sq_pol"], _column(theirs, "lam0Sq_m2", 0), rtol=1e-5)
+    used = np.isfinite(nan)
+    weights_all = (sim.true_stokes_i(sim.frequency_hz) / sim.noise) ** 2   # w = (I_model / σ)², near enough
+    expected = np.sqrt(weights_all.sum(axis=1) / weights_all[:, used].sum(axis=1))
+    np.testing.assert_allclose(ours["fdf_noise_th"] / _column(theirs, "dFDFth", 0), expected, rtol=0.01)

@@ -15,7 +15,10 @@ The FDF of component c is ``I_ref[c] · K[c] Σ w[c, ch] p[c, ch] exp(−2iφ(λ
 with p = (Q + iU) / I_model (fractional spectra), w = 1/σ_qu² per channel (σ_qu the mean of
 the q and u errors), K = 1/Σw, λ₀² = K Σ w λ² (the weighted mean, B&dB eq. 32) and I_ref the
 Stokes I model at ν₀ = c/λ₀: so the FDF is in Jy (per RMSF beam). Channels whose q, u or
-weight is not finite get weight 0. Both the FDF and the RMSF come from one matrix product per
+weight is not finite get weight 0. The FDF's theoretical noise counts the channels used only;
+RM-Tools 1.5 also counts the weights of flagged (NaN) channels in its ``dFDFth``, so with
+flagged channels its noise and the errors built on it are smaller than these by about
+√(Σw_used / Σw_all). Both the FDF and the RMSF come from one matrix product per
 batch against the shared kernel exp(−2iφλ²); only the weights and λ₀² differ per component.
 """
 

@@ -22,9 +22,8 @@ CHUNK = 256
 
 def _peak_columns(peak: FDFPeak, prefix: str = "") -> dict[str, np.ndarray]:
     return {prefix + name: getattr(peak, name) for name in (
-        "rm", "rm_err", "polint", "polint_fit", "polint_err", "snr_polint", "stokesQ", "stokesU", "polangle",
-        "polangle_err",
-        "derot_polangle", "derot_polangle_err")}
+        "rm", "rm_err", "polint", "polint_fit", "polint_err", "snr_polint", "stokesQ", "stokesU",
+        "polangle", "polangle_err", "derot_polangle", "derot_polangle_err")}
 
 
 def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes_q: np.ndarray,
@@ -58,7 +57,7 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
     i_model = stokes_i_model.evaluate(f)
     q_err = np.broadcast_to(stokes_q_err, shape)
     u_err = np.broadcast_to(stokes_u_err, shape)
-    var_lambda2 = float(np.var(grid.lambda2_m2, ddof=1))
+    var_lambda2 = float(np.var(grid.lambda2_m2, ddof=1))   # over the whole band, as RM-Tools takes it
     parts = []
     for start in range(0, shape[0], chunk):
         rows = slice(start, min(start + chunk, shape[0]))

@@ -10,7 +10,7 @@ from sdpflow.polarimetry.rmclean import rm_clean
 from sdpflow.polarimetry.rmsynth import faraday_grid, lambda2_from_frequency, rm_synthesis, rmsf
 from sdpflow.polarimetry.rmtable import as_rows, measure_components
 from sdpflow.polarimetry.simulate import default_frequencies, simulate_sources
-from sdpflow.polarimetry.stokesi import fit_stokes_i
+from sdpflow.polarimetry.stokesi import FLAG_LOW_SNR, FLAG_NEGATIVE, fit_stokes_i
 
 FREQ = default_frequencies()
 
@@ -112,16 +112,25 @@ def test_stokes_i_model_recovers_power_laws_and_picks_low_orders():
     sim = simulate_sources(n_components=200, seed=6)
     model = fit_stokes_i(frequency_hz=FREQ, stokes_i=sim.stokes_i, stokes_i_err=sim.noise, max_order=3)
     i_ref = sim.i_ref * (model.reference_hz / sim.reference_hz) ** sim.alpha
-    assert np.median(np.abs(10 ** model.coefficients[:, 0] / i_ref - 1)) < 0.01
+    assert np.median(np.abs(model.amplitude / i_ref - 1)) < 0.01
     bright = sim.i_ref / sim.noise[:, 0] > 20
-    assert np.median(np.abs(model.coefficients[bright, 1] - sim.alpha[bright])) < 0.1
+    assert np.median(np.abs(model.exponents[bright, 0] - sim.alpha[bright])) < 0.1
     assert np.mean(model.order <= 1) > 0.7          # a power law needs order 1; the AIC rarely asks more
     # Noise-free: the order-1 fit is exact.
     exact = fit_stokes_i(frequency_hz=FREQ, stokes_i=sim.true_stokes_i(FREQ), stokes_i_err=sim.noise * 1e-4)
     assert np.all(exact.order == 1)
     np.testing.assert_allclose(exact.evaluate(FREQ), sim.true_stokes_i(FREQ), rtol=1e-6)
-    # Too few positive channels: no fit, the model is unity (as RM-Tools falls back).
-    bad = fit_stokes_i(frequency_hz=FREQ, stokes_i=-np.ones((1, FREQ.size)), stokes_i_err=np.ones((1, FREQ.size)))
+    # A Stokes I buried in noise with a negative mean: a negative constant, flagged (as RM-Tools).
+    rng = np.random.default_rng(3)
+    faint = -0.2 + rng.standard_normal((1, FREQ.size))
+    negative = fit_stokes_i(frequency_hz=FREQ, stokes_i=faint, stokes_i_err=np.ones((1, FREQ.size)))
+    assert negative.order[0] == 0 and negative.amplitude[0] == pytest.approx(faint.mean())
+    assert negative.flag[0] & FLAG_NEGATIVE and negative.flag[0] & FLAG_LOW_SNR
+    assert model.flag[bright].max() < FLAG_NEGATIVE
+    # Too few channels: no fit, the model is unity (as RM-Tools falls back).
+    few = np.full((1, FREQ.size), np.nan)
+    few[0, :3] = 1.0
+    bad = fit_stokes_i(frequency_hz=FREQ, stokes_i=few, stokes_i_err=np.ones((1, FREQ.size)))
     assert bad.order[0] == -1 and np.all(bad.evaluate(FREQ) == 1.0)
 
 

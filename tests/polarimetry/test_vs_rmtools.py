@@ -28,8 +28,8 @@ rm_synth_module = pytest.importorskip("RMtools_1D.do_RMsynth_1D", reason="RM-Too
 rm_clean_module = pytest.importorskip("RMtools_1D.do_RMclean_1D")
 rm_util = pytest.importorskip("RMutils.util_RM")
 
-N_THIN = 200
-N_SLAB = 40
+N_THIN = 170
+N_SLAB = 30
 
 
 def _quiet(*_args, **_kwargs):

@@ -115,7 +115,7 @@ def channel_weights(*, stokes_q_err: np.ndarray, stokes_u_err: np.ndarray, stoke
     σ_qu = |σ_Q + σ_U| / (2 I_model) (RM-Tools' ``dquArr``); σ_Q, σ_U and I_model in Jy.
     Channels where σ_qu is not finite and positive, or ``valid`` is False, get weight 0.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sigma_qu = np.abs((stokes_q_err + stokes_u_err) / stokes_i_model) / 2.0
         weights = 1.0 / sigma_qu**2
     good = np.isfinite(weights) & (sigma_qu > 0)

@@ -45,7 +45,8 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
     stokesI; stokesI (the I model at reffreq_pol, Jy); reffreq_pol (ν₀, Hz); refwave_sq_pol
     (λ₀², m²); fdf_noise_th (Jy); rmsf_fwhm (rad/m²); Nchan (channels used); and, without an
     RMTable name: polint_fit (Jy, the fitted peak before bias correction),
-    stokesI_model_order; with ``clean``: clean_n_iter, clean_cutoff (Jy), mom2_cc (rad/m²)
+    stokesI_model_order, stokes_I_fit_flag (RM-Tools' flags 64: model below σ_I somewhere,
+    128: model negative somewhere), spectral_index (c₁ of the model, at ν_ref); with ``clean``: clean_n_iter, clean_cutoff (Jy), mom2_cc (rad/m²)
     and the dirty FDF's values as dirty_rm, dirty_polint, … .
     """
     f = np.asarray(frequency_hz, dtype=np.float64)
@@ -64,7 +65,7 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
         orders = stokes_i_model.order[rows]
 
         def model_at(frequency0, rows=rows):
-            return _model_rows(stokes_i_model, rows).at(frequency0)
+            return stokes_i_model.select(rows).at(frequency0)
 
         synth = rm_synthesis(stokes_q=np.asarray(stokes_q)[rows], stokes_u=np.asarray(stokes_u)[rows],
                              stokes_q_err=q_err[rows], stokes_u_err=u_err[rows], stokes_i_model=i_model[rows],
@@ -76,6 +77,8 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
             "stokesI": synth.i_ref, "reffreq_pol": synth.frequency0_hz,
             "refwave_sq_pol": synth.lambda0_sq_m2, "fdf_noise_th": synth.fdf_noise,
             "rmsf_fwhm": np.full(synth.i_ref.shape, grid.rmsf_fwhm), "stokesI_model_order": orders,
+            "stokes_I_fit_flag": stokes_i_model.flag[rows], "spectral_index": stokes_i_model.exponents[rows, 0]
+            if stokes_i_model.exponents.shape[1] else np.zeros(synth.i_ref.shape),
             "Nchan": synth.n_good,
         }
         if clean:
@@ -110,11 +113,6 @@ def _clean_where_needed(synth, grid: FaradayGrid, cutoff: np.ndarray, gain: floa
         for name in ("clean_fdf", "residual_fdf", "components", "n_iter", "mom2_cc"):
             getattr(result, name)[todo] = getattr(some, name)
     return result
-
-
-def _model_rows(model: StokesIModel, rows: slice) -> StokesIModel:
-    return StokesIModel(coefficients=model.coefficients[rows], order=model.order[rows],
-                        reference_hz=model.reference_hz[rows], chi2=model.chi2[rows], aic=model.aic[rows])
 
 
 def as_rows(columns: dict[str, np.ndarray]) -> list[dict[str, float | int]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,11 @@ def test_grid_follows_rm_tools_rules():
     assert grid.phi_radm2[grid.n_phi // 2] == 0.0
     assert grid.phi2_radm2.size == 2 * grid.n_phi + 1
     np.testing.assert_allclose(np.diff(grid.phi2_radm2), grid.dphi_radm2)
+    # A grid travels without its cached kernels, and works where it lands.
+    grid.fdf_kernel(np.complex64)
+    copy = pickle.loads(pickle.dumps(grid))
+    assert len(pickle.dumps(grid)) < 100_000 and copy.rmsf_fwhm == grid.rmsf_fwhm
+    np.testing.assert_array_equal(copy.fdf_kernel(np.complex64), grid.fdf_kernel(np.complex64))
     # Few wide channels (√3/δλ² < 10 FWHM): φ_max is held at 10 FWHM.
     narrow = faraday_grid(frequency_hz=np.array([1.0e9, 1.2e9, 1.4e9]))
     assert narrow.phi_max_radm2 == pytest.approx(10 * narrow.rmsf_fwhm, abs=narrow.dphi_radm2)

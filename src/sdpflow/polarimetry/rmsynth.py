@@ -53,6 +53,14 @@ class FaradayGrid:
     lambda2_m2: np.ndarray
     _kernels: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def __getstate__(self) -> dict:
+        # The kernels (MBs) are not shipped with the grid (to Dask workers): made again there.
+        return {name: value for name, value in self.__dict__.items() if name != "_kernels"}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in {**state, "_kernels": {}}.items():
+            object.__setattr__(self, name, value)
+
     @property
     def lambda2_centre_m2(self) -> float:
         """The band's mean λ² (m²): the kernels' phases are taken about it, to keep them small."""

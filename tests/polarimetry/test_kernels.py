@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -245,6 +246,17 @@ def test_flagged_channels_are_left_out():
     for name in ("rm", "polint", "rm_err", "derot_polangle", "stokesI"):
         np.testing.assert_allclose(with_nan[name], with_inf[name], rtol=1e-5, atol=1e-6)
     assert np.median(np.abs(with_nan["rm"] - sim.rm)) < 0.05 * with_nan["rmsf_fwhm"][0]
+    # A component with every channel flagged gives NaN, quietly, and leaves its neighbours alone.
+    stokes = [np.array(x, copy=True) for x in (sim.stokes_i[:3], sim.stokes_q[:3], sim.stokes_u[:3])]
+    for x in stokes:
+        x[1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = measure_components(frequency_hz=FREQ, stokes_i=stokes[0], stokes_q=stokes[1], stokes_u=stokes[2],
+                                   stokes_i_err=sim.noise[:3], stokes_q_err=sim.noise[:3], stokes_u_err=sim.noise[:3])
+    assert np.isnan(empty["rm"][1]) and np.isnan(empty["polint"][1]) and empty["Nchan"][1] == 0
+    reference = _measure(simulate_sources(n_components=100, seed=12, snr_range=(20.0, 100.0)))
+    np.testing.assert_allclose(empty["rm"][[0, 2]], reference["rm"][[0, 2]], rtol=1e-6)
 
 
 def test_rows_for_a_result_table():

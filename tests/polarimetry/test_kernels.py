@@ -168,6 +168,11 @@ def test_rm_clean_removes_a_thin_source_and_leaves_noise():
                      rmsf_fwhm=grid.rmsf_fwhm, cutoff=cutoff[:2])
     assert np.all(faint.n_iter == 0) and np.all(np.isnan(faint.mom2_cc))
     np.testing.assert_array_equal(faint.clean_fdf, synth.fdf[:2] * 1e-6)
+    # Serial (the default off the main thread, e.g. on a Dask worker's thread) = parallel.
+    serial = rm_clean(fdf=synth.fdf, rmsf=synth.rmsf, phi_radm2=grid.phi_radm2, rmsf_fwhm=grid.rmsf_fwhm,
+                      cutoff=cutoff, parallel=False)
+    np.testing.assert_array_equal(serial.components, cleaned.components)
+    np.testing.assert_array_equal(serial.n_iter, cleaned.n_iter)
     # The iteration limit holds.
     limited = rm_clean(fdf=synth.fdf[:3], rmsf=synth.rmsf[:3], phi_radm2=grid.phi_radm2,
                        rmsf_fwhm=grid.rmsf_fwhm, cutoff=0.0, max_iter=7)

@@ -14,6 +14,7 @@ The RMSF axis must be the FDF axis extended to 2 n_phi + 1 samples with the same
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -85,9 +86,18 @@ def _second_moment(components, phi):
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _clean_batch(fdf, rmsf, cutoff, gain, max_iter, gaussian, phi, residual, components, clean,
-                 iterations, mom2):
+def _clean_batch_parallel(fdf, rmsf, cutoff, gain, max_iter, gaussian, phi, residual, components, clean,
+                          iterations, mom2):
     for c in numba.prange(fdf.shape[0]):
+        iterations[c] = _clean_one(fdf[c], rmsf[c], cutoff[c], gain, max_iter, residual[c], components[c])
+        _restore_one(components[c], residual[c], gaussian, clean[c])
+        mom2[c] = _second_moment(components[c], phi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _clean_batch_serial(fdf, rmsf, cutoff, gain, max_iter, gaussian, phi, residual, components, clean,
+                        iterations, mom2):
+    for c in range(fdf.shape[0]):
         iterations[c] = _clean_one(fdf[c], rmsf[c], cutoff[c], gain, max_iter, residual[c], components[c])
         _restore_one(components[c], residual[c], gaussian, clean[c])
         mom2[c] = _second_moment(components[c], phi)
@@ -116,12 +126,16 @@ def restoring_gaussian(*, fwhm_radm2: float, dphi_radm2: float, extent_fwhm: flo
 
 
 def rm_clean(*, fdf: np.ndarray, rmsf: np.ndarray, phi_radm2: np.ndarray, rmsf_fwhm: float,
-             cutoff: np.ndarray | float, gain: float = 0.1, max_iter: int = 1000) -> CleanResult:
+             cutoff: np.ndarray | float, gain: float = 0.1, max_iter: int = 1000,
+             parallel: bool | None = None) -> CleanResult:
     """RM-CLEAN each FDF of a batch (module docstring).
 
     fdf: Jy, complex [n_components, n_phi]; rmsf: complex [n_components, 2 n_phi + 1] (peak 1
     at its centre); phi_radm2: [n_phi], uniform, rad/m²; rmsf_fwhm: rad/m²; cutoff: Jy, scalar
     or [n_components]. The outputs have the precision of ``fdf`` (complex64 or complex128).
+    ``parallel``: clean the components on numba's threads; by default only when called from
+    the main thread — a Dask worker's threads already run batches side by side, and numba's
+    fallback threading layer (workqueue) must not be entered from several threads at once.
     """
     fdf = np.ascontiguousarray(fdf)
     n, n_phi = fdf.shape
@@ -136,7 +150,10 @@ def rm_clean(*, fdf: np.ndarray, rmsf: np.ndarray, phi_radm2: np.ndarray, rmsf_f
     clean = np.empty_like(fdf)
     iterations = np.zeros(n, dtype=np.int64)
     mom2 = np.empty(n, dtype=np.float64)
-    _clean_batch(fdf, rmsf, cutoff, float(gain), int(max_iter), gaussian.astype(fdf.real.dtype), phi,
-                 residual, components, clean, iterations, mom2)
+    if parallel is None:
+        parallel = threading.current_thread() is threading.main_thread()
+    kernel = _clean_batch_parallel if parallel else _clean_batch_serial
+    kernel(fdf, rmsf, cutoff, float(gain), int(max_iter), gaussian.astype(fdf.real.dtype), phi,
+           residual, components, clean, iterations, mom2)
     return CleanResult(clean_fdf=clean, residual_fdf=residual, components=components, n_iter=iterations,
                        mom2_cc=mom2)

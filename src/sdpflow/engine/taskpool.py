@@ -167,7 +167,11 @@ class TaskPool:
         (with their whole process group) after ``timeout`` seconds, and write ``stdout`` /
         ``stderr`` to files (relative paths are relative to ``cwd``); without ``stderr`` its
         last line becomes the error message of a failing run. Callables get ``*args`` and
-        ``kwargs``; ``cwd``, ``env``, ``timeout`` and output files apply to executables only.
+        ``kwargs``; ``cwd``, ``env`` and output files apply to executables only. A callable
+        with a ``timeout`` runs in a child process of the worker, killed after ``timeout``
+        seconds (status ``timed-out``); there ``os._exit`` fails only its own task, and its
+        stdout and stderr are kept as an executable's stderr is (the last line of a failing
+        run becomes its error). Without a timeout a callable runs in the worker's thread.
         ``nproc`` is recorded; each task uses one worker thread.
         """
         if self._thread is not None:
@@ -180,7 +184,7 @@ class TaskPool:
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise InputError(f"task {name!r}: timeout must be a positive number of seconds, not {timeout!r}")
         if kind != tw.EXECUTABLE:
-            extras = {"cwd": cwd, "env": env, "timeout": timeout, "stdout": stdout, "stderr": stderr}
+            extras = {"cwd": cwd, "env": env, "stdout": stdout, "stderr": stderr}
             given = [key for key, value in extras.items() if value is not None]
             if given:
                 raise InputError(f"task {name!r}: {', '.join(given)} apply to executables only, not to a {kind}")

@@ -129,7 +129,7 @@ def test_a_task_lost_with_its_worker_never_runs_twice_at_once(tmp_path):
     marker = "53.347"
     counts = tmp_path / "counts.txt"
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster:
+        with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster:
             with Client(cluster) as client:
                 pool = TaskPool("lost", events=tmp_path / "events.jsonl", chunk_size=1)
                 pool.add_task("guarded", "sh", "-c", RETRIED.format(m=marker, counts=counts), timeout=4)

@@ -1,18 +1,21 @@
 """Task processes never outlive their owners: marks, parent-death signals, fences and a reaper.
 
-Standard library only (Linux ``/proc`` and ``prctl``; elsewhere the marks and fences still
-work and the parent-death signal is skipped). Every process a task starts:
+Standard library only; Linux (``/proc`` and ``prctl``). Elsewhere only the task's process
+group is killed. A task's process:
 
 * runs in its own session (hence its own process group), so the group is killed at once;
-* gets ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: it dies with the worker that started it;
+* gets ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: it dies with the worker that started it (the
+  signal is not inherited: its descendants are the reaper's, below);
 * carries ``SDPFLOW_TASK=<pool>:<index>:<attempt>`` in its environment, inherited by every
   descendant, so a descendant that left the group (``setsid``, a double fork) is still found
   by :func:`kill_marked`, which reads ``/proc/*/environ`` of this user's processes.
 
 A callable's forked child (:mod:`sdpflow.engine.taskpool_isolated`) is found by its session
 and process group (``/proc/PID/environ`` shows the environment a process was *executed*
-with, so the mark a fork sets is seen only in what that child executes). What is not caught: a descendant that clears its environment (``env -i``, ``execve`` with a
-new environment) *and* leaves the process group, and processes on other hosts (``ssh``).
+with, so the mark a fork sets is seen only in what that child executes).
+
+What is not caught: a descendant that clears its environment (``env -i``, ``execve`` with
+a new environment) *and* leaves the process group, and processes on other hosts (``ssh``).
 
 Each worker has one :class:`Reaper`, a small process in its own session that the worker
 tells which tasks run. When the worker dies in any way (``kill -9``, its nanny or driver
@@ -107,10 +110,15 @@ def task_prefix(token: str, index: int) -> str:
 
 
 def marked_pids(prefixes: list[str] | tuple[str, ...]) -> list[int]:
-    """Processes of this user whose ``SDPFLOW_TASK`` starts with one of ``prefixes``."""
+    """Processes of this user whose ``SDPFLOW_TASK`` starts with one of ``prefixes``.
+
+    One read of ``/proc/PID/environ`` per process; only marked processes are compared
+    with the prefixes, so a sweep of thousands of ended tasks costs about one scan.
+    """
     if not prefixes or not os.path.isdir("/proc"):
         return []
-    needles = [f"\0{MARK}={prefix}".encode() for prefix in prefixes]
+    needle = f"\0{MARK}=".encode()
+    wanted = tuple(prefix.encode() for prefix in prefixes)
     me, found = os.getpid(), []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
@@ -120,7 +128,8 @@ def marked_pids(prefixes: list[str] | tuple[str, ...]) -> list[int]:
                 environ = b"\0" + stream.read()
         except OSError:  # gone, or another user's
             continue
-        if any(needle in environ for needle in needles):
+        at = environ.find(needle)
+        if at >= 0 and environ[at + len(needle):].startswith(wanted):
             found.append(int(name))
     return found
 
@@ -184,6 +193,14 @@ def clear_earlier_attempt(token: str, index: int, wait_s: float = 10.0) -> int:
     killed = kill_marked([task_prefix(token, index)], wait_s)
     with_suppressed(os.unlink, path)
     return killed
+
+
+def drop_fences(token: str) -> None:
+    """Remove a pool's fences on this host (at its end: nothing of it runs any more)."""
+    directory, start = fence_dir(), f"{token}-".replace(os.sep, "_")
+    for name in os.listdir(directory):
+        if name.startswith(start):
+            with_suppressed(os.unlink, os.path.join(directory, name))
 
 
 def raise_fence(token: str, index: int, pgid: int) -> str:

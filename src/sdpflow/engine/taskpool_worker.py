@@ -140,7 +140,8 @@ def _run_callable(target: Any, args: tuple, kwargs: dict | None) -> tuple:
         value = target(*args, **(kwargs or {}))
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-        return (FINISHED if code == 0 else FAILED), code, start, time.time(), (None if code == 0 else f"SystemExit: {code}"), None
+        error = None if code == 0 else f"SystemExit: {code}"
+        return (FINISHED if code == 0 else FAILED), code, start, time.time(), error, None
     except Exception as error:  # noqa: BLE001 - a task's failure is data, not a crash
         return FAILED, None, start, time.time(), one_line(error), traceback.format_exc()
     end = time.time()
@@ -316,7 +317,13 @@ def kill_pool(token: str) -> int:
 
 
 def forget_pool(token: str) -> None:
-    """Drop what this process remembers of a pool (after it ended)."""
+    """Drop what this process remembers of a pool (after it ended), and what it left on this host.
+
+    Run on every worker when a pool ends: a last sweep kills any process still carrying one
+    of the pool's marks (a task lost with a worker whose reaper died too) and drops its fences.
+    """
     with _LOCK:
         _CANCELLED.discard(token)
         _RUNNING.pop(token, None)
+    procs.kill_marked([f"{token}:"], wait_s=2.0)
+    procs.drop_fences(token)

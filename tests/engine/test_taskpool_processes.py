@@ -7,6 +7,7 @@ in a ``finally``. Each test uses its own ``sleep`` duration as a marker nobody e
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,4 +194,41 @@ def test_a_killed_driver_leaves_no_executable_running(tmp_path, where):
     finally:
         if cluster is not None:
             cluster.close()
+        kill_all(marker)
+
+
+PARENT = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from sdpflow.engine import taskpool_procs as procs
+    if sys.argv[2] == "preexec":
+        procs._SETPRIV["setpriv"] = None  # as on a host without util-linux's setpriv
+    argv, preexec = procs.dying_with_parent(["sleep", sys.argv[1]], None, dict(os.environ))
+    assert (preexec is None) == (sys.argv[2] == "setpriv"), argv
+    child = subprocess.Popen(argv, start_new_session=True, preexec_fn=preexec)
+    print(child.pid, flush=True)
+    child.wait()
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["setpriv", "preexec"])
+def test_an_executable_dies_with_the_process_that_started_it(tmp_path, how):
+    """The parent-death signal alone (no reaper): a ``kill -9`` parent takes its child along."""
+    if how == "setpriv" and shutil.which("setpriv") is None:
+        pytest.skip("no setpriv on PATH")
+    marker = "55.683" if how == "setpriv" else "55.791"
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), marker, how], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        assert wait_until(lambda: [p.pid for p in sleeps(marker)] == [pid], 10) is not None  # argv[0] kept: "sleep"
+        parent.kill()
+        parent.wait(10)
+        assert wait_until(lambda: not sleeps(marker), 5) is not None
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.stdout.close()
         kill_all(marker)

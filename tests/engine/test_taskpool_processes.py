@@ -232,3 +232,27 @@ def test_an_executable_dies_with_the_process_that_started_it(tmp_path, how):
             parent.kill()
         parent.stdout.close()
         kill_all(marker)
+
+
+def test_a_fence_left_by_a_dead_attempt_is_cleared_before_the_retry_starts(tmp_path):
+    """As a worker killed mid-task leaves it (its reaper gone too): a marked process and a fence."""
+    from sdpflow.engine import taskpool_procs as procs
+    from sdpflow.engine import taskpool_worker as tw
+
+    marker, token = "56.907", f"fence-test-{os.getpid()}"
+    counts = tmp_path / "counts.txt"
+    earlier = subprocess.Popen(["sleep", marker], start_new_session=True,
+                               env={**os.environ, procs.MARK: procs.mark(token, 0, "dead1234")})
+    try:
+        procs.raise_fence(token, 0, earlier.pid)
+        task = (0, "executable", ["sh", "-c", f'pgrep -c -x -f "sleep {marker}" >> {counts}; true'], (), None,
+                None, None, 10, None, None)
+        _, _, _, results = tw.run_chunk(token, [task])
+        assert results[0][1:3] == (tw.FINISHED, 0)
+        assert earlier.wait(5) == -signal.SIGKILL
+        assert counts.read_text().split() == ["0"]
+        assert not os.path.exists(procs.fence_path(token, 0))
+    finally:
+        earlier.kill()
+        earlier.wait()
+        tw.forget_pool(token)

@@ -263,7 +263,8 @@ class TaskPool:
 
         Executables give their exit status (negative: killed by that signal, e.g. -9 after
         a timeout); callables their return value, or a :class:`TaskError` when they raised,
-        were cancelled or their workers kept dying. Ctrl-C cancels the pool (no subprocess
+        timed out, exited (``os._exit`` with a timeout set), were cancelled or their workers
+        kept dying. Ctrl-C cancels the pool (no subprocess
         is left running) and re-raises. ``timeout`` in seconds raises ``TimeoutError``.
         """
         if self._result is not None:

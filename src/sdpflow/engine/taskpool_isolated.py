@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import sys
 import tempfile
 import time
@@ -74,23 +75,33 @@ def run_isolated(
 def _wait(pid: int, timeout: float | None, released: Callable[[], bool], task_mark: str) -> tuple:
     """Wait for the child; ``(status, exit code, error)``; kill its session on timeout or release."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    pause, next_check = 0.002, time.monotonic() + 0.5
-    while True:
-        done, wait_status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            procs.kill_group(pid)  # what it left behind in its session goes with it
-            return FINISHED, os.waitstatus_to_exitcode(wait_status), None
-        now = time.monotonic()
-        if deadline is not None and now >= deadline:
-            status, error = TIMED_OUT, f"timed out after {timeout:g} s; its process was killed"
-            break
-        if now >= next_check:
-            next_check = now + 0.5
+    try:
+        pidfd = os.pidfd_open(pid)  # wakes the moment the child exits (Linux 5.3+)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        pause = 0.002
+        while True:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                procs.kill_group(pid)  # what it left behind in its session goes with it
+                return FINISHED, os.waitstatus_to_exitcode(wait_status), None
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                status, error = TIMED_OUT, f"timed out after {timeout:g} s; its process was killed"
+                break
             if released():
                 status, error = CANCELLED, "cancelled: its pool's client is gone; its process was killed"
                 break
-        time.sleep(pause)
-        pause = min(0.05, pause * 2)
+            step = 0.5 if deadline is None else min(0.5, deadline - now)
+            if pidfd is not None:
+                select.select([pidfd], [], [], step)
+            else:
+                time.sleep(min(pause, step))
+                pause = min(0.05, pause * 2)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     procs.kill_group(pid)
     procs.kill_marked([task_mark])
     _, wait_status = os.waitpid(pid, 0)

@@ -168,11 +168,13 @@ _FENCE_DIRS: dict[int, str] = {}
 
 
 def fence_dir() -> str:
-    """``$TMPDIR/sdpflow-tasks-<uid>``, created once per process."""
+    """``$TMPDIR/sdpflow-tasks-<uid>`` (mode 0700), created once per process."""
     path = _FENCE_DIRS.get(os.getpid())
     if path is None:
         path = os.path.join(tempfile.gettempdir(), f"sdpflow-tasks-{os.getuid()}")
         os.makedirs(path, mode=0o700, exist_ok=True)
+        if os.stat(path).st_uid != os.getuid():  # someone else's: fences of this process only
+            path = tempfile.mkdtemp(prefix=f"sdpflow-tasks-{os.getuid()}-")
         _FENCE_DIRS[os.getpid()] = path
     return path
 

@@ -15,7 +15,8 @@ and process group (``/proc/PID/environ`` shows the environment a process was *ex
 with, so the mark a fork sets is seen only in what that child executes).
 
 What is not caught: a descendant that clears its environment (``env -i``, ``execve`` with
-a new environment) *and* leaves the process group, and processes on other hosts (``ssh``).
+a new environment) *and* leaves the process group; processes on other hosts (``ssh``); a
+setuid program (the kernel clears its parent-death signal, and it is not ours to kill).
 
 Each worker has one :class:`Reaper`, a small process in its own session that the worker
 tells which tasks run. When the worker dies in any way (``kill -9``, its nanny or driver
@@ -275,7 +276,7 @@ def _reap(stdin) -> None:
 
     def read() -> None:
         for raw in stdin:
-            words = raw.decode(errors="replace").split()
+            words = raw.decode(errors="surrogateescape").rstrip("\n").split(" ", 3)  # a fence path may hold spaces
             with lock:
                 if len(words) == 4 and words[0] == "+":
                     running[words[1]] = (int(words[2]), words[3])

@@ -214,8 +214,8 @@ def _run_executable(
     error = None
     if status == TIMED_OUT:
         error = f"timed out after {timeout:g} s; process group killed"
-    elif status == CANCELLED:
-        error = why
+    elif status == CANCELLED:  # the scheduler released its chunk: the pool was cancelled, or its client is gone
+        error = "cancelled while running; process group killed" if token in _CANCELLED else why
     elif token in _CANCELLED and code < 0:
         status, error = CANCELLED, "cancelled while running; process group killed"
     elif code != 0:

@@ -104,9 +104,10 @@ def _run_isolated(token, index, task_mark, target, args, kwargs, timeout, releas
     def started(pid: int) -> None:
         child.append(pid)
         _register(token, pid)
-        _REAPER.started(task_mark, pid, procs.raise_fence(token, index, pid))
+        _REAPER.started(task_mark, pid, fence)
 
     _REAPER.ensure()  # started before the fork, so that the child can close its pipe
+    fence = procs.raise_fence(token, index, 0)  # before the fork: a worker killed right after leaves it
     try:
         result = isolated.run_isolated(target, args, kwargs, task_mark=task_mark, timeout=timeout, released=released,
                                        tail=_tail, close_fds=_REAPER.fds(), on_start=started)
@@ -168,6 +169,8 @@ def _run_executable(
     out = err = None
     tail = None
     _REAPER.ensure()
+    fence = procs.raise_fence(token, index, 0)  # before the start: a worker killed right after leaves it
+    process = None
     try:
         out = _open_output(stdout, cwd)
         if stderr is None:
@@ -196,8 +199,10 @@ def _run_executable(
         for stream in (out, err):
             if stream is not tail:
                 _close(stream)
+        if process is None:  # it did not start
+            procs.with_suppressed(os.unlink, fence)
     _register(token, process.pid)
-    _REAPER.started(task_mark, process.pid, procs.raise_fence(token, index, process.pid))
+    _REAPER.started(task_mark, process.pid, fence)
     status, why = FINISHED, None
     try:
         status, why = _wait(process, timeout, released)

@@ -44,7 +44,7 @@ STDERR_TAIL_BYTES = 2000
 
 _HOST = socket.gethostname()
 _LOCK = threading.Lock()
-_RUNNING: dict[str, set[int]] = {}  # pool token -> process-group ids running now
+_RUNNING: dict[str, dict[int, str]] = {}  # pool token -> {process-group id: task mark} running here now
 _CANCELLED: set[str] = set()  # pool tokens cancelled on this process
 _PLAIN = (type(None), bool, int, float, str, bytes)
 _REAPER = procs.Reaper()
@@ -103,7 +103,7 @@ def _run_isolated(token, index, task_mark, target, args, kwargs, timeout, releas
 
     def started(pid: int) -> None:
         child.append(pid)
-        _register(token, pid)
+        _register(token, pid, task_mark)
         _REAPER.started(task_mark, pid, fence)
 
     _REAPER.ensure()  # started before the fork, so that the child can close its pipe
@@ -121,10 +121,10 @@ def _run_isolated(token, index, task_mark, target, args, kwargs, timeout, releas
         _REAPER.ended(task_mark)
 
 
-def _register(token: str, pgid: int) -> None:
+def _register(token: str, pgid: int, task_mark: str) -> None:
     """Note a running process group; kill it at once if the pool was cancelled meanwhile."""
     with _LOCK:  # kill_pool reads _RUNNING under the same lock: it sees this group, or we see the cancel
-        _RUNNING.setdefault(token, set()).add(pgid)
+        _RUNNING.setdefault(token, {})[pgid] = task_mark
         cancelled = token in _CANCELLED
     if cancelled:
         procs.kill_group(pgid)
@@ -132,7 +132,7 @@ def _register(token: str, pgid: int) -> None:
 
 def _unregister(token: str, pgid: int) -> None:
     with _LOCK:
-        _RUNNING.get(token, set()).discard(pgid)
+        _RUNNING.get(token, {}).pop(pgid, None)
 
 
 def _run_callable(target: Any, args: tuple, kwargs: dict | None) -> tuple:
@@ -201,7 +201,7 @@ def _run_executable(
                 _close(stream)
         if process is None:  # it did not start
             procs.with_suppressed(os.unlink, fence)
-    _register(token, process.pid)
+    _register(token, process.pid, task_mark)
     _REAPER.started(task_mark, process.pid, fence)
     status, why = FINISHED, None
     try:
@@ -311,14 +311,16 @@ def kill_pool(token: str) -> int:
     """Cancel a pool on this worker: later tasks are skipped, running groups killed.
 
     Returns the number of process groups killed. Run on every worker by ``TaskPool.cancel``.
+    Only this worker's tasks are killed (with what left their groups): another worker on the
+    same host reports its own tasks as cancelled once it has heard of the cancel.
     """
     with _LOCK:
         _CANCELLED.add(token)
-        groups = list(_RUNNING.get(token, ()))
-    for pgid in groups:
+        running = dict(_RUNNING.get(token, {}))
+    for pgid in running:
         procs.kill_group(pgid)
-    procs.kill_marked([f"{token}:"], wait_s=2.0)  # what left its group (setsid) too
-    return len(groups)
+    procs.kill_marked(list(running.values()), wait_s=2.0)  # what left its group (setsid) too
+    return len(running)
 
 
 def forget_pool(token: str) -> None:

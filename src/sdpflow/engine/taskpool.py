@@ -501,7 +501,7 @@ class _Driver:
             if output is not None:
                 self._record_chunk(output, records)
         for future in others + [future for future in ready if future.key in unfetched]:
-            if future.key in unfetched:
+            if future.key in unfetched and not self.cancelled:
                 status, message = tw.FAILED, unfetched[future.key]
             elif future.status == "cancelled" or self.cancelled:
                 status, message = tw.CANCELLED, "cancelled"

@@ -83,7 +83,7 @@ def dying_with_parent(command: list[str], cwd: str | None, env: dict) -> tuple[l
     if _LIBC is None:
         return command, None
     if "setpriv" not in _SETPRIV:
-        _SETPRIV["setpriv"] = shutil.which("setpriv")
+        _SETPRIV["setpriv"] = _working_setpriv()
     setpriv = _SETPRIV["setpriv"]
     if setpriv is None:
         return command, child_setup(os.getpid())
@@ -99,6 +99,19 @@ def dying_with_parent(command: list[str], cwd: str | None, env: dict) -> tuple[l
     if os.path.isdir(path) or not os.access(path, os.X_OK):
         raise PermissionError(13, "Permission denied", program)
     return [setpriv, "--pdeathsig", "KILL", "--", *command], None  # setpriv finds it as Popen would
+
+
+def _working_setpriv() -> str | None:
+    """``setpriv`` if it is on PATH and can set the signal here (a sandbox may refuse), else None."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    try:
+        probe = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return setpriv if probe.returncode == 0 else None
 
 
 def mark(token: str, index: int, attempt: str) -> str:

@@ -13,7 +13,7 @@ when the worker dies. A retry on the same host waits until an earlier attempt's 
 are gone. Functions and methods with a ``timeout`` run in a forked child process
 (:mod:`sdpflow.engine.taskpool_isolated`); without one they run in the worker's thread.
 A task whose chunk the scheduler released (the pool's client is gone, or cancelled it) is
-killed within about a second. Running groups are registered per pool so that
+killed within about half a second. Running groups are registered per pool so that
 :func:`kill_pool` (sent to every worker by ``TaskPool.cancel``) can kill them.
 """
 

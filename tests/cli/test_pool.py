@@ -25,6 +25,7 @@ tasks:
   - name: helper
     function: pool_helpers:triple
     args: [7]
+    timeout: 30                     # a function with a timeout runs in a child process
   - name: broken
     command: ["sh", "-c", "echo no-input >&2; exit 3"]
 """
@@ -69,6 +70,9 @@ def test_bad_pool_files_exit_2_with_one_line(tmp_path):
     (tmp_path / "both.yaml").write_text("tasks:\n  - {name: a, command: 'true', function: 'math:sqrt'}\n")
     done = sdpflow("pool", "run", "both.yaml", cwd=tmp_path)
     assert done.returncode == 2 and "give exactly one of command and function" in done.stderr
+    (tmp_path / "cwd.yaml").write_text("tasks:\n  - {name: a, function: 'math:sqrt', args: [4], cwd: /tmp}\n")
+    done = sdpflow("pool", "run", "cwd.yaml", cwd=tmp_path)
+    assert done.returncode == 2 and "cwd, env, stdout and stderr apply to commands only" in done.stderr
     done = sdpflow("pool", "timeline", "missing.jsonl", cwd=tmp_path)
     assert done.returncode == 2 and "event log missing.jsonl does not exist" in done.stderr
 

@@ -181,8 +181,8 @@ def test_user_errors_are_input_errors():
     pool.add_task("a", "true")
     with pytest.raises(InputError, match="duplicate task name 'a'"):
         pool.add_task("a", "true")
-    with pytest.raises(InputError, match="timeout apply to executables only"):
-        pool.add_task("b", double, 1, timeout=3)
+    with pytest.raises(InputError, match="cwd apply to executables only"):
+        pool.add_task("b", double, 1, cwd="/tmp")
     with pytest.raises(InputError, match="neither an executable"):
         pool.add_task("c", 42)
     with pytest.raises(InputError, match="not submitted"):

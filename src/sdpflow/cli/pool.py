@@ -107,7 +107,8 @@ def _add_tasks(pool, config, source: Path) -> None:
         for i in range(count):
             name = task.name.replace("{i}", str(i)) if task.repeat else task.name
             if target is not None:
-                pool.add_task(name, target, *task.args, nproc=task.nproc, kwargs=task.kwargs or None)
+                pool.add_task(name, target, *task.args, nproc=task.nproc, kwargs=task.kwargs or None,
+                              timeout=task.timeout)  # defaults apply to commands only
                 continue
             words = shlex.split(task.command) if isinstance(task.command, str) else list(task.command)
             if task.repeat:

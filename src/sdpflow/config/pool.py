@@ -55,7 +55,7 @@ class PoolTask(Section):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the function")
     cwd: str | None = None
     env: dict[str, str] | None = None
-    timeout: float | None = Field(default=None, gt=0, description="seconds")
+    timeout: float | None = Field(default=None, gt=0, description="seconds; a function with a timeout runs in a child process")
     stdout: str | None = Field(default=None, description="file for standard output (relative to cwd)")
     stderr: str | None = Field(default=None, description="file for standard error (relative to cwd)")
     nproc: int = Field(default=1, ge=1)
@@ -73,9 +73,9 @@ class PoolTask(Section):
         if (self.command is None) == (self.function is None):
             raise ValueError("give exactly one of command and function")
         if self.function is not None and any(
-            value is not None for value in (self.cwd, self.env, self.timeout, self.stdout, self.stderr)
+            value is not None for value in (self.cwd, self.env, self.stdout, self.stderr)
         ):
-            raise ValueError("cwd, env, timeout, stdout and stderr apply to commands only")
+            raise ValueError("cwd, env, stdout and stderr apply to commands only")
         if isinstance(self.command, list) and not self.command:
             raise ValueError("command is empty")
         return self

@@ -167,7 +167,11 @@ class TaskPool:
         (with their whole process group) after ``timeout`` seconds, and write ``stdout`` /
         ``stderr`` to files (relative paths are relative to ``cwd``); without ``stderr`` its
         last line becomes the error message of a failing run. Callables get ``*args`` and
-        ``kwargs``; ``cwd``, ``env``, ``timeout`` and output files apply to executables only.
+        ``kwargs``; ``cwd``, ``env`` and output files apply to executables only. A callable
+        with a ``timeout`` runs in a child process of the worker, killed after ``timeout``
+        seconds (status ``timed-out``); there ``os._exit`` fails only its own task, and its
+        stdout and stderr are kept as an executable's stderr is (the last line of a failing
+        run becomes its error). Without a timeout a callable runs in the worker's thread.
         ``nproc`` is recorded; each task uses one worker thread.
         """
         if self._thread is not None:
@@ -180,7 +184,7 @@ class TaskPool:
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise InputError(f"task {name!r}: timeout must be a positive number of seconds, not {timeout!r}")
         if kind != tw.EXECUTABLE:
-            extras = {"cwd": cwd, "env": env, "timeout": timeout, "stdout": stdout, "stderr": stderr}
+            extras = {"cwd": cwd, "env": env, "stdout": stdout, "stderr": stderr}
             given = [key for key, value in extras.items() if value is not None]
             if given:
                 raise InputError(f"task {name!r}: {', '.join(given)} apply to executables only, not to a {kind}")
@@ -259,7 +263,8 @@ class TaskPool:
 
         Executables give their exit status (negative: killed by that signal, e.g. -9 after
         a timeout); callables their return value, or a :class:`TaskError` when they raised,
-        were cancelled or their workers kept dying. Ctrl-C cancels the pool (no subprocess
+        timed out, exited (``os._exit`` with a timeout set), were cancelled or their workers
+        kept dying. Ctrl-C cancels the pool (no subprocess
         is left running) and re-raises. ``timeout`` in seconds raises ``TimeoutError``.
         """
         if self._result is not None:
@@ -496,7 +501,7 @@ class _Driver:
             if output is not None:
                 self._record_chunk(output, records)
         for future in others + [future for future in ready if future.key in unfetched]:
-            if future.key in unfetched:
+            if future.key in unfetched and not self.cancelled:
                 status, message = tw.FAILED, unfetched[future.key]
             elif future.status == "cancelled" or self.cancelled:
                 status, message = tw.CANCELLED, "cancelled"

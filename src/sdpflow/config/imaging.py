@@ -44,6 +44,9 @@ class ImagingConfig(Section):
                         json_schema_extra={"cli": "--weight"})
     channels_out: int = Field(1, ge=1, description="output channels (1 = multi-frequency synthesis)",
                               json_schema_extra={"cli": "--channels-out"})
+    pol: str = Field("I", description="polarisations to image, as WSClean's -pol: I, IQUV, IQU, QU, V (Stokes "
+                     "I is always imaged too: self-calibration and restored.fits use it); each gets "
+                     "restored-S.fits, residual-S.fits... cubes", json_schema_extra={"cli": "--pol"})
     data_column: Literal["DATA", "CORRECTED_DATA", "MODEL_DATA"] = Field(
         "DATA", description="MS column to image", json_schema_extra={"cli": "--data-column"})
     epsilon: float = Field(1e-4, gt=0, lt=0.1, description="gridder accuracy (relative); 1e-4 as WSClean's wgridder",
@@ -64,6 +67,29 @@ class ImagingConfig(Section):
         if any(side % 2 or side < 32 for side in size):
             raise ValueError(f"image size {size[0]} {size[1]}: both sides must be even and at least 32")
         return size
+
+    @field_validator("pol")
+    @classmethod
+    def _valid_pol(cls, pol: str) -> str:
+        from sdpflow.radio.stokes import parse_pol  # numpy only: no radio science at import
+
+        names = parse_pol(pol)
+        if any(name not in "IQUV" for name in names):
+            raise ValueError(f"pol {pol!r}: instrumental correlations (xx,yy / rr,ll) are read by "
+                             "radio.ms.read_visibility(stokes=...) but not yet imaged; use I, IQUV, IQU, QU or V")
+        return pol
+
+    @property
+    def stokes(self) -> tuple[str, ...]:
+        """The Stokes parameters asked for, e.g. ("Q", "U")."""
+        from sdpflow.radio.stokes import parse_pol
+
+        return parse_pol(self.pol)
+
+    @property
+    def stokes_planes(self) -> tuple[str, ...]:
+        """What the chunks hold and grid: Stokes I first, then the others asked for (I, Q, U, V order)."""
+        return ("I",) + tuple(name for name in self.stokes if name != "I")
 
     @field_validator("scale")
     @classmethod

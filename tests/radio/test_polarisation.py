@@ -166,3 +166,44 @@ def test_unpolarised_sky_images_v_at_noise_level(tmp_path):
     assert np.std(images["V"]) == pytest.approx(sigma, rel=0.25)
     assert np.max(np.abs(images["V"])) < 6 * sigma
     assert np.max(images["I"]) > 100 * sigma
+
+
+def test_fits_stokes_axis_and_beams_table_round_trip(tmp_path):
+    from astropy.io import fits as astropy_fits
+
+    from sdpflow.radio.fits import read_beams, read_fits_image, write_fits_image
+
+    data = np.arange(3 * 2 * 32 * 32, dtype=np.float32).reshape(3, 2, 32, 32)  # [chan, pol, y, x]
+    beams = [(np.radians(60 / 3600), np.radians(40 / 3600), np.radians(30.0 + c)) for c in range(3)]
+    for names, crval, cdelt in ((("XX", "YY"), -5, -1), (("RR", "LL"), -1, -1), (("Q", "U"), 2, 1), (("I", "V"), 1, 3)):
+        path = tmp_path / f"{''.join(names)}.fits"
+        write_fits_image(path, data, phase_centre=(0.3, -0.5), cell_rad=1e-4, frequency=[8e8, 8.1e8, 8.2e8],
+                         polarisation=names, beam=beams[0], beams=beams)
+        with astropy_fits.open(path) as hdus:
+            assert (hdus[0].header["CRVAL4"], hdus[0].header["CDELT4"]) == (crval, cdelt)
+            assert hdus[0].header["CASAMBM"] is True
+            table = hdus["BEAMS"]
+            assert (table.header["NCHAN"], table.header["NPOL"]) == (3, 2) and len(table.data) == 6
+            assert table.data["BMAJ"][1] == pytest.approx(60.0) and table.data["BPA"][2] == pytest.approx(32.0)
+        image = read_fits_image(path)
+        assert image.polarisation == names
+        assert np.array_equal(image.data, data)
+        assert np.allclose(read_beams(path), beams)
+    with pytest.raises(ValueError, match="evenly spaced"):
+        write_fits_image(tmp_path / "bad.fits", np.zeros((1, 3, 32, 32)), phase_centre=(0, 0), cell_rad=1e-4,
+                         frequency=[1e8], polarisation=("I", "Q", "V"))
+
+
+def test_stokes_major_images_round_trip_through_the_cycle_files(linear_and_circular, tmp_path):
+    """What a resumed run reads back: a [stokes × chan, y, x] model written with every plane, and one plane alone."""
+    from sdpflow.pipelines.imaging import products
+    from sdpflow.pipelines.imaging.chunks import ImageGrid
+
+    metadata = read_ms_metadata(linear_and_circular[0].ms)
+    grid = ImageGrid(64, 64, 1e-4, channels_out=4, stokes=("I", "Q", "U"))
+    image = np.random.default_rng(2).normal(size=(grid.n_planes, 64, 64))
+    products.write_image(str(tmp_path / "model.fits"), image, grid, metadata, "model", None, {}, None)
+    assert np.allclose(products.read_image(str(tmp_path / "model.fits")), image, atol=1e-6)
+    products.write_image(str(tmp_path / "model-U.fits"), image, grid, metadata, "model", None, {}, "U")
+    assert np.allclose(products.read_image(str(tmp_path / "model-U.fits")), image[8:], atol=1e-6)
+    assert np.allclose(products.stokes_plane(image, grid, "Q"), image[4:8])

@@ -121,9 +121,7 @@ class ImagingSession:
 
     def write_image(self, client, path: Path, image: Any, kind: str, provenance: dict, beam: dict | None = None,
                     stokes: str | None = "I", **submit: Any) -> Any:
-        """Write ``image`` (a future, or None for an empty model) as FITS on a worker; the write's future.
-
-        stokes: the Stokes plane written ("I": the plain products), None for all (the cycles' models)."""
+        """Write ``image`` (a future, None: empty model) as FITS on a worker, the plane ``stokes`` (None: all)."""
         return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, provenance,
                              stokes, **submit)
 
@@ -213,8 +211,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
         stages.append(Stage(cycle_name(cycle), lambda ctx, c=cycle: _cycle_stage(ctx, session, c),
                             outputs=tuple(outputs), after=(previous,), config=cycle_config, retries=1))
         previous = cycle_name(cycle)
-    final = ["model.fits", "residual.fits", "restored.fits", "summary.json",
-             *polarisation.stokes_outputs(config, "restore")]
+    final = ["model.fits", "residual.fits", "restored.fits", "summary.json", *polarisation.stokes_outputs(config, "restore")]
     if calibrate:
         final.append("gains.h5")
     restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
@@ -364,9 +361,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
         for part, table in zip(data, tables):
             result(client.submit(products.write_corrected, session.config.ms, part, table,
                                  session.config.imaging.data_column, pure=False))
-    image_stats = result(client.submit(products.image_statistics,
-                                       client.submit(products.stokes_plane, restored, session.grid, "I"),
-                                       client.submit(products.stokes_plane, residual, session.grid, "I")))
+    image_stats = result(client.submit(products.image_statistics, restored, residual, session.grid))
     cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]
     summary = {
         "pipeline": "ical" if session.calibrate else "continuum",

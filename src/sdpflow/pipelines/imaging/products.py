@@ -98,8 +98,11 @@ def stokes_plane(image: np.ndarray | None, grid, name: str) -> np.ndarray | None
     return image[index * grid.channels_out:(index + 1) * grid.channels_out]
 
 
-def image_statistics(restored: np.ndarray, residual: np.ndarray) -> dict[str, float]:
-    """Peak of the restored image, noise (σ from the MAD of the residual), dynamic range."""
+def image_statistics(restored: np.ndarray, residual: np.ndarray, grid=None) -> dict[str, float]:
+    """Peak of the restored image, noise (σ from the MAD of the residual), dynamic range; of Stokes I
+    when ``grid`` says the images hold several Stokes planes."""
+    if grid is not None:
+        restored, residual = stokes_plane(restored, grid, "I"), stokes_plane(residual, grid, "I")
     noise = float(deconvolution.mad_sigma(residual))
     peak = float(np.max(restored))
     return {"peak_jy_per_beam": peak, "noise_jy_per_beam": noise,

@@ -344,7 +344,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     beam = _read_json(ctx.product("cycles/beam.json"))
     provenance = ctx.provenance()
     restored = client.submit(products.restore_image, model, residual, polarisation.first_beam(beam),
-                             session.grid.cell_rad)
+                             session.grid.cell_rad, session.grid)
     writes = [
         session.write_image(client, ctx.output(name), image, kind, provenance,
                             polarisation.first_beam(beam) if kind == "restored" else None)

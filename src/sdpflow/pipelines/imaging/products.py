@@ -73,8 +73,12 @@ def beam_rad(beam: dict[str, float]) -> tuple[float, float, float]:
     return beam["bmaj_arcsec"] / ARCSEC_PER_RAD, beam["bmin_arcsec"] / ARCSEC_PER_RAD, np.radians(beam["bpa_deg"])
 
 
-def restore_image(model: np.ndarray | None, residual: np.ndarray, beam: dict[str, float], cell_rad: float) -> np.ndarray:
-    """Model convolved with the restoring beam plus the residual (Jy/beam)."""
+def restore_image(model: np.ndarray | None, residual: np.ndarray, beam: dict[str, float], cell_rad: float,
+                  grid=None) -> np.ndarray:
+    """Model convolved with the restoring beam plus the residual (Jy/beam); of Stokes I alone when ``grid``
+    says the images hold several Stokes planes."""
+    if grid is not None:
+        model, residual = stokes_plane(model, grid, "I"), stokes_plane(residual, grid, "I")
     if model is None:
         return residual.copy()
     return restore.restore(model, residual, beam_rad(beam), cell_rad)

@@ -143,7 +143,8 @@ def invert(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weight
            epsilon: float = 1e-5, nthreads: int = 1, do_wstacking: bool = True, channels_out: int = 1,
            channel_index: np.ndarray | None = None, precision: str = "double", small_inversion: bool = True,
            bandwidth: float | None = None) -> ImageSum:
-    """The unnormalised Stokes I dirty image of ``vis`` and its sum of weights.
+    """The unnormalised dirty image of ``vis`` and its sum of weights: of its one plane (Stokes I, Q, U, V
+    or a correlation, see :func:`sdpflow.radio.datamodels.single_plane`), else of its Stokes I.
 
     npix_x, npix_y: image size in pixels (even, >= 32); cell_rad: pixel size in radians;
     weights: imaging weights [row, chan] (default: the natural Stokes I weights), flagged

@@ -134,13 +134,20 @@ def test_unpolarised_v_stays_at_noise(run_dir):
     assert np.all(np.max(np.abs(v), axis=(1, 2)) < 6 * sigma)
 
 
-def test_a_missing_correlation_is_one_data_error(tmp_path):
+def test_a_missing_correlation_is_one_line_and_exit_2(tmp_path):
+    import sys
+
     parallel = simulate_observation(SimulateConfig(preset="small", channels=2, times=4), tmp_path / "obs" / "obs.ms")
     config = ContinuumConfig(ms=str(parallel.ms), imaging=ImagingConfig(pol="IQU"))
     from sdpflow.pipelines.imaging.flow import build_continuum
 
     with pytest.raises(DataError, match="XY,YX missing"):
         build_continuum(config)
+    done = subprocess.run([sys.executable, "-m", "sdpflow", "--db", f"sqlite:///{tmp_path / 'runs.db'}", "run",
+                           "continuum", "--ms", str(parallel.ms), "--out", str(tmp_path / "run"), "--pol", "V"],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cannot image I,V" in done.stderr and "XY,YX missing" in done.stderr
 
 
 @pytest.mark.wsclean

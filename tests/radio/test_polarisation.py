@@ -207,3 +207,27 @@ def test_stokes_major_images_round_trip_through_the_cycle_files(linear_and_circu
     products.write_image(str(tmp_path / "model-U.fits"), image, grid, metadata, "model", None, {}, "U")
     assert np.allclose(products.read_image(str(tmp_path / "model-U.fits")), image[8:], atol=1e-6)
     assert np.allclose(products.stokes_plane(image, grid, "Q"), image[4:8])
+
+
+def test_joined_polarisation_clean_puts_components_at_the_same_pixels():
+    from sdpflow.radio.joined_clean import deconvolve_joined
+    from sdpflow.radio.restore import gaussian_beam_image
+
+    cell = np.radians(10 / 3600)
+    psf = gaussian_beam_image((64, 64), (np.radians(40 / 3600), np.radians(30 / 3600), 0.5), cell)
+    psf = psf * (1 + 0.1 * np.cos(np.arange(64) / 3.0))[None, :]  # sidelobes, so a component's neighbours stay non-zero
+    psf /= psf[32, 32]
+    truth = {(20, 40): (0.6, -0.8), (45, 18): (-0.05, 0.04)}  # (y, x): (Q, U) Jy; the second faint in each plane
+    residual = np.zeros((2, 64, 64))
+    for (y, x), fluxes in truth.items():
+        shifted = np.roll(np.roll(psf, y - 32, axis=0), x - 32, axis=1)
+        residual += np.array(fluxes)[:, None, None] * shifted
+    residual += np.random.default_rng(4).normal(0, 1e-3, residual.shape)
+    result = deconvolve_joined(residual, psf, gain=0.1, niter=5000, auto_threshold=3.0)
+    assert result.stop_reason == "auto-threshold"
+    # both planes have components at the same pixels
+    assert np.array_equal(result.model_delta[0] != 0, result.model_delta[1] != 0)
+    for (y, x), fluxes in truth.items():
+        found = result.model_delta[:, y - 2:y + 3, x - 2:x + 3].sum(axis=(1, 2))
+        assert found == pytest.approx(fluxes, abs=0.01)
+    assert np.max(np.abs(result.residual)) < 0.01

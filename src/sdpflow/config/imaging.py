@@ -134,6 +134,17 @@ class DeconvolutionConfig(Section):
                              json_schema_extra={"cli": "--multiscale"})
     scales: list[int] | None = Field(None, description="multi-scale scales in pixels (default 0, 4, 8, 16...)")
     nmajor: int = Field(5, ge=1, le=100, description="maximum major cycles", json_schema_extra={"cli": "--nmajor"})
+    join_polarizations: bool = Field(
+        False, description="with --pol: clean the Stokes parameters asked for together (peaks of the root sum of "
+        "their squares, components at the same pixels in each), per channel, as WSClean's -join-polarizations; "
+        "Hogbom only", json_schema_extra={"cli": "--join-polarizations"})
+
+
+    @model_validator(mode="after")
+    def _joined_hogbom(self) -> "DeconvolutionConfig":
+        if self.join_polarizations and self.multiscale:
+            raise ValueError("join_polarizations cleans with Hogbom only: drop --multiscale or --join-polarizations")
+        return self
 
 
 class TermConfig(Section):

@@ -42,7 +42,6 @@ from sdpflow.radio.ms import MSMetadata, check_stokes, ms_checksum, read_ms_meta
 from sdpflow.radio.small_inversion import image_bandwidth
 
 
-
 def cycle_name(cycle: int) -> str:
     return f"cycle-{cycle:02d}"
 
@@ -305,7 +304,8 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
                                     session.gain_tables(client, results), ctx.provenance()))
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
     minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
-                          deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far))
+                          deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far),
+                          polarisation.joined_planes(session.config))
     new_model = client.submit(operator.itemgetter(0), minor)
     stats = result(client.submit(operator.itemgetter(1), minor))
     # The next stage (the next cycle, or restore after the last or a converged one) grids this

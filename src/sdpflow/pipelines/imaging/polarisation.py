@@ -33,6 +33,15 @@ def stokes_outputs(config: ContinuumConfig, stage: str) -> list[str]:
     return [f"{kind}-{name}.fits" for kind in STOKES_PRODUCTS.get(stage, ()) for name in config.imaging.stokes]
 
 
+def joined_planes(config: ContinuumConfig) -> tuple[int, ...]:
+    """Indices among the chunks' Stokes planes of those cleaned together (``--join-polarizations``:
+    the Stokes parameters asked for, when more than one), else ()."""
+    planes, asked = config.imaging.stokes_planes, config.imaging.stokes
+    if not config.deconvolution.join_polarizations or len(asked) < 2:
+        return ()
+    return tuple(planes.index(name) for name in asked)
+
+
 def tiled_psf(psf: np.ndarray, n_stokes: int) -> np.ndarray:
     """The Stokes I PSF [chan, y, x] repeated for each Stokes plane: [stokes × chan, y, x]."""
     return np.tile(psf, (n_stokes, 1, 1))

@@ -20,14 +20,16 @@ ARCSEC_PER_RAD = 180 / np.pi * 3600
 
 
 def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None, settings: dict[str, Any],
-                niter: int) -> tuple[np.ndarray, dict[str, Any]]:
+                niter: int, joined: tuple[int, ...] = ()) -> tuple[np.ndarray, dict[str, Any]]:
     """Clean ``residual`` (Jy/beam, [chan, y, x]) and add the components to ``model`` (Jy/pixel).
 
     settings: the deconvolution section (gain, mgain, threshold, auto_threshold, multiscale,
     scales); niter: components still allowed. Every plane is cleaned on its own, each Stokes
     plane of a [stokes × chan, y, x] residual with the Stokes I ``psf`` [chan, y, x] of its
-    channel. Returns the new model and the cycle's metrics.
+    channel. joined: Stokes plane indices cleaned together channel by channel (Hogbom, see
+    :mod:`sdpflow.radio.joined_clean`), the others alone. Returns the new model and the cycle's metrics.
     """
+    n_chan = psf.shape[0]
     if psf.shape[0] != residual.shape[0]:
         psf = np.tile(psf, (residual.shape[0] // psf.shape[0], 1, 1))
     peak = float(np.max(np.abs(residual)))
@@ -37,7 +39,9 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
                    algorithm="multiscale" if settings["multiscale"] else "hogbom")
     if settings["multiscale"] and settings.get("scales"):
         options["scales"] = settings["scales"]
-    if niter > 0:
+    if niter > 0 and joined:
+        delta, components, reason, left = _joined_minor_cycle(residual, psf, n_chan, joined, options)
+    elif niter > 0:
         result = deconvolution.deconvolve(residual, psf, **options)
         delta, components, reason, left = result.model_delta, result.n_components, result.stop_reason, result.residual
     else:
@@ -53,6 +57,29 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
         "model_flux_jy": float(np.sum(new_model[0]) if new_model.ndim == 3 else np.sum(new_model)),
     }
     return new_model, metrics
+
+
+def _joined_minor_cycle(residual, psf, n_chan, joined, options):
+    """Each channel's ``joined`` Stokes planes cleaned together, the other planes alone (see :func:`minor_cycle`)."""
+    from sdpflow.radio.joined_clean import deconvolve_joined
+
+    n_stokes = residual.shape[0] // n_chan
+    delta, left = np.zeros_like(residual), residual.copy()
+    components, reasons = 0, []
+    alone = [k * n_chan + c for k in range(n_stokes) if k not in joined for c in range(n_chan)]
+    if alone:
+        result = deconvolution.deconvolve(residual[alone], psf[alone], **options)
+        delta[alone], left[alone] = result.model_delta, result.residual
+        components, reasons = result.n_components, [result.stop_reason]
+    for chan in range(n_chan):
+        planes = [k * n_chan + chan for k in joined]
+        result = deconvolve_joined(residual[planes], psf[planes], gain=options["gain"], niter=options["niter"],
+                                   threshold=options["threshold"], auto_threshold=options["auto_threshold"],
+                                   mgain=options["mgain"])
+        delta[planes], left[planes] = result.model_delta, result.residual
+        components += result.n_components
+        reasons.append(result.stop_reason)
+    return delta, components, "niter" if "niter" in reasons else reasons[-1], left
 
 
 def fit_beam(psf: np.ndarray, cell_rad: float) -> dict[str, float]:

@@ -33,7 +33,7 @@ from sdpflow.store import RunStore
 NPIX, CELL_ARCSEC, CHANNELS_OUT = 256, 12.0, 8
 IMAGE = dict(size=(NPIX, NPIX), scale=f"{CELL_ARCSEC}asec", weight="natural", channels_out=CHANNELS_OUT, pol="IQUV",
              epsilon=1e-6)
-CLEAN = dict(niter=30000, gain=0.1, mgain=0.8, auto_threshold=3.0, nmajor=5)
+CLEAN = dict(niter=30000, gain=0.1, mgain=0.8, auto_threshold=3.0, nmajor=5, join_polarizations=True)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_stokes_cubes_match_wsclean(observation, run_dir):
     command = ["wsclean", "-quiet", "-j", "2", "-size", str(NPIX), str(NPIX), "-scale", f"{CELL_ARCSEC}asec",
                "-pol", "IQUV", "-channels-out", str(CHANNELS_OUT), "-weight", "natural", "-niter", "20000",
                "-mgain", "0.8", "-auto-threshold", "3", "-use-wgridder", "-wgridder-accuracy", "1e-6",
-               "-data-column", "CORRECTED_DATA",
+               "-data-column", "CORRECTED_DATA", "-join-polarizations",
                "-name", str(prefix), str(observation.ms)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -231,3 +231,24 @@ def test_joined_polarisation_clean_puts_components_at_the_same_pixels():
         found = result.model_delta[:, y - 2:y + 3, x - 2:x + 3].sum(axis=(1, 2))
         assert found == pytest.approx(fluxes, abs=0.01)
     assert np.max(np.abs(result.residual)) < 0.01
+
+
+def test_minor_cycle_cleans_stokes_planes_alone_or_joined():
+    from sdpflow.pipelines.imaging.products import minor_cycle
+    from sdpflow.radio.restore import gaussian_beam_image
+
+    cell = np.radians(10 / 3600)
+    psf = gaussian_beam_image((64, 64), (np.radians(40 / 3600), np.radians(30 / 3600), 0.5), cell)[None]  # [chan=1]
+    shifted = np.roll(np.roll(psf[0], -12, axis=0), 8, axis=1)
+    residual = np.stack([2.0 * shifted, 0.0 * shifted])  # [stokes (I, Q) x chan, y, x]: Q empty but for noise
+    residual += np.random.default_rng(5).normal(0, 1e-3, residual.shape)
+    settings = dict(gain=0.1, mgain=0.9, threshold=0.0, auto_threshold=3.0, multiscale=False)
+    alone, _ = minor_cycle(residual, psf, None, settings, 1000)
+    joined, metrics = minor_cycle(residual, psf, None, settings, 1000, joined=(0, 1))
+    # alone: Q's few components are its own noise peaks (above 3 σ), not Stokes I's pixels
+    assert alone[0].sum() == pytest.approx(1.8, rel=0.05) and abs(alone[1].sum()) < 0.01
+    assert alone[0][17:24, 37:44].any() and not np.array_equal(alone[0] != 0, alone[1] != 0)
+    # joined: Q's components sit on Stokes I's pixels, with Q's own (near zero) values
+    assert joined[0].sum() == pytest.approx(1.8, rel=0.05)
+    assert np.array_equal(joined[0] != 0, joined[1] != 0) and abs(joined[1].sum()) < 0.01
+    assert metrics["components"] > 0

@@ -252,3 +252,20 @@ def test_minor_cycle_cleans_stokes_planes_alone_or_joined():
     assert joined[0].sum() == pytest.approx(1.8, rel=0.05)
     assert np.array_equal(joined[0] != 0, joined[1] != 0) and abs(joined[1].sum()) < 0.01
     assert metrics["components"] > 0
+
+
+def test_joined_channels_share_component_pixels_and_keep_each_channels_flux():
+    from sdpflow.pipelines.imaging.products import minor_cycle
+    from sdpflow.radio.restore import gaussian_beam_image
+
+    cell = np.radians(10 / 3600)
+    beams = [(np.radians(w / 3600), np.radians(0.7 * w / 3600), 0.5) for w in (50, 45, 40)]
+    psf = np.stack([gaussian_beam_image((64, 64), beam, cell) for beam in beams])  # [chan, y, x]
+    fluxes = np.array([1.5, 1.2, 1.0])  # a falling spectrum
+    source = np.stack([np.roll(np.roll(p, -12, axis=0), 8, axis=1) for p in psf])
+    residual = fluxes[:, None, None] * source + np.random.default_rng(6).normal(0, 1e-3, source.shape)
+    settings = dict(gain=0.1, mgain=0.95, threshold=0.0, auto_threshold=3.0, multiscale=False, join_channels=True)
+    model, metrics = minor_cycle(residual, psf, None, settings, 2000)
+    assert np.array_equal(model[0] != 0, model[1] != 0) and np.array_equal(model[1] != 0, model[2] != 0)
+    assert model.sum(axis=(1, 2)) == pytest.approx(fluxes * 0.95, rel=0.05)
+    assert metrics["components"] > 0

@@ -138,12 +138,17 @@ class DeconvolutionConfig(Section):
         False, description="with --pol: clean the Stokes parameters asked for together (peaks of the root sum of "
         "their squares, components at the same pixels in each), per channel, as WSClean's -join-polarizations; "
         "Hogbom only", json_schema_extra={"cli": "--join-polarizations"})
+    join_channels: bool = Field(
+        False, description="clean the output channels together: peaks of their mean (with --join-polarizations, "
+        "of the root sum of the squares of each Stokes parameter's mean), components at the same pixels in each "
+        "channel, as WSClean's -join-channels; Hogbom only", json_schema_extra={"cli": "--join-channels"})
 
 
     @model_validator(mode="after")
     def _joined_hogbom(self) -> "DeconvolutionConfig":
-        if self.join_polarizations and self.multiscale:
-            raise ValueError("join_polarizations cleans with Hogbom only: drop --multiscale or --join-polarizations")
+        if (self.join_polarizations or self.join_channels) and self.multiscale:
+            raise ValueError("joined cleaning is Hogbom only: drop --multiscale, or --join-polarizations and "
+                             "--join-channels")
         return self
 
 

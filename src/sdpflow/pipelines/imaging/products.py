@@ -39,8 +39,9 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
                    algorithm="multiscale" if settings["multiscale"] else "hogbom")
     if settings["multiscale"] and settings.get("scales"):
         options["scales"] = settings["scales"]
-    if niter > 0 and joined:
-        delta, components, reason, left = _joined_minor_cycle(residual, psf, n_chan, joined, options)
+    join_channels = bool(settings.get("join_channels")) and n_chan > 1
+    if niter > 0 and (joined or join_channels):
+        delta, components, reason, left = _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options)
     elif niter > 0:
         result = deconvolution.deconvolve(residual, psf, **options)
         delta, components, reason, left = result.model_delta, result.n_components, result.stop_reason, result.residual
@@ -59,23 +60,34 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
     return new_model, metrics
 
 
-def _joined_minor_cycle(residual, psf, n_chan, joined, options):
-    """Each channel's ``joined`` Stokes planes cleaned together, the other planes alone (see :func:`minor_cycle`)."""
+def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options):
+    """Clean the planes of [stokes × chan, y, x] in joined units (see :func:`minor_cycle`): with joined
+    channels each Stokes parameter's channels together (the ``joined`` Stokes parameters all in one
+    unit, one group each), else each channel's ``joined`` Stokes planes together; the rest alone."""
     from sdpflow.radio.joined_clean import deconvolve_joined
 
     n_stokes = residual.shape[0] // n_chan
+    channels = range(n_chan)
+    units = []  # (planes, groups as positions among the planes)
+    if join_channels:
+        stokes_units = ([list(joined)] if joined else []) + [[k] for k in range(n_stokes) if k not in joined]
+        for members in stokes_units:
+            planes = [k * n_chan + c for k in members for c in channels]
+            units.append((planes, [[i * n_chan + c for c in channels] for i in range(len(members))]))
+        alone = []
+    else:
+        units = [([k * n_chan + c for k in joined], None) for c in channels]
+        alone = [k * n_chan + c for k in range(n_stokes) if k not in joined for c in channels]
     delta, left = np.zeros_like(residual), residual.copy()
     components, reasons = 0, []
-    alone = [k * n_chan + c for k in range(n_stokes) if k not in joined for c in range(n_chan)]
     if alone:
         result = deconvolution.deconvolve(residual[alone], psf[alone], **options)
         delta[alone], left[alone] = result.model_delta, result.residual
         components, reasons = result.n_components, [result.stop_reason]
-    for chan in range(n_chan):
-        planes = [k * n_chan + chan for k in joined]
+    for planes, groups in units:
         result = deconvolve_joined(residual[planes], psf[planes], gain=options["gain"], niter=options["niter"],
                                    threshold=options["threshold"], auto_threshold=options["auto_threshold"],
-                                   mgain=options["mgain"])
+                                   mgain=options["mgain"], groups=groups)
         delta[planes], left[planes] = result.model_delta, result.residual
         components += result.n_components
         reasons.append(result.stop_reason)

@@ -43,7 +43,7 @@ def simulate(
                                         progress=lambda step, fraction: bar.update(task, description=step,
                                                                                    completed=fraction))
     elapsed = time.perf_counter() - started
-    console.print(f"wrote {products.ms} ({products.n_visibilities:,} visibilities x 2 correlations) "
+    console.print(f"wrote {products.ms} ({products.n_visibilities:,} visibilities x {products.n_correlations} correlations) "
                   f"in {elapsed:.1f} s")
     console.print(f"truth: {products.truth_sky}, {products.true_gains}; summary: {products.summary}")
 

@@ -44,6 +44,9 @@ class ImagingConfig(Section):
                         json_schema_extra={"cli": "--weight"})
     channels_out: int = Field(1, ge=1, description="output channels (1 = multi-frequency synthesis)",
                               json_schema_extra={"cli": "--channels-out"})
+    pol: str = Field("I", description="polarisations to image, as WSClean's -pol: I, IQUV, IQU, QU, V (Stokes "
+                     "I is always imaged too: self-calibration and restored.fits use it); each gets "
+                     "restored-S.fits, residual-S.fits... cubes", json_schema_extra={"cli": "--pol"})
     data_column: Literal["DATA", "CORRECTED_DATA", "MODEL_DATA"] = Field(
         "DATA", description="MS column to image", json_schema_extra={"cli": "--data-column"})
     epsilon: float = Field(1e-4, gt=0, lt=0.1, description="gridder accuracy (relative); 1e-4 as WSClean's wgridder",
@@ -64,6 +67,29 @@ class ImagingConfig(Section):
         if any(side % 2 or side < 32 for side in size):
             raise ValueError(f"image size {size[0]} {size[1]}: both sides must be even and at least 32")
         return size
+
+    @field_validator("pol")
+    @classmethod
+    def _valid_pol(cls, pol: str) -> str:
+        from sdpflow.radio.stokes import parse_pol  # numpy only: no radio science at import
+
+        names = parse_pol(pol)
+        if any(name not in "IQUV" for name in names):
+            raise ValueError(f"pol {pol!r}: instrumental correlations (xx,yy / rr,ll) are read by "
+                             "radio.ms.read_visibility(stokes=...) but not yet imaged; use I, IQUV, IQU, QU or V")
+        return pol
+
+    @property
+    def stokes(self) -> tuple[str, ...]:
+        """The Stokes parameters asked for, e.g. ("Q", "U")."""
+        from sdpflow.radio.stokes import parse_pol
+
+        return parse_pol(self.pol)
+
+    @property
+    def stokes_planes(self) -> tuple[str, ...]:
+        """What the chunks hold and grid: Stokes I first, then the others asked for (I, Q, U, V order)."""
+        return ("I",) + tuple(name for name in self.stokes if name != "I")
 
     @field_validator("scale")
     @classmethod
@@ -108,6 +134,22 @@ class DeconvolutionConfig(Section):
                              json_schema_extra={"cli": "--multiscale"})
     scales: list[int] | None = Field(None, description="multi-scale scales in pixels (default 0, 4, 8, 16...)")
     nmajor: int = Field(5, ge=1, le=100, description="maximum major cycles", json_schema_extra={"cli": "--nmajor"})
+    join_polarizations: bool = Field(
+        False, description="with --pol: clean the Stokes parameters asked for together (peaks of the root sum of "
+        "their squares, components at the same pixels in each), per channel, as WSClean's -join-polarizations; "
+        "Hogbom only", json_schema_extra={"cli": "--join-polarizations"})
+    join_channels: bool = Field(
+        False, description="clean the output channels together: peaks of their mean (with --join-polarizations, "
+        "of the root sum of the squares of each Stokes parameter's mean), components at the same pixels in each "
+        "channel, as WSClean's -join-channels; Hogbom only", json_schema_extra={"cli": "--join-channels"})
+
+
+    @model_validator(mode="after")
+    def _joined_hogbom(self) -> "DeconvolutionConfig":
+        if (self.join_polarizations or self.join_channels) and self.multiscale:
+            raise ValueError("joined cleaning is Hogbom only: drop --multiscale, or --join-polarizations and "
+                             "--join-channels")
+        return self
 
 
 class TermConfig(Section):

@@ -18,14 +18,19 @@ SIMULATE_PRESETS: dict[str, dict[str, Any]] = {
     # The WSClean benchmark size: 128 stations x 60 times x 16 channels (7.8 million visibilities).
     "medium": {"stations": 128, "times": 60, "channels": 16, "n_bright": 5, "n_faint": 100, "image_npix": 512,
                "array_radius_m": 1500.0, "image_cell_arcsec": 40.0},
+    # Full polarisation: 288 x 1 MHz channels from 800 MHz, 4 linear correlations, polarised sources
+    # (p 5-30%, |RM| <= 20 rad/m2): 0.95 million visibilities; simulate and IQU imaging in well under a minute.
+    "pol": {"stations": 24, "times": 12, "channels": 288, "freq_start_hz": 800e6, "freq_width_hz": 1e6,
+            "n_bright": 4, "n_faint": 10, "field_radius_deg": 0.35, "image_npix": 256, "image_cell_arcsec": 12.0,
+            "noise_jy": 0.1, "pol_fraction": (0.05, 0.3), "rm_radm2": (-20.0, 20.0)},
 }
 
 
 class SimulateConfig(Section):
     """A simulated LOW-like observation written as a MeasurementSet plus its truth."""
 
-    preset: Optional[Literal["demo", "small", "medium"]] = Field(
-        default=None, description="start from a preset (demo, small, medium); other options override it",
+    preset: Optional[Literal["demo", "small", "medium", "pol"]] = Field(
+        default=None, description="start from a preset (demo, small, medium, pol); other options override it",
         json_schema_extra={"cli": "--preset"})
     stations: int = Field(default=16, ge=2, description="number of stations", json_schema_extra={"cli": "--stations"})
     array_radius_m: float = Field(default=1000.0, gt=0, description="radius of the random core (m)")
@@ -57,10 +62,41 @@ class SimulateConfig(Section):
                                              description="gain solution interval (s); default one integration")
     noise_jy: float = Field(default=0.5, ge=0, description="thermal noise per correlation, real and imaginary (Jy)",
                             json_schema_extra={"cli": "--noise"})
+    feeds: Literal["linear", "circular"] = Field(
+        default="linear", description="feed type: linear (XX,XY,YX,YY; CORR_TYPE 9-12) or circular (RR,RL,LR,LL; 5-8)",
+        json_schema_extra={"cli": "--feeds"})
+    all_correlations: bool = Field(
+        default=False, description="write the four correlations (with cross hands), not only the parallel hands; "
+        "implied by polarised sources or circular feeds", json_schema_extra={"cli": "--all-correlations"})
+    pol_fraction: tuple[float, float] = Field(
+        default=(0.0, 0.0), description="range of the sources' fractional linear polarisation p (0..1, uniform)")
+    rm_radm2: tuple[float, float] = Field(
+        default=(-20.0, 20.0), description="range of the sources' rotation measures (rad/m2, uniform); the "
+        "polarisation angle is chi0 + RM lambda^2 with chi0 uniform in [0, 180) deg")
+    slab_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="fraction of polarised sources that are Burn slabs (Faraday-thick)",
+        json_schema_extra={"cli": "--slab-fraction"})
+    slab_depth_radm2: tuple[float, float] = Field(
+        default=(5.0, 20.0), description="range of the Burn slabs' full Faraday depth (rad/m2)")
     seed: int = Field(default=42, description="random seed of layout, sky, gains and noise",
                       json_schema_extra={"cli": "--seed"})
     image_npix: int = Field(default=256, ge=32, description="suggested image size (pixels) for imaging the result")
     image_cell_arcsec: float = Field(default=60.0, gt=0, description="suggested pixel size (arcsec)")
+
+    @property
+    def polarised(self) -> bool:
+        """Whether the MS gets all four correlations (and the truth its polarisation columns)."""
+        return self.all_correlations or self.feeds == "circular" or self.pol_fraction[1] > 0
+
+    @model_validator(mode="after")
+    def _valid_ranges(self) -> "SimulateConfig":
+        for name in ("pol_fraction", "rm_radm2", "slab_depth_radm2"):
+            low, high = getattr(self, name)
+            if high < low:
+                raise ValueError(f"{name}: the range ({low}, {high}) must be (low, high)")
+        if not (0 <= self.pol_fraction[0] and self.pol_fraction[1] <= 1):
+            raise ValueError("pol_fraction must lie in 0..1")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -24,8 +24,10 @@ from sdpflow.radio.datamodels import stokes_i_to_correlations
 from sdpflow.radio.hdf5 import write_gaintable_hdf5
 from sdpflow.radio.layouts import configuration_from_csv, configuration_from_ms, low_like_configuration
 from sdpflow.radio.ms import write_ms
+from sdpflow.radio.polsky import Polarisation, random_polarisation, stokes_spectra
 from sdpflow.radio.simulate import add_noise, make_visibility, observation_times, random_gains, random_sky
 from sdpflow.radio.sky import predict_components, write_sky_csv
+from sdpflow.radio.stokes import correlations_from_stokes
 
 MS_NAME = "obs.ms"  # inside the output folder, as `sdpflow demo` writes it
 TRUTH_SKY = "truth_sky.csv"
@@ -44,6 +46,7 @@ class SimulationProducts:
     true_gains: Path
     summary: Path
     n_visibilities: int
+    n_correlations: int = 2
 
 
 def _configuration(config: SimulateConfig):
@@ -58,7 +61,12 @@ def _configuration(config: SimulateConfig):
 
 def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress: Progress | None = None,
                          overwrite: bool = False) -> SimulationProducts:
-    """Write a simulated MS (DATA = gains × sky + noise, as XX and YY) and its truth files beside it.
+    """Write a simulated MS (DATA = gains × sky + noise) and its truth files beside it.
+
+    An unpolarised simulation writes XX and YY; a polarised one (``config.polarised``) the four
+    correlations of ``config.feeds`` from each source's Stokes spectra (:mod:`sdpflow.radio.polsky`,
+    convention of :mod:`sdpflow.radio.stokes`), noise ``noise_jy`` on each correlation, and the
+    truth catalogue gains the columns pol_frac, pol_angle_deg, rm_radm2, rm_width_radm2.
 
     The MS's folder is claimed first (InputError for a folder of foreign files unless
     ``overwrite``, and always when a product would replace a foreign file), so nothing is
@@ -87,15 +95,24 @@ def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress
                      primary_beam_diameter_m=config.station_diameter_m if config.primary_beam else None,
                      min_separation_rad=np.radians(3 * config.image_cell_arcsec / 3600))
 
+    polarisation = _polarisation(config, len(sky))
+    fluxes = None if polarisation is None else stokes_spectra(sky, polarisation, frequency)  # [comp, chan, IQUV]
+
     report("visibilities", 0.2)
-    model = predict_components(vis, sky, progress=lambda done: report("visibilities", 0.2 + 0.5 * done))
+    model = predict_components(vis, sky, progress=lambda done: report("visibilities", 0.2 + 0.5 * done),
+                               fluxes=fluxes)
 
     report("gains and noise", 0.7)
     gains = random_gains(n_antennas=array.n_antennas, times=times, interval=interval,
                          gain_interval_s=config.gain_interval_s, frequency=frequency,
                          phase_error_rad=config.phase_error_rad, amplitude_error=config.amplitude_error, rng=rng)
+    # scalar (direction-independent, feed-independent) gains: the same factor on every correlation
     corrupted = apply_gains(model, gains, vis.antenna1, vis.antenna2, vis.time, inverse=False)
-    correlations = stokes_i_to_correlations(vis.with_vis(corrupted.astype(np.complex64)), ("XX", "YY"))
+    if polarisation is None:
+        correlations = stokes_i_to_correlations(vis.with_vis(corrupted.astype(np.complex64)), ("XX", "YY"))
+    else:
+        data, names = correlations_from_stokes(corrupted, config.feeds)
+        correlations = vis.with_vis(data.astype(np.complex64), polarisation=names)
     correlations.vis[...] = add_noise(correlations.vis, sigma_jy=config.noise_jy, rng=rng)
     correlations.weight[...] = 1.0 / config.noise_jy**2 if config.noise_jy > 0 else 1.0
 
@@ -105,11 +122,26 @@ def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress
     write_ms(out_ms, correlations, history=[f"sdpflow simulate: {json.dumps(settings, sort_keys=True)}"],
              provenance=record)
     truth_sky, true_gains, summary = folder / TRUTH_SKY, folder / TRUE_GAINS, folder / SUMMARY
-    write_sky_csv(truth_sky, sky)
+    write_sky_csv(truth_sky, sky, polarisation)
     write_gaintable_hdf5(true_gains, gains, provenance=record)
     _write_summary(summary, config, settings, record, out_ms, truth_sky, true_gains, vis.n_rows * vis.n_channels)
     report("done", 1.0)
-    return SimulationProducts(out_ms, truth_sky, true_gains, summary, vis.n_rows * vis.n_channels)
+    return SimulationProducts(out_ms, truth_sky, true_gains, summary, vis.n_rows * vis.n_channels,
+                              len(correlations.polarisation))
+
+
+def _polarisation(config: SimulateConfig, n_components: int) -> Polarisation | None:
+    """The sources' polarisation (None for an unpolarised, two-correlation simulation).
+
+    Drawn from a generator of its own, so that the sky, gains and noise of a seed are those
+    of the unpolarised simulation with the same options.
+    """
+    if not config.polarised:
+        return None
+    rng = np.random.default_rng([config.seed, 1])
+    return random_polarisation(n_components, fraction=config.pol_fraction, rm_radm2=config.rm_radm2,
+                               slab_fraction=config.slab_fraction, slab_depth_radm2=config.slab_depth_radm2,
+                               rng=rng)
 
 
 def _write_summary(path, config, settings, record, ms, truth_sky, true_gains, n_visibilities) -> None:

@@ -269,6 +269,12 @@ def stokes_i(vis: Visibility) -> Visibility:
                    flag=flag[:, :, None], polarisation=("I",))
 
 
+def single_plane(vis: Visibility) -> Visibility:
+    """``vis`` itself when it holds one plane (Stokes I, Q, U, V or one correlation: what the
+    imaging kernels grid), else its Stokes I (:func:`stokes_i`)."""
+    return vis if vis.vis.shape[2] == 1 else stokes_i(vis)
+
+
 def unflagged_weights(vis_i: Visibility, weights: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
     """Weights [row, chan] of Stokes I visibilities (theirs, or ``weights``), zero where a sample is flagged."""
     base = vis_i.weight[:, :, 0] if weights is None else weights

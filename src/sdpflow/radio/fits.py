@@ -18,8 +18,7 @@ from sdpflow.errors import DataError
 from sdpflow.provenance import atomic_path, replace_atomically
 from sdpflow.radio.datamodels import Image
 
-_STOKES_CODES = {"I": 1, "Q": 2, "U": 3, "V": 4}
-_STOKES_NAMES = {code: name for name, code in _STOKES_CODES.items()}
+from sdpflow.radio.stokes import FITS_STOKES_NAMES, stokes_axis
 
 
 def image_wcs(npix_x: int, npix_y: int, *, phase_centre: tuple[float, float], cell_rad: float,
@@ -38,9 +37,9 @@ def image_wcs(npix_x: int, npix_y: int, *, phase_centre: tuple[float, float], ce
     wcs.wcs.ctype = ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
     wcs.wcs.cunit = ["deg", "deg", "Hz", ""]
     wcs.wcs.crpix = [npix_x // 2 + 1, npix_y // 2 + 1, 1, 1]
-    wcs.wcs.crval = [np.degrees(phase_centre[0]) % 360.0, np.degrees(phase_centre[1]), frequency[0],
-                     _STOKES_CODES[polarisation[0]]]
-    wcs.wcs.cdelt = [-np.degrees(cell_rad), np.degrees(cell_rad), step, 1]
+    stokes_first, stokes_step = stokes_axis(polarisation)  # I=1, Q=2, U=3, V=4; RR=-1...; XX=-5...
+    wcs.wcs.crval = [np.degrees(phase_centre[0]) % 360.0, np.degrees(phase_centre[1]), frequency[0], stokes_first]
+    wcs.wcs.cdelt = [-np.degrees(cell_rad), np.degrees(cell_rad), step, stokes_step]
     wcs.wcs.radesys = "FK5"
     wcs.wcs.equinox = 2000.0
     wcs.wcs.specsys = "TOPOCENT"
@@ -51,7 +50,8 @@ def write_fits_image(path: str | Path, data: np.ndarray, *, phase_centre: tuple[
                      frequency: Sequence[float] | float, channel_width: Sequence[float] | float | None = None,
                      beam: tuple[float, float, float] | None = None, unit: str = "JY/BEAM",
                      polarisation: Sequence[str] = ("I",), history: Sequence[str] = (),
-                     provenance: dict | None = None) -> Path:
+                     provenance: dict | None = None,
+                     beams: Sequence[tuple[float, float, float]] | None = None) -> Path:
     """Write an image atomically (temporary file renamed onto ``path``).
 
     data: [y, x], [chan, y, x] or [chan, pol, y, x]; phase_centre: (ra, dec) radians of
@@ -59,7 +59,9 @@ def write_fits_image(path: str | Path, data: np.ndarray, *, phase_centre: tuple[
     beam: (bmaj, bmin, bpa) radians, written as BMAJ/BMIN/BPA degrees; unit: BUNIT; history
     lines and the provenance record go into HISTORY cards (the record also as SDPPROV).
     Raises DataError (and writes nothing) when a pixel is NaN or infinite: such an image is
-    never a product.
+    never a product. beams: a restoring beam (bmaj, bmin, bpa) radians per channel, written as
+    CASA's per-plane beam table (a BEAMS binary table: BMAJ, BMIN arcsec, BPA deg, CHAN, POL for
+    every channel and Stokes plane; CASAMBM = T in the primary header).
     """
     from astropy.io import fits
 
@@ -92,12 +94,55 @@ def write_fits_image(path: str | Path, data: np.ndarray, *, phase_centre: tuple[
         text = json.dumps(provenance, sort_keys=True, default=str)
         for piece in textwrap.wrap("sdpflow provenance: " + text, 70):
             header.add_history(piece)
-    hdu = fits.PrimaryHDU(data=np.transpose(data, (1, 0, 2, 3)), header=header)
+    hdus = [fits.PrimaryHDU(data=np.transpose(data, (1, 0, 2, 3)), header=header)]
+    if beams is not None:
+        if len(beams) != n_chan:
+            raise ValueError(f"{len(beams)} beams for {n_chan} channels")
+        hdus[0].header["CASAMBM"] = (True, "per-plane restoring beams in the BEAMS table")
+        hdus.append(_beams_table(beams, n_pol))
     path = Path(path)
     tmp = atomic_path(path)
-    hdu.writeto(tmp, overwrite=True)
+    fits.HDUList(hdus).writeto(tmp, overwrite=True)
     replace_atomically(tmp, path)
     return path
+
+
+def _beams_table(beams: Sequence[tuple[float, float, float]], n_pol: int):
+    """CASA's BEAMS extension: one row per (channel, Stokes plane), BMAJ/BMIN in arcsec, BPA in degrees."""
+    from astropy.io import fits
+
+    beams = np.asarray(beams, dtype=float)  # [chan, 3] radians
+    n_chan = len(beams)
+    chan = np.tile(np.arange(n_chan, dtype=np.int32), n_pol)
+    pol = np.repeat(np.arange(n_pol, dtype=np.int32), n_chan)
+    arcsec = np.degrees(1.0) * 3600.0
+    table = fits.BinTableHDU.from_columns([
+        fits.Column(name="BMAJ", format="1E", unit="arcsec", array=beams[chan, 0] * arcsec),
+        fits.Column(name="BMIN", format="1E", unit="arcsec", array=beams[chan, 1] * arcsec),
+        fits.Column(name="BPA", format="1E", unit="deg", array=np.degrees(beams[chan, 2])),
+        fits.Column(name="CHAN", format="1J", array=chan),
+        fits.Column(name="POL", format="1J", array=pol),
+    ], name="BEAMS")
+    table.header["EXTVER"] = 1
+    table.header["NCHAN"] = n_chan
+    table.header["NPOL"] = n_pol
+    return table
+
+
+def read_beams(path: str | Path) -> np.ndarray | None:
+    """The per-channel restoring beams [chan, 3] (bmaj, bmin, bpa radians) of a FITS image's BEAMS
+    table (the first Stokes plane's), or None when it has none."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        if "BEAMS" not in hdus:
+            return None
+        table = hdus["BEAMS"].data
+        first = table["POL"] == 0
+        order = np.argsort(table["CHAN"][first])
+        return np.stack([np.radians(table["BMAJ"][first][order] / 3600.0),
+                         np.radians(table["BMIN"][first][order] / 3600.0),
+                         np.radians(table["BPA"][first][order])], axis=1)
 
 
 def read_fits_image(path: str | Path) -> Image:
@@ -122,8 +167,10 @@ def read_fits_image(path: str | Path) -> Image:
     freq0 = float(header.get("CRVAL3", 0.0))
     step = float(header.get("CDELT3", 0.0))
     frequency = freq0 + step * (np.arange(n_chan) + 1 - float(header.get("CRPIX3", 1.0)))
-    stokes0 = int(header.get("CRVAL4", 1))
-    polarisation = tuple(_STOKES_NAMES.get(stokes0 + i, str(stokes0 + i)) for i in range(n_pol))
+    stokes0, stokes_step = int(header.get("CRVAL4", 1)), int(header.get("CDELT4", 1) or 1)
+    stokes_pixel = float(header.get("CRPIX4", 1.0))
+    codes = [int(round(stokes0 + stokes_step * (i + 1 - stokes_pixel))) for i in range(n_pol)]
+    polarisation = tuple(FITS_STOKES_NAMES.get(code, str(code)) for code in codes)
     beam = None
     if header.get("BMAJ"):
         beam = (np.radians(header["BMAJ"]), np.radians(header["BMIN"]), np.radians(header.get("BPA", 0.0)))

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from ducc0.wgridder.experimental import dirty2vis, vis2dirty
 
-from sdpflow.radio.datamodels import Visibility, stokes_i, unflagged_weights
+from sdpflow.radio.datamodels import Visibility, single_plane, unflagged_weights
 from sdpflow.radio.small_inversion import SmallGrid, small_grid, to_requested, to_small, vis_bandwidth
 from sdpflow.radio.weighting import output_channel_index
 
@@ -78,7 +78,7 @@ def _check_grid(npix_x: int, npix_y: int) -> None:
 
 def _data_and_weights(vis: Visibility, weights: np.ndarray | None, psf: bool, precision: str,
                       epsilon: float) -> tuple[np.ndarray, np.ndarray]:
-    vis_i = stokes_i(vis)
+    vis_i = single_plane(vis)
     vis_dtype, weight_dtype = gridding_dtypes(precision, epsilon)
     weights = unflagged_weights(vis_i, weights, weight_dtype)
     data = np.ones(weights.shape, vis_dtype) if psf else vis_i.vis[:, :, 0].astype(vis_dtype, copy=False)
@@ -143,7 +143,8 @@ def invert(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weight
            epsilon: float = 1e-5, nthreads: int = 1, do_wstacking: bool = True, channels_out: int = 1,
            channel_index: np.ndarray | None = None, precision: str = "double", small_inversion: bool = True,
            bandwidth: float | None = None) -> ImageSum:
-    """The unnormalised Stokes I dirty image of ``vis`` and its sum of weights.
+    """The unnormalised dirty image of ``vis`` and its sum of weights: of its one plane (Stokes I, Q, U, V
+    or a correlation, see :func:`sdpflow.radio.datamodels.single_plane`), else of its Stokes I.
 
     npix_x, npix_y: image size in pixels (even, >= 32); cell_rad: pixel size in radians;
     weights: imaging weights [row, chan] (default: the natural Stokes I weights), flagged

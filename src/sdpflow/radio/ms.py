@@ -10,7 +10,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from sdpflow.radio.datamodels import (
     stokes_i_to_correlations,
     time_row_ranges,
 )
+from sdpflow.radio.stokes import missing_correlations, to_stokes
 
 DATA_COLUMNS = ("DATA", "CORRECTED_DATA", "MODEL_DATA")
 
@@ -149,7 +150,7 @@ def read_ms_metadata(path: str | Path) -> MSMetadata:
 
 def read_visibility(path: str | Path, *, rows: tuple[int, int] | None = None, channels: tuple[int, int] | None = None,
                     data_column: str = "DATA", correlations: bool = False, allow_all_flagged: bool = False,
-                    metadata: MSMetadata | None = None) -> Visibility:
+                    metadata: MSMetadata | None = None, stokes: Sequence[str] | None = None) -> Visibility:
     """Read a row range × channel range of an MS as Stokes I (or its correlations) Visibility.
 
     rows, channels: (start, stop) half-open ranges (None = all); data_column: DATA,
@@ -159,19 +160,25 @@ def read_visibility(path: str | Path, *, rows: tuple[int, int] | None = None, ch
     flagged too (see :func:`read_visibility_counted`). Raises DataError when the path is not
     an MS, lacks the column, or every selected sample is flagged (unless ``allow_all_flagged``).
     ``metadata``: this MS's :func:`read_ms_metadata`, when the caller holds it already (chunked reads).
+    ``stokes``: the Stokes parameters or correlations to form instead of Stokes I, e.g. ("I", "Q",
+    "U") or ("XX", "YY") (see :func:`sdpflow.radio.stokes.parse_pol`); the correlations are recognised
+    from CORR_TYPE and combined by :func:`sdpflow.radio.stokes.to_stokes` (DataError when one is missing).
     """
     return read_visibility_counted(path, rows=rows, channels=channels, data_column=data_column,
                                    correlations=correlations, allow_all_flagged=allow_all_flagged,
-                                   metadata=metadata)[0]
+                                   metadata=metadata, stokes=stokes)[0]
 
 
 def read_visibility_counted(path: str | Path, *, rows: tuple[int, int] | None = None,
                             channels: tuple[int, int] | None = None, data_column: str = "DATA",
                             correlations: bool = False, allow_all_flagged: bool = False,
-                            metadata: MSMetadata | None = None) -> tuple[Visibility, int]:
+                            metadata: MSMetadata | None = None,
+                            stokes: Sequence[str] | None = None) -> tuple[Visibility, int]:
     """:func:`read_visibility`, and how many samples (row × channel × correlation of the MS) it
     flagged because their visibility, weight or UVW was NaN or infinite (they read as 0, weight 0)."""
     metadata = metadata if metadata is not None else read_ms_metadata(path)
+    if stokes is not None:
+        check_stokes(path, metadata, stokes)
     if data_column not in metadata.data_columns:
         have = ", ".join(metadata.data_columns) or "no data column"
         raise DataError(f"{path}: has no column {data_column} (it has {have})")
@@ -218,10 +225,20 @@ def read_visibility_counted(path: str | Path, *, rows: tuple[int, int] | None = 
     )
     if correlations:
         return vis, non_finite
+    if stokes is not None and tuple(stokes) != ("I",):
+        return to_stokes(vis, stokes), non_finite
     try:
         return stokes_i(vis), non_finite
     except ValueError:
         raise DataError(f"{path}: cannot form Stokes I from correlations {metadata.polarisation}") from None
+
+
+def check_stokes(path: str | Path, metadata: MSMetadata, stokes: Sequence[str]) -> None:
+    """DataError (one line) when the MS's correlations cannot form every one of ``stokes``."""
+    missing = missing_correlations(metadata.polarisation, stokes)
+    if missing:
+        raise DataError(f"{path}: cannot image {','.join(stokes)}: its correlations are "
+                        f"{','.join(metadata.polarisation)} ({','.join(missing)} missing); choose --pol accordingly")
 
 
 def _flag_non_finite(data: np.ndarray, weight: np.ndarray, uvw: np.ndarray,

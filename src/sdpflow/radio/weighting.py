@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdpflow.radio.datamodels import SPEED_OF_LIGHT, Visibility, stokes_i, unflagged_weights
+from sdpflow.radio.datamodels import SPEED_OF_LIGHT, Visibility, single_plane, unflagged_weights
 
 
 def output_channel_index(n_channels: int, channels_out: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def weight_density(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float
     at (-u, -v). Flagged samples count zero. Arrays from different chunks of one observation
     can be summed.
     """
-    weight = unflagged_weights(stokes_i(vis))
+    weight = unflagged_weights(single_plane(vis))
     channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else channel_index
     iu, iv = _grid_cells(vis, npix_x, npix_y, cell_rad)
     size = channels_out * npix_y * npix_x
@@ -66,7 +66,7 @@ def imaging_weights(vis: Visibility, *, density: np.ndarray | None = None, weigh
     density: the summed :func:`weight_density` of the whole observation for uniform and
     Briggs (npix_x, npix_y and cell_rad must be those it was made with).
     """
-    weight = unflagged_weights(stokes_i(vis))
+    weight = unflagged_weights(single_plane(vis))
     if weighting == "natural":
         return weight
     if weighting not in ("uniform", "briggs"):

@@ -36,6 +36,12 @@ class ImageGrid:
     precision: str = "double"
     small_inversion: bool = True
     bandwidth: float | None = None
+    stokes: tuple[str, ...] = ("I",)  # the planes each chunk holds and grids, Stokes I first
+
+    @property
+    def n_planes(self) -> int:
+        """Planes of a gridded image: one per Stokes parameter and output channel, Stokes-major."""
+        return len(self.stokes) * self.channels_out
 
     def gridder_options(self) -> dict:
         return {"cell_rad": self.cell_rad, "epsilon": self.epsilon, "nthreads": self.nthreads,
@@ -60,10 +66,13 @@ class SolveTerm:
 
 @dataclass
 class ChunkData:
-    """A chunk held by a worker: its Stokes I visibilities and imaging weights [row, chan].
+    """A chunk held by a worker: its Stokes visibilities and imaging weights [row, chan].
 
-    non_finite: samples (row × channel × correlation of the MS) flagged at read for a NaN or
-    infinite visibility, weight or UVW.
+    vis: [row, chan, stokes] with the grid's Stokes planes, Stokes I first (only I for a Stokes I
+    run); weights: imaging weights from Stokes I's weights and density, used for every plane
+    (zero where that plane is flagged), None for natural weighting (each plane its own
+    weights); non_finite: samples (row × channel × correlation of the MS) flagged at read for a
+    NaN or infinite visibility, weight or UVW.
     """
 
     chunk: Chunk
@@ -71,11 +80,27 @@ class ChunkData:
     weights: np.ndarray | None = None
     non_finite: int = 0
 
+    @property
+    def vis_i(self) -> Visibility:
+        """Stokes I alone: what weighting, the PSF and self-calibration use."""
+        return self.plane(0)
 
-def read_chunk(ms_path: str, chunk: Chunk, data_column: str, metadata: MSMetadata | None = None) -> ChunkData:
-    """Read one chunk from the MS as Stokes I (on the worker that will keep it); ``metadata``: the MS's, if known."""
+    def plane(self, index: int) -> Visibility:
+        """One Stokes plane as a one-plane Visibility (views of this chunk's arrays, no copy)."""
+        if self.vis.vis.shape[2] == 1:
+            return self.vis
+        keep = slice(index, index + 1)
+        return self.vis.with_vis(self.vis.vis[:, :, keep], polarisation=(self.vis.polarisation[index],),
+                                 weight=self.vis.weight[:, :, keep], flag=self.vis.flag[:, :, keep])
+
+
+def read_chunk(ms_path: str, chunk: Chunk, data_column: str, metadata: MSMetadata | None = None,
+               stokes: tuple[str, ...] = ("I",)) -> ChunkData:
+    """Read one chunk from the MS as its Stokes planes (on the worker that will keep it); ``metadata``:
+    the MS's, if known; stokes: the planes, Stokes I first."""
     vis, non_finite = read_visibility_counted(ms_path, rows=chunk.rows, channels=chunk.channels,
-                                              data_column=data_column, allow_all_flagged=True, metadata=metadata)
+                                              data_column=data_column, allow_all_flagged=True, metadata=metadata,
+                                              stokes=None if stokes == ("I",) else stokes)
     return ChunkData(chunk, vis, non_finite=non_finite)
 
 
@@ -86,20 +111,20 @@ def non_finite_count(data: ChunkData) -> int:
 
 def chunk_density(data: ChunkData, grid: ImageGrid) -> np.ndarray:
     """This chunk's gridded weight density (summed over chunks for uniform/Briggs weighting)."""
-    return weight_density(data.vis, npix_x=grid.npix_x, npix_y=grid.npix_y, cell_rad=grid.cell_rad,
+    return weight_density(data.vis_i, npix_x=grid.npix_x, npix_y=grid.npix_y, cell_rad=grid.cell_rad,
                           channels_out=grid.channels_out, channel_index=_channel_index(data, grid))
 
 
 def weigh_chunk(data: ChunkData, density: np.ndarray | None, grid: ImageGrid, weighting: str, robust: float) -> ChunkData:
     """The chunk with its imaging weights computed from the observation's total density."""
-    weights = imaging_weights(data.vis, density=density, weighting=weighting, robust=robust, npix_x=grid.npix_x,
+    weights = imaging_weights(data.vis_i, density=density, weighting=weighting, robust=robust, npix_x=grid.npix_x,
                               npix_y=grid.npix_y, cell_rad=grid.cell_rad, channel_index=_channel_index(data, grid))
     return ChunkData(data.chunk, data.vis, weights, data.non_finite)
 
 
 def chunk_psf(data: ChunkData, grid: ImageGrid) -> ImageSum:
-    """The unnormalised PSF of this chunk."""
-    return invert_psf(data.vis, npix_x=grid.npix_x, npix_y=grid.npix_y, weights=data.weights,
+    """The unnormalised PSF of this chunk (of Stokes I: the minor cycle uses it for every plane)."""
+    return invert_psf(data.vis_i, npix_x=grid.npix_x, npix_y=grid.npix_y, weights=data.weights,
                       channels_out=grid.channels_out, channel_index=_channel_index(data, grid), **grid.gridder_options())
 
 
@@ -109,34 +134,67 @@ def major_cycle(
 ) -> tuple[ImageSum, dict[str, GainTable]]:
     """Predict the model, solve and apply the gain terms in order, subtract, invert the residual.
 
-    model: [chan_out, y, x] Jy/pixel or None (empty). Returns this chunk's unnormalised
-    residual image and the gain table of each solved term.
+    model: [stokes × chan_out, y, x] Jy/pixel (Stokes-major, as :attr:`ImageGrid.n_planes`) or
+    None (empty). The gains are solved on Stokes I and, being scalar per antenna, applied to
+    every Stokes plane alike. Returns this chunk's unnormalised residual image [stokes ×
+    chan_out, y, x] and the gain table of each solved term.
     """
     channel_index = _channel_index(data, grid)
-    observed = data.vis.vis[:, :, 0].astype(grid.vis_dtype)
-    if model is not None and np.any(model):
-        model_vis = predict(data.vis, model, channel_index=channel_index, **grid.gridder_options())
+    vis_i = data.vis_i
+    n_out = grid.channels_out
+    model_i = None if model is None else model[:n_out]
+    observed = vis_i.vis[:, :, 0].astype(grid.vis_dtype)
+    if model_i is not None and np.any(model_i):
+        model_vis = predict(vis_i, model_i, channel_index=channel_index, **grid.gridder_options())
     else:
         model_vis, terms = None, ()  # nothing to calibrate against
-    corrected, tables, weights = observed, {}, data.weights
+    corrected, tables, weights, unsolved_any = observed, {}, data.weights, None
     for term in terms:
         # the solver only reads weights and flags: share them rather than with_vis's copies
-        table = solve_gains(data.vis.with_vis(corrected, weight=data.vis.weight, flag=data.vis.flag), model_vis,
+        table = solve_gains(vis_i.with_vis(corrected, weight=vis_i.weight, flag=vis_i.flag), model_vis,
                             mode=term.mode, timeslice=term.timeslice,
                             refant=refant, tol=tolerance)
         if term.normalise and term.mode != "T":
             table = normalise_amplitudes(table)
-        corrected = apply_gains(corrected, table, data.vis.antenna1, data.vis.antenna2, data.vis.time, inverse=True)
-        unsolved = unsolved_samples(data.vis.n_channels, table, data.vis.antenna1, data.vis.antenna2, data.vis.time)
+        corrected = apply_gains(corrected, table, vis_i.antenna1, vis_i.antenna2, vis_i.time, inverse=True)
+        unsolved = unsolved_samples(vis_i.n_channels, table, vis_i.antenna1, vis_i.antenna2, vis_i.time)
         if unsolved.any():
-            weights = np.where(unsolved, 0.0, weights if weights is not None else data.vis.weight[:, :, 0])
+            weights = np.where(unsolved, 0.0, weights if weights is not None else vis_i.weight[:, :, 0])
+            unsolved_any = unsolved if unsolved_any is None else unsolved_any | unsolved
         tables[term.name] = table
     # the model visibilities are not needed after this: subtract into them rather than a new array
     residual = corrected if model_vis is None else np.subtract(corrected, model_vis, out=model_vis)
     # weights and flags are only read by invert: share them instead of with_vis's copies
-    image = invert(data.vis.with_vis(residual, weight=data.vis.weight, flag=data.vis.flag), npix_x=grid.npix_x, npix_y=grid.npix_y, weights=weights,
+    image = invert(vis_i.with_vis(residual, weight=vis_i.weight, flag=vis_i.flag), npix_x=grid.npix_x, npix_y=grid.npix_y, weights=weights,
                    channels_out=grid.channels_out, channel_index=channel_index, **grid.gridder_options())
+    for index in range(1, len(grid.stokes)):
+        image = _concatenate(image, _other_plane(data, index, model, grid, channel_index, tables, unsolved_any))
     return image, tables
+
+
+def _other_plane(data: ChunkData, index: int, model: np.ndarray | None, grid: ImageGrid, channel_index: np.ndarray,
+                 tables: dict[str, GainTable], unsolved: np.ndarray | None) -> ImageSum:
+    """The residual image of Stokes plane ``index`` (not I): corrected by Stokes I's gains, its model
+    (planes index × chan_out ...) subtracted, inverted with the chunk's imaging weights."""
+    vis = data.plane(index)
+    n_out = grid.channels_out
+    corrected = vis.vis[:, :, 0].astype(grid.vis_dtype)
+    for table in tables.values():
+        corrected = apply_gains(corrected, table, vis.antenna1, vis.antenna2, vis.time, inverse=True)
+    plane_model = None if model is None else model[index * n_out:(index + 1) * n_out]
+    if plane_model is not None and np.any(plane_model):
+        corrected = corrected - predict(vis, plane_model, channel_index=channel_index, **grid.gridder_options())
+    weights = data.weights
+    if unsolved is not None:
+        weights = np.where(unsolved, 0.0, weights if weights is not None else vis.weight[:, :, 0])
+    return invert(vis.with_vis(corrected, weight=vis.weight, flag=vis.flag), npix_x=grid.npix_x,
+                  npix_y=grid.npix_y, weights=weights, channels_out=n_out, channel_index=channel_index,
+                  **grid.gridder_options())
+
+
+def _concatenate(first: ImageSum, second: ImageSum) -> ImageSum:
+    """Two images' planes one after the other (Stokes-major)."""
+    return ImageSum(np.concatenate([first.image, second.image]), np.concatenate([first.weight_sum, second.weight_sum]))
 
 
 def weight_sum(image: ImageSum) -> np.ndarray:
@@ -153,10 +211,11 @@ def normalised(image: ImageSum) -> np.ndarray:
 
 
 def corrected_chunk(data: ChunkData, tables: list[GainTable]) -> np.ndarray:
-    """The chunk's visibilities corrected by the given gain tables in order, [row, chan] complex."""
-    corrected = data.vis.vis[:, :, 0].astype(np.complex128)
+    """The chunk's Stokes I visibilities corrected by the given gain tables in order, [row, chan] complex."""
+    vis_i = data.vis_i
+    corrected = vis_i.vis[:, :, 0].astype(np.complex128)
     for table in tables:
-        corrected = apply_gains(corrected, table, data.vis.antenna1, data.vis.antenna2, data.vis.time, inverse=True)
+        corrected = apply_gains(corrected, table, vis_i.antenna1, vis_i.antenna2, vis_i.time, inverse=True)
     return corrected
 
 

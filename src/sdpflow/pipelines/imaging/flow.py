@@ -34,14 +34,13 @@ from sdpflow.engine.flow import Stage, StageContext
 from sdpflow.engine.futures import gather, result
 from sdpflow.errors import ConfigError, DataError
 from sdpflow.pipelines.imaging import chunks as chunk_tasks
-from sdpflow.pipelines.imaging import products
+from sdpflow.pipelines.imaging import polarisation, products
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.imaging.partition import Chunk, plan_chunks
 from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
-from sdpflow.radio.ms import MSMetadata, ms_checksum, read_ms_metadata
+from sdpflow.radio.ms import MSMetadata, check_stokes, ms_checksum, read_ms_metadata
 from sdpflow.radio.small_inversion import image_bandwidth
-
 
 
 def cycle_name(cycle: int) -> str:
@@ -75,7 +74,7 @@ class ImagingSession:
         imaging = self.config.imaging
         self.placement = spread_over_workers(client, len(self.chunks))
         raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column, self.metadata,
-                             key=f"read-chunk-{chunk.index:04d}-{_token(self)}", **where)
+                             self.grid.stokes, key=f"read-chunk-{chunk.index:04d}-{_token(self)}", **where)
                for chunk, where in zip(self.chunks, self.placement)]
         density = None
         if imaging.weighting != "natural":
@@ -121,10 +120,10 @@ class ImagingSession:
         return [client.submit(operator.itemgetter(1), part) for part in results]
 
     def write_image(self, client, path: Path, image: Any, kind: str, provenance: dict, beam: dict | None = None,
-                    **submit: Any) -> Any:
-        """Write ``image`` (a future, or None for an empty model) as FITS on a worker; the write's future."""
+                    stokes: str | None = "I", **submit: Any) -> Any:
+        """Write ``image`` (a future, None: empty model) as FITS on a worker, the plane ``stokes`` (None: all)."""
         return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, provenance,
-                             **submit)
+                             stokes, **submit)
 
     def non_finite_flagged(self, client) -> int:
         """Samples flagged at read for a NaN or infinite visibility, weight or UVW, over all chunks."""
@@ -185,6 +184,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     if config.imaging.data_column not in metadata.data_columns:
         raise DataError(f"{config.ms}: has no column {config.imaging.data_column} (it has "
                         f"{', '.join(metadata.data_columns) or 'no data column'}): choose one with --data-column")
+    check_stokes(config.ms, metadata, config.imaging.stokes_planes)  # DataError: a correlation is missing
     grid = image_grid(config, metadata)
     intervals = tuple(getattr(config.calibration, name).timeslice for name in config.calibration.context) if calibrate else ()
     chunks = plan_chunks(metadata.time_rows, metadata.times, metadata.n_channels,
@@ -197,20 +197,21 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     if calibrate:
         cycle_config["calibration"] = config.calibration.model_dump(exclude={"write_corrected"})
     nmajor = config.deconvolution.nmajor
-    stages = [Stage("psf", lambda ctx: _psf_stage(ctx, session), outputs=("psf.fits", "cycles/beam.json"),
+    stages = [Stage("psf", lambda ctx: _psf_stage(ctx, session),
+                    outputs=("psf.fits", "cycles/beam.json", *polarisation.stokes_outputs(config, "psf")),
                     inputs=(config.ms,), config=sections, retries=1,
                     input_checksum=lambda path: ms_checksum(path, config.imaging.data_column))]
     previous = "psf"
     for cycle in range(1, nmajor + 1):
         outputs = [model_name(cycle), f"cycles/cycle-{cycle:02d}.json"]
         if cycle == 1:
-            outputs.append("dirty.fits")
+            outputs += ["dirty.fits", *polarisation.stokes_outputs(config, "cycle-01")]
         if session.terms_for(cycle - 1):
             outputs.append(f"cycles/gains-{cycle:02d}.h5")
         stages.append(Stage(cycle_name(cycle), lambda ctx, c=cycle: _cycle_stage(ctx, session, c),
                             outputs=tuple(outputs), after=(previous,), config=cycle_config, retries=1))
         previous = cycle_name(cycle)
-    final = ["model.fits", "residual.fits", "restored.fits", "summary.json"]
+    final = ["model.fits", "residual.fits", "restored.fits", "summary.json", *polarisation.stokes_outputs(config, "restore")]
     if calibrate:
         final.append("gains.h5")
     restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
@@ -237,7 +238,7 @@ def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
     bandwidth = image_bandwidth(uv_max, w_max, width, height, cell) if small else None
     return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
                      config.imaging.wstacking, config.imaging.threads_per_task, config.imaging.precision,
-                     config.imaging.small_inversion, bandwidth)
+                     config.imaging.small_inversion, bandwidth, config.imaging.stokes_planes)
 
 
 def observation_uvw_max(ms_path: str, metadata: MSMetadata) -> tuple[float, float]:
@@ -268,6 +269,7 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
     ctx.progress(1, 2, "writing psf.fits")
     result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", ctx.provenance(), beam, priority=1))
+    beam = polarisation.write_psf_cubes(session, client, ctx, psf, beam)  # adds the channels' beams
     ctx.output("cycles/beam.json").write_text(products.strict_json(beam))
     session.psf_future = psf
     ctx.progress(2, 2)
@@ -285,7 +287,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     if previous and previous["converged"] and not session.calibrate:
         # Continuum stops when the minor cycle has reached its threshold: carry the model on.
         result(session.write_image(client, ctx.output(model_name(cycle)), model, "model",
-                                   ctx.provenance()))
+                                   ctx.provenance(), stokes=None))
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))
         session.model_future, session.model_cycle = model, cycle
@@ -297,12 +299,14 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
         writes.append(session.write_image(client, ctx.output("dirty.fits"), residual, "dirty", ctx.provenance()))
+        writes += polarisation.write_stokes_images(session, client, ctx, "dirty", residual, ctx.provenance())
     if terms:
         writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")),
                                     session.gain_tables(client, results), ctx.provenance()))
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
     minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
-                          deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far))
+                          deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far),
+                          polarisation.joined_planes(session.config))
     new_model = client.submit(operator.itemgetter(0), minor)
     stats = result(client.submit(operator.itemgetter(1), minor))
     # The next stage (the next cycle, or restore after the last or a converged one) grids this
@@ -310,7 +314,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     session.submit_ahead(client, new_model, session.terms_for(cycle))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
     writes.append(session.write_image(client, ctx.output(model_name(cycle)), new_model, "model",
-                                      ctx.provenance(), priority=1))
+                                      ctx.provenance(), stokes=None, priority=1))
     gather(writes)
     metrics = {
         "cycle": cycle,
@@ -340,12 +344,15 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     residual = session.residual(client, results)
     beam = _read_json(ctx.product("cycles/beam.json"))
     provenance = ctx.provenance()
-    restored = client.submit(products.restore_image, model, residual, beam, session.grid.cell_rad)
+    restored = client.submit(products.restore_image, model, residual, polarisation.first_beam(beam),
+                             session.grid.cell_rad, session.grid)
     writes = [
-        session.write_image(client, ctx.output(name), image, kind, provenance, beam if kind == "restored" else None)
+        session.write_image(client, ctx.output(name), image, kind, provenance,
+                            polarisation.first_beam(beam) if kind == "restored" else None)
         for name, image, kind in (("model.fits", model, "model"), ("residual.fits", residual, "residual"),
                                   ("restored.fits", restored, "restored"))
     ]
+    writes += polarisation.write_restored_cubes(session, client, ctx, model, residual, beam, provenance)
     if session.calibrate:
         tables = session.gain_tables(client, results)
         writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
@@ -353,8 +360,9 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     if session.calibrate and session.config.calibration.write_corrected:
         # One chunk at a time: concurrent writers to one MS would contend for its table lock.
         for part, table in zip(data, tables):
-            result(client.submit(products.write_corrected, session.config.ms, part, table, pure=False))
-    image_stats = result(client.submit(products.image_statistics, restored, residual))
+            result(client.submit(products.write_corrected, session.config.ms, part, table,
+                                 session.config.imaging.data_column, pure=False))
+    image_stats = result(client.submit(products.image_statistics, restored, residual, session.grid))
     cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]
     summary = ImagingSummary(
         pipeline="ical" if session.calibrate else "continuum",

@@ -20,12 +20,18 @@ ARCSEC_PER_RAD = 180 / np.pi * 3600
 
 
 def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None, settings: dict[str, Any],
-                niter: int) -> tuple[np.ndarray, dict[str, Any]]:
+                niter: int, joined: tuple[int, ...] = ()) -> tuple[np.ndarray, dict[str, Any]]:
     """Clean ``residual`` (Jy/beam, [chan, y, x]) and add the components to ``model`` (Jy/pixel).
 
     settings: the deconvolution section (gain, mgain, threshold, auto_threshold, multiscale,
-    scales); niter: components still allowed. Returns the new model and the cycle's metrics.
+    scales); niter: components still allowed. Every plane is cleaned on its own, each Stokes
+    plane of a [stokes × chan, y, x] residual with the Stokes I ``psf`` [chan, y, x] of its
+    channel. joined: Stokes plane indices cleaned together channel by channel (Hogbom, see
+    :mod:`sdpflow.radio.joined_clean`), the others alone. Returns the new model and the cycle's metrics.
     """
+    n_chan = psf.shape[0]
+    if psf.shape[0] != residual.shape[0]:
+        psf = np.tile(psf, (residual.shape[0] // psf.shape[0], 1, 1))
     peak = float(np.max(np.abs(residual)))
     sigma = float(deconvolution.mad_sigma(residual))
     options = dict(gain=settings["gain"], niter=niter, threshold=settings["threshold"],
@@ -33,7 +39,10 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
                    algorithm="multiscale" if settings["multiscale"] else "hogbom")
     if settings["multiscale"] and settings.get("scales"):
         options["scales"] = settings["scales"]
-    if niter > 0:
+    join_channels = bool(settings.get("join_channels")) and n_chan > 1
+    if niter > 0 and (joined or join_channels):
+        delta, components, reason, left = _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options)
+    elif niter > 0:
         result = deconvolution.deconvolve(residual, psf, **options)
         delta, components, reason, left = result.model_delta, result.n_components, result.stop_reason, result.residual
     else:
@@ -51,6 +60,40 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
     return new_model, metrics
 
 
+def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options):
+    """Clean the planes of [stokes × chan, y, x] in joined units (see :func:`minor_cycle`): with joined
+    channels each Stokes parameter's channels together (the ``joined`` Stokes parameters all in one
+    unit, one group each), else each channel's ``joined`` Stokes planes together; the rest alone."""
+    from sdpflow.radio.joined_clean import deconvolve_joined
+
+    n_stokes = residual.shape[0] // n_chan
+    channels = range(n_chan)
+    units = []  # (planes, groups as positions among the planes)
+    if join_channels:
+        stokes_units = ([list(joined)] if joined else []) + [[k] for k in range(n_stokes) if k not in joined]
+        for members in stokes_units:
+            planes = [k * n_chan + c for k in members for c in channels]
+            units.append((planes, [[i * n_chan + c for c in channels] for i in range(len(members))]))
+        alone = []
+    else:
+        units = [([k * n_chan + c for k in joined], None) for c in channels]
+        alone = [k * n_chan + c for k in range(n_stokes) if k not in joined for c in channels]
+    delta, left = np.zeros_like(residual), residual.copy()
+    components, reasons = 0, []
+    if alone:
+        result = deconvolution.deconvolve(residual[alone], psf[alone], **options)
+        delta[alone], left[alone] = result.model_delta, result.residual
+        components, reasons = result.n_components, [result.stop_reason]
+    for planes, groups in units:
+        result = deconvolve_joined(residual[planes], psf[planes], gain=options["gain"], niter=options["niter"],
+                                   threshold=options["threshold"], auto_threshold=options["auto_threshold"],
+                                   mgain=options["mgain"], groups=groups)
+        delta[planes], left[planes] = result.model_delta, result.residual
+        components += result.n_components
+        reasons.append(result.stop_reason)
+    return delta, components, "niter" if "niter" in reasons else reasons[-1], left
+
+
 def fit_beam(psf: np.ndarray, cell_rad: float) -> dict[str, float]:
     """The restoring beam fitted to the PSF main lobe: FWHM major/minor (arcsec) and position angle (deg)."""
     plane = psf[0] if psf.ndim == 3 else psf
@@ -59,20 +102,50 @@ def fit_beam(psf: np.ndarray, cell_rad: float) -> dict[str, float]:
             "bpa_deg": float(np.degrees(bpa))}
 
 
+def fit_beams(psf: np.ndarray, cell_rad: float) -> list[dict[str, float]]:
+    """:func:`fit_beam` of each channel of a PSF [chan, y, x]."""
+    return [fit_beam(plane, cell_rad) for plane in psf]
+
+
 def beam_rad(beam: dict[str, float]) -> tuple[float, float, float]:
     """(bmaj, bmin, bpa) in radians of a beam as :func:`fit_beam` writes it (arcsec, deg)."""
     return beam["bmaj_arcsec"] / ARCSEC_PER_RAD, beam["bmin_arcsec"] / ARCSEC_PER_RAD, np.radians(beam["bpa_deg"])
 
 
-def restore_image(model: np.ndarray | None, residual: np.ndarray, beam: dict[str, float], cell_rad: float) -> np.ndarray:
-    """Model convolved with the restoring beam plus the residual (Jy/beam)."""
+def restore_image(model: np.ndarray | None, residual: np.ndarray, beam: dict[str, float], cell_rad: float,
+                  grid=None) -> np.ndarray:
+    """Model convolved with the restoring beam plus the residual (Jy/beam); of Stokes I alone when ``grid``
+    says the images hold several Stokes planes."""
+    if grid is not None:
+        model, residual = stokes_plane(model, grid, "I"), stokes_plane(residual, grid, "I")
     if model is None:
         return residual.copy()
     return restore.restore(model, residual, beam_rad(beam), cell_rad)
 
 
-def image_statistics(restored: np.ndarray, residual: np.ndarray) -> dict[str, float]:
-    """Peak of the restored image, noise (σ from the MAD of the residual), dynamic range."""
+def restore_cube(model: np.ndarray | None, residual: np.ndarray, beams: list[dict[str, float]],
+                 cell_rad: float) -> np.ndarray:
+    """Restore a [stokes × chan, y, x] image, each channel with its own beam (``beams`` [chan])."""
+    if model is None:
+        return residual.copy()
+    n_chan = len(beams)
+    return np.array([restore.restore(model[k], residual[k], beam_rad(beams[k % n_chan]), cell_rad)
+                     for k in range(residual.shape[0])])
+
+
+def stokes_plane(image: np.ndarray | None, grid, name: str) -> np.ndarray | None:
+    """The [chan, y, x] planes of Stokes ``name`` in a [stokes × chan, y, x] image of ``grid``."""
+    if image is None or len(grid.stokes) == 1:
+        return image
+    index = grid.stokes.index(name)
+    return image[index * grid.channels_out:(index + 1) * grid.channels_out]
+
+
+def image_statistics(restored: np.ndarray, residual: np.ndarray, grid=None) -> dict[str, float]:
+    """Peak of the restored image, noise (σ from the MAD of the residual), dynamic range; of Stokes I
+    when ``grid`` says the images hold several Stokes planes."""
+    if grid is not None:
+        restored, residual = stokes_plane(restored, grid, "I"), stokes_plane(residual, grid, "I")
     noise = float(deconvolution.mad_sigma(residual))
     peak = float(np.max(restored))
     return {"peak_jy_per_beam": peak, "noise_jy_per_beam": noise,
@@ -99,20 +172,34 @@ def strict_json(value: Any, **dumps: Any) -> str:
 
 
 def read_image(path: str) -> np.ndarray:
-    """A Stokes I image [chan, y, x] from a FITS file written by :func:`write_image`."""
-    return fits.read_fits_image(path).data[:, 0]
+    """An image [stokes × chan, y, x] (Stokes-major; [chan, y, x] for Stokes I) from a FITS file
+    written by :func:`write_image`."""
+    data = fits.read_fits_image(path).data  # [chan, pol, y, x]
+    return np.transpose(data, (1, 0, 2, 3)).reshape(-1, *data.shape[2:])
 
 
 def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata, kind: str,
-                beam: dict[str, float] | None, provenance: dict[str, Any]) -> None:
-    """Write a [chan, y, x] image (None = empty model) as FITS with its WCS, beam and provenance."""
-    data = np.zeros((grid.channels_out, grid.npix_y, grid.npix_x)) if image is None else np.asarray(image)
-    frequency, bandwidth = _output_frequencies(metadata, grid.channels_out)
+                beam: dict[str, float] | None, provenance: dict[str, Any], stokes: str | None = None) -> None:
+    """Write an image (None = empty model) as FITS with its WCS, beam and provenance.
+
+    image: [chan, y, x] (Stokes I) or [stokes × chan, y, x] with the grid's Stokes planes;
+    stokes: write only that Stokes plane (None: every plane the image holds). A beam with
+    per-channel ``channels`` beams gets CASA's BEAMS table too.
+    """
+    n_out = grid.channels_out
+    data = np.zeros((grid.n_planes, grid.npix_y, grid.npix_x)) if image is None else np.asarray(image)
+    names = grid.stokes if data.shape[0] == len(grid.stokes) * n_out else ("I",)
+    if stokes is not None:
+        index = names.index(stokes)
+        data, names = data[index * n_out:(index + 1) * n_out], (stokes,)
+    cube = np.transpose(data.reshape(len(names), n_out, *data.shape[1:]), (1, 0, 2, 3))  # [chan, pol, y, x]
+    frequency, bandwidth = _output_frequencies(metadata, n_out)
+    beams = [beam_rad(b) for b in beam["channels"]] if beam and stokes is not None and "channels" in beam else None
     fits.write_fits_image(
-        path, data[:, None], phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
-        channel_width=bandwidth, beam=beam_rad(beam) if beam else None,
+        path, cube, phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
+        channel_width=bandwidth, beam=beam_rad(beam) if beam else None, polarisation=names,
         unit="JY/PIXEL" if kind == "model" else "JY/BEAM", provenance=provenance,
-        history=[f"sdpflow {kind} image"],
+        history=[f"sdpflow {kind} image"], beams=beams,
     )
 
 
@@ -134,9 +221,25 @@ def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[
     hdf5.write_gaintables_hdf5(path, joined, quality.combined_gains(list(joined.values())), provenance=provenance)
 
 
-def write_corrected(ms_path: str, data, tables: dict[str, GainTable]) -> None:
-    """Write this chunk's calibrated visibilities to CORRECTED_DATA."""
-    from sdpflow.pipelines.imaging.chunks import corrected_chunk
+def write_corrected(ms_path: str, data, tables: dict[str, GainTable], data_column: str = "DATA") -> None:
+    """Write this chunk's calibrated visibilities to CORRECTED_DATA.
 
-    write_column(ms_path, "CORRECTED_DATA", corrected_chunk(data, list(tables.values())),
-                 rows=data.chunk.rows, channels=data.chunk.channels)
+    A Stokes I chunk writes its corrected Stokes I to the parallel hands (cross hands 0); a
+    chunk of several Stokes planes re-reads its correlations from ``data_column`` and writes
+    each corrected by the (scalar, Stokes I) gains, so the polarisation is kept.
+    """
+    from sdpflow.pipelines.imaging.chunks import corrected_chunk
+    from sdpflow.radio.calibration import apply_gains
+    from sdpflow.radio.ms import read_visibility
+
+    rows, channels = data.chunk.rows, data.chunk.channels
+    if data.vis.vis.shape[2] == 1:
+        write_column(ms_path, "CORRECTED_DATA", corrected_chunk(data, list(tables.values())),
+                     rows=rows, channels=channels)
+        return
+    vis = read_visibility(ms_path, rows=rows, channels=channels, data_column=data_column, correlations=True,
+                          allow_all_flagged=True)
+    corrected = vis.vis.astype(np.complex128)
+    for table in tables.values():
+        corrected = apply_gains(corrected, table, vis.antenna1, vis.antenna2, vis.time, inverse=True)
+    write_column(ms_path, "CORRECTED_DATA", corrected, rows=rows, channels=channels)

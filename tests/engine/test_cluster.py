@@ -155,6 +155,12 @@ finally:
 """
 
 
+def default_sigint() -> None:
+    """A shell running the tests in the background ignores SIGINT for its jobs, and Python then
+    never turns it into KeyboardInterrupt: give the child the default, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_leaves_no_orphans(signum):
     """The cluster is closed (its processes gone) within 10 s of the signal.
@@ -162,7 +168,8 @@ def test_interrupt_leaves_no_orphans(signum):
     The process itself may take longer to end on a loaded machine: tearing down the
     interpreter is Python's, and the CLI skips it (tests/engine/test_fanout.py, Ctrl-C).
     """
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            preexec_fn=default_sigint)
     try:
         pids = {int(p) for p in proc.stdout.readline().split()}
         assert len(pids) >= 2

@@ -15,6 +15,7 @@ from sdpflow.errors import StageFailed
 from sdpflow.pipelines import resume_run, start_run
 from sdpflow.store import RunStore
 from tests.engine.fanout_pipeline import SquaresConfig
+from tests.engine.test_cluster import default_sigint
 
 REPO = Path(__file__).resolve().parents[2]
 REF = "tests.engine.fanout_pipeline:SQUARES"
@@ -151,7 +152,8 @@ def test_ctrl_c_ends_a_run_quickly_and_marks_it_interrupted(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'runs.db'}"
     command = [sys.executable, "-m", "sdpflow.cli", "--db", db_url, "run", "flow", REF, "--out", str(tmp_path / "out"),
                "--set", "count=100000", "--set", "sleep_ms=1"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     store = RunStore(db_url)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

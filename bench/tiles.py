@@ -23,8 +23,8 @@ deduplication (each file's polygons counted).
   script re-invoking itself with ``--pdg-child``). It runs in one process, as documented.
 
 Figures: staging = polygons read from the files (the sum over files) / seconds of staging
-(sdpflow: the ``stage`` stage, from the later of its start and the cluster's opening to its completion; PDG: ``stage_all``). Tiles = GeoTIFF tiles
-written at every zoom (each with one PNG per statistic) / seconds from the end of staging to
+(sdpflow: the ``stage`` stage, from the later of its start and the cluster's opening, which
+happens inside it, to its completion; PDG: ``stage_all``). Tiles = GeoTIFF tiles written at every zoom (each with one PNG per statistic) / seconds from the end of staging to
 the last web tile (sdpflow: ``rasterize`` … ``webtiles``; PDG: ``rasterize_all``). Wall = the
 child process from start to exit (imports, cluster start, metadata included). Peak memory:
 ``ru_maxrss`` of the child and the descendants it waited for (the largest single process), and
@@ -208,7 +208,8 @@ def run_child(python: str, role: str, spec: dict, folder: Path, timeout: float) 
     tree_peak = 0.0
     with open(log, "w") as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 cwd=folder, start_new_session=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)))
+                                 cwd=folder, start_new_session=True,
+                                 env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)))
         timed_out = False
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
@@ -363,7 +364,8 @@ def main(argv: list[str] | None = None) -> None:
                     ratios[key] = ours[key] / theirs[key]
             if ours.get("wall_s") and theirs.get("wall_s") and not ours.get("failed") and not theirs.get("failed"):
                 ratios["wall"] = theirs["wall_s"] / ours["wall_s"]
-                ratios["staging_plus_tiles"] = (theirs["stage_s"] + theirs["tiles_s"]) / (ours["stage_s"] + ours["tiles_s"])
+                ratios["staging_plus_tiles"] = ((theirs["stage_s"] + theirs["tiles_s"])
+                                                / (ours["stage_s"] + ours["tiles_s"]))
             report["ratio_sdpflow_over_pdg"] = ratios
             print("ratio (sdpflow / PDG throughput):", json.dumps(ratios), flush=True)
         else:

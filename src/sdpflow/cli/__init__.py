@@ -67,7 +67,9 @@ def _global_options(
                           "(ps): use SDPFLOW_DB, PGPASSWORD, ~/.pgpass or --db-password-file", highlight=False,
                           soft_wrap=True)
     if db_password_file is not None:
-        db = with_password(db or default_db_url(), read_password_file(db_password_file))
+        password = read_password_file(db_password_file, warn=lambda message: err_console.print(
+            f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True))
+        db = with_password(db or default_db_url(), password)
     ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)
     # Dask logs every worker start and stop at INFO; show that only with -vv. The
     # environment variable reaches worker processes started from here too.

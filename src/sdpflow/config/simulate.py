@@ -21,6 +21,10 @@ SIMULATE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The most visibilities (baselines x times x channels) a simulation writes: 1000x the medium preset.
+MAX_VISIBILITIES = 10**10
+
+
 class SimulateConfig(Section):
     """A simulated LOW-like observation written as a MeasurementSet plus its truth."""
 
@@ -61,6 +65,15 @@ class SimulateConfig(Section):
                       json_schema_extra={"cli": "--seed"})
     image_npix: int = Field(default=256, ge=32, description="suggested image size (pixels) for imaging the result")
     image_cell_arcsec: float = Field(default=60.0, gt=0, description="suggested pixel size (arcsec)")
+
+    @model_validator(mode="after")
+    def _fits_a_machine(self) -> "SimulateConfig":
+        visibilities = self.stations * (self.stations - 1) // 2 * self.times * self.channels
+        if visibilities > MAX_VISIBILITIES:
+            raise ValueError(f"stations {self.stations}, times {self.times} and channels {self.channels} make "
+                             f"{visibilities:.3g} visibilities, more than the {MAX_VISIBILITIES:.0e} a simulation "
+                             "writes: give smaller numbers")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -76,8 +76,9 @@ class PoolTask(Section):
             value is not None for value in (self.cwd, self.env, self.stdout, self.stderr)
         ):
             raise ValueError("cwd, env, stdout and stderr apply to commands only")
-        if isinstance(self.command, list) and not self.command:
-            raise ValueError("command is empty")
+        words = self.command.split() if isinstance(self.command, str) else self.command
+        if words is not None and (not words or not str(words[0]).strip()):
+            raise ValueError("command is empty: give the executable and its arguments")
         return self
 
 
@@ -94,6 +95,20 @@ class PoolConfig(Section):
         "--cluster replaces its spec")
     defaults: TaskDefaults = Field(default_factory=TaskDefaults)
     tasks: list[PoolTask] = Field(min_length=1, description="the tasks")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "PoolConfig":
+        seen: dict[str, int] = {}
+        for position, task in enumerate(self.tasks):
+            names = [task.name.replace("{i}", str(i)) for i in range(task.repeat)] if task.repeat else [task.name]
+            if len(set(names)) < len(names):
+                raise ValueError(f"tasks.{position}: name {task.name!r} repeats {task.repeat} times: put {{i}} in it")
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"tasks.{position}: task name {name!r} is used by tasks.{seen[name]} too: "
+                                     "give each task its own name")
+                seen[name] = position
+        return self
 
 
 def load_pool_config(path: str | Path) -> PoolConfig:

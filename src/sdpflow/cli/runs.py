@@ -31,7 +31,7 @@ def _duration(run: dict) -> str:
 @runs_app.command("list")
 def list_runs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many runs, newest first.")] = 20,
     pipeline: Annotated[Optional[str], typer.Option("--pipeline", help="Only runs of this pipeline.")] = None,
 ) -> None:
     """The latest runs: id (with the pipeline's name), status, start, duration; `runs show` tells the rest."""

@@ -163,6 +163,8 @@ def report(
     sections = [pipeline.report_section(run_dir)] if pipeline.report_section and run["status"] == "completed" else []
     sections.append(run_section(run_dir, store.item_counts(run["id"])))
     path = out or run_dir / "run-report.html"
+    if path.is_dir() or not path.parent.is_dir():
+        raise InputError(f"--out {path}: give a file in an existing folder, e.g. --out report.html")
     write_report(run_dir, path, sections, title=f"sdpflow run {run['id']}")
     console.print(f"report: {path.resolve()}")
 

@@ -85,7 +85,8 @@ class PoolTask(Section):
 class PoolConfig(Section):
     """A task pool: its tasks and where they run."""
 
-    name: str = Field(default="pool", min_length=1, description="pool name, in the event log and run database")
+    name: str = Field(default="pool", min_length=1, pattern=r"^[^/\\\x00]+$",
+                      description="pool name, in the event log and run database (no '/': it names pool-NAME)")
     container: str | list[str] | None = Field(default=None, description="prefix of every command, e.g. 'apptainer exec img.sif'")
     nodes: int | None = Field(default=None, ge=1, description="local cluster: worker processes")
     threads_per_worker: int | None = Field(default=None, ge=1, description="local cluster: threads per worker")

@@ -223,6 +223,7 @@ ICAL = cases(
      both(ms_copy(), folder("out", "mine.fits")), "did not write"),
     ("size-huge", ("--ms", "obs.ms", "--out", "out", "--size", "99999999", "99999999"), 2, ms_copy()),
     ("scale-garbage", ("--ms", "obs.ms", "--out", "out", "--scale", "bogus", *MS_ARGS), 2, ms_copy()),
+    ("scale-negative", ("--ms", "obs.ms", "--out", "out", "--scale", "-20asec", *MS_ARGS), 2, ms_copy(), "imaging.scale"),
     ("gain-nan", ("--ms", "obs.ms", "--out", "out", "--gain", "nan", *MS_ARGS), 2, ms_copy()),
     ("data-column-missing", ("--ms", "obs.ms", "--out", "out", "--data-column", "NOPE", *MS_ARGS), 2, ms_copy(),
      "NOPE"),

@@ -117,8 +117,7 @@ def storage_of(column: str) -> Callable[[Path], Path]:
 
         with table(str(ms), ack=False) as main:
             [seq] = [info["SEQNR"] for info in main.getdminfo().values() if column in info["COLUMNS"]]
-        [path] = ms.glob(f"table.f{seq}_TSM*") or ms.glob(f"table.f{seq}")
-        return path
+        return (sorted(ms.glob(f"table.f{seq}_TSM*")) or [ms / f"table.f{seq}"])[0]
     return find
 
 
@@ -199,6 +198,7 @@ SIMULATE = cases(
 FLOW_CASES = cases(
     "run demo-flow",
     ("count-negative", ("--out", "out", "--count", "-1"), 2),
+    ("count-huge", ("--out", "out", "--count", "99999999999999999999999"), 2, None, "squares.count"),
     ("set-nan", ("--out", "out", "--set", "squares.count=nan"), 2),
     ("set-missing-section", ("--out", "out", "--set", "count=5"), 2),
     ("config-wrong-nesting", ("--out", "out", "--config", "c.yaml"), 2, text("c.yaml", "count: 10\n"), "count"),
@@ -217,6 +217,8 @@ ICAL = cases(
     ("ms-is-a-file", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2, text("obs.ms", "x\n")),
     ("ms-no-spectral-window", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2, ms_copy(damage=remove("SPECTRAL_WINDOW"))),
     ("ms-truncated-table-dat", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2, ms_copy(damage=truncate("table.dat"))),
+    ("ms-truncated-uvw-storage", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2,
+     ms_copy(damage=lambda ms: truncate(storage_of("UVW")(ms).name, 10)(ms)), "cannot be read"),
     ("out-is-the-ms", ("--ms", "obs.ms", "--out", "obs.ms", *MS_ARGS), 2, ms_copy(), "inside the input"),
     ("out-inside-the-ms", ("--ms", "obs.ms", "--out", "obs.ms/images", *MS_ARGS), 2, ms_copy(), "inside the input"),
     ("out-foreign-folder", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2,

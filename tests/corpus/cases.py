@@ -177,6 +177,7 @@ SIMULATE = cases(
     ("stations-huge", ("--out", "out", "--stations", "99999999999999999999999"), 2),
     ("times-huge", ("--out", "out", "--preset", "small", "--times", "1000000000000"), 2),
     ("freq-nan", ("--out", "out", "--freq-start", "nan"), 2),
+    ("freq-inf", ("--out", "out", "--freq-start", "inf"), 2, None, "freq_start_hz"),
     ("phase-error-nan", ("--out", "out", "--phase-error", "nan"), 2),
     ("preset-unknown", ("--out", "out", "--preset", "bogus"), 2),
     ("out-names-an-ms", ("--out", "obs.ms"), 2, None, "names the output folder"),

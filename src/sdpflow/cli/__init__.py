@@ -67,7 +67,9 @@ def _global_options(
                           "(ps): use SDPFLOW_DB, PGPASSWORD, ~/.pgpass or --db-password-file", highlight=False,
                           soft_wrap=True)
     if db_password_file is not None:
-        db = with_password(db or default_db_url(), read_password_file(db_password_file))
+        password = read_password_file(db_password_file, warn=lambda message: err_console.print(
+            f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True))
+        db = with_password(db or default_db_url(), password)
     ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)
     # Dask logs every worker start and stop at INFO; show that only with -vv. The
     # environment variable reaches worker processes started from here too.
@@ -103,7 +105,7 @@ def main() -> None:
     try:
         from sdpflow.cli.options import join_two_word_options
 
-        app(args=join_two_word_options(sys.argv[1:]), prog_name="sdpflow")  # usage errors: typer prints them, exit 2
+        sys.exit(_run_app(join_two_word_options(sys.argv[1:])))
     except SystemExit as stop:
         if stop.code == EXIT_INTERRUPTED:
             # Everything the run started is closed and recorded by now; tearing down the
@@ -117,3 +119,31 @@ def main() -> None:
             err_console.print_exception()
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
+
+
+def _run_app(args: list[str]) -> int:
+    """Run the command line; a usage error (bad option value, unknown option) is one line, exit 2, like ours."""
+    from rich.markup import escape
+
+    try:  # typer >= 0.24 carries its own copy of click, whose exceptions it raises
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as click
+
+    try:
+        code = app(args=args, prog_name="sdpflow", standalone_mode=False)
+    except click.NoArgsIsHelpError as help_wanted:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(help_wanted)  # the help, as typer shows it (exit 2)
+        return help_wanted.exit_code
+    except click.ClickException as error:
+        where = getattr(error, "ctx", None)
+        hint = f" (see '{where.command_path} --help')" if where is not None else ""
+        err_console.print(f"[bold red]error:[/] {escape(error.format_message())}{escape(hint)}",
+                          highlight=False, soft_wrap=True)
+        return error.exit_code
+    except typer.Abort:
+        err_console.print("[bold red]error:[/] aborted", highlight=False)
+        return 1
+    return code if isinstance(code, int) else 0

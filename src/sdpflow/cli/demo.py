@@ -27,8 +27,13 @@ def demo(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from sdpflow.config.simulate import SIMULATE_PRESETS
+    from sdpflow.errors import InputError
     from sdpflow.pipelines.demo import run_demo_ical, simulate_demo
     from sdpflow.store import RunStore
+
+    if preset not in SIMULATE_PRESETS:
+        raise InputError(f"--preset {preset!r}: give one of {', '.join(SIMULATE_PRESETS)}")
 
     global_settings = settings(ctx)
     store = RunStore(global_settings.db_url)

@@ -45,6 +45,13 @@ def run(
     if options.verbose == 0:
         _quiet_dask()
     config = load_pool_config(tasks)
+    for position, task in enumerate(config.tasks):  # before the output folder is made
+        if task.function:
+            _import(task.function, tasks, position)
+    if config.cluster is not None or options.cluster_spec:
+        from sdpflow.engine.cluster import check_spec
+
+        check_spec(config.cluster, override=options.cluster_spec)
     out_dir = claim_output_folder(out or Path(f"pool-{config.name}"), writer="sdpflow pool run", overwrite=overwrite)
     events = out_dir / "events.jsonl"
     refuse_foreign(out_dir, [events.name])

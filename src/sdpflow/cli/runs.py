@@ -31,7 +31,7 @@ def _duration(run: dict) -> str:
 @runs_app.command("list")
 def list_runs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many runs, newest first.")] = 20,
     pipeline: Annotated[Optional[str], typer.Option("--pipeline", help="Only runs of this pipeline.")] = None,
 ) -> None:
     """The latest runs: id (with the pipeline's name), status, start, duration; `runs show` tells the rest."""
@@ -163,6 +163,8 @@ def report(
     sections = [pipeline.report_section(run_dir)] if pipeline.report_section and run["status"] == "completed" else []
     sections.append(run_section(run_dir, store.item_counts(run["id"])))
     path = out or run_dir / "run-report.html"
+    if path.is_dir() or not path.parent.is_dir():
+        raise InputError(f"--out {path}: give a file in an existing folder, e.g. --out report.html")
     write_report(run_dir, path, sections, title=f"sdpflow run {run['id']}")
     console.print(f"report: {path.resolve()}")
 

@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Section(BaseModel):
-    """A configuration section: unknown keys are errors; values are checked on assignment."""
+    """A configuration section: unknown keys are errors; values are checked on assignment; NaN and infinity
+    are never a valid number (a NaN frequency or gain would run, and write nonsense)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def cli_options(model: type[BaseModel], prefix: str = "", flag_prefix: str = "--") -> dict[str, tuple[str, Any]]:

@@ -11,8 +11,9 @@ from sdpflow.config.cluster import ClusterConfig
 class SquaresConfig(Section):
     """Stage ``squares``: sum of squares of ``count`` integers, in ``chunks`` Dask tasks."""
 
-    count: int = Field(default=1000, ge=1, description="how many integers", json_schema_extra={"cli": "--count"})
-    chunks: int = Field(default=8, ge=1, description="how many tasks")
+    count: int = Field(default=1000, ge=1, le=10**9, description="how many integers (at most 1e9: a demo)",
+                       json_schema_extra={"cli": "--count"})
+    chunks: int = Field(default=8, ge=1, le=100_000, description="how many tasks")
 
 
 class ReportConfig(Section):

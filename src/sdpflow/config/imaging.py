@@ -94,8 +94,8 @@ class ImagingConfig(Section):
     @field_validator("scale")
     @classmethod
     def _valid_scale(cls, scale: str) -> str:
-        if scale != "auto":
-            angle_to_rad(scale)
+        if scale != "auto" and not 0 < angle_to_rad(scale) < float("inf"):
+            raise ValueError(f"pixel size {scale!r} must be positive and finite, e.g. 20asec")
         return scale
 
     @field_validator("weight")

@@ -76,15 +76,17 @@ class PoolTask(Section):
             value is not None for value in (self.cwd, self.env, self.stdout, self.stderr)
         ):
             raise ValueError("cwd, env, stdout and stderr apply to commands only")
-        if isinstance(self.command, list) and not self.command:
-            raise ValueError("command is empty")
+        words = self.command.split() if isinstance(self.command, str) else self.command
+        if words is not None and (not words or not str(words[0]).strip()):
+            raise ValueError("command is empty: give the executable and its arguments")
         return self
 
 
 class PoolConfig(Section):
     """A task pool: its tasks and where they run."""
 
-    name: str = Field(default="pool", min_length=1, description="pool name, in the event log and run database")
+    name: str = Field(default="pool", min_length=1, pattern=r"^[^/\\\x00]+$",
+                      description="pool name, in the event log and run database (no '/': it names pool-NAME)")
     container: str | list[str] | None = Field(default=None, description="prefix of every command, e.g. 'apptainer exec img.sif'")
     nodes: int | None = Field(default=None, ge=1, description="local cluster: worker processes")
     threads_per_worker: int | None = Field(default=None, ge=1, description="local cluster: threads per worker")
@@ -94,6 +96,20 @@ class PoolConfig(Section):
         "--cluster replaces its spec")
     defaults: TaskDefaults = Field(default_factory=TaskDefaults)
     tasks: list[PoolTask] = Field(min_length=1, description="the tasks")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "PoolConfig":
+        seen: dict[str, int] = {}
+        for position, task in enumerate(self.tasks):
+            names = [task.name.replace("{i}", str(i)) for i in range(task.repeat)] if task.repeat else [task.name]
+            if len(set(names)) < len(names):
+                raise ValueError(f"tasks.{position}: name {task.name!r} repeats {task.repeat} times: put {{i}} in it")
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"tasks.{position}: task name {name!r} is used by tasks.{seen[name]} too: "
+                                     "give each task its own name")
+                seen[name] = position
+        return self
 
 
 def load_pool_config(path: str | Path) -> PoolConfig:

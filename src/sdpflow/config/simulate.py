@@ -26,6 +26,10 @@ SIMULATE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The most visibilities (baselines x times x channels) a simulation writes: 1000x the medium preset.
+MAX_VISIBILITIES = 10**10
+
+
 class SimulateConfig(Section):
     """A simulated LOW-like observation written as a MeasurementSet plus its truth."""
 
@@ -96,6 +100,15 @@ class SimulateConfig(Section):
                 raise ValueError(f"{name}: the range ({low}, {high}) must be (low, high)")
         if not (0 <= self.pol_fraction[0] and self.pol_fraction[1] <= 1):
             raise ValueError("pol_fraction must lie in 0..1")
+        return self
+
+    @model_validator(mode="after")
+    def _fits_a_machine(self) -> "SimulateConfig":
+        visibilities = self.stations * (self.stations - 1) // 2 * self.times * self.channels
+        if visibilities > MAX_VISIBILITIES:
+            raise ValueError(f"stations {self.stations}, times {self.times} and channels {self.channels} make "
+                             f"{visibilities:.3g} visibilities, more than the {MAX_VISIBILITIES:.0e} a simulation "
+                             "writes: give smaller numbers")
         return self
 
     @model_validator(mode="before")

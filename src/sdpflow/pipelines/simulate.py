@@ -74,13 +74,13 @@ def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress
     """
     report = progress or (lambda step, fraction: None)
     out_ms = Path(out_ms)
+    array = _configuration(config)  # a bad layout file is refused before the folder is made
     folder = claim_output_folder(out_ms.parent, writer="sdpflow simulate", overwrite=overwrite)
     refuse_foreign(folder, (out_ms.name, TRUTH_SKY, TRUE_GAINS, SUMMARY))
     rng = np.random.default_rng(config.seed)
     phase_centre = (np.radians(config.ra_deg), np.radians(config.dec_deg))
 
     report("array and uvw", 0.0)
-    array = _configuration(config)
     times, interval = observation_times(phase_centre, n_times=config.times, hour_angle_start_h=config.hour_angle_start_h,
                                         hour_angle_stop_h=config.hour_angle_stop_h, date=config.date)
     frequency = config.freq_start_hz + config.freq_width_hz * np.arange(config.channels)

@@ -95,8 +95,12 @@ def configuration_from_csv(path: str | Path, *, site: tuple[float, float, float]
     path = Path(path)
     if not path.is_file():
         raise DataError(f"layout file {path} does not exist")
-    with open(path, newline="") as stream:
-        rows = list(csv.DictReader(stream))
+    try:
+        with open(path, newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"layout file {path} is not a CSV text file ({error.__class__.__name__}): "
+                        "give columns x_m,y_m,z_m or east_m,north_m[,up_m]") from None
     if len(rows) < 2:
         raise DataError(f"layout file {path} must list at least 2 stations")
     header = set(rows[0])
@@ -112,6 +116,8 @@ def configuration_from_csv(path: str | Path, *, site: tuple[float, float, float]
             diameter_m = float(rows[0]["diameter_m"])
     except ValueError:
         raise DataError(f"layout file {path} has a position that is not a number") from None
+    if not np.isfinite(xyz).all():
+        raise DataError(f"layout file {path} has a position that is NaN or infinite")
     names = [r.get("name") or f"S{index:03d}" for index, r in enumerate(rows)]
     return ArrayConfiguration(names=names, positions=xyz, diameter=diameter_m)
 

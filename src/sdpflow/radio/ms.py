@@ -102,6 +102,15 @@ def _feed_type(polarisation: tuple[str, ...]) -> str:
 
 def read_ms_metadata(path: str | Path) -> MSMetadata:
     """Shape, times and their row ranges, channels, phase centre, antennas, feeds and columns of an MS."""
+    try:
+        return _read_ms_metadata(path)
+    except RuntimeError as error:  # casacore: a truncated or damaged table file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: the MeasurementSet cannot be read ({reason.strip()}): it is damaged; "
+                        "copy or write it again") from None
+
+
+def _read_ms_metadata(path: str | Path) -> MSMetadata:
     with _open(path) as main:
         time = main.getcol("TIME")
         names = main.colnames()

@@ -35,11 +35,19 @@ def load_bars(path: str | Path) -> list[Bar]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"event log {path} does not exist: give the events.jsonl of a pool")
-    bars = [
-        Bar(str(record.get("task")), float(record["start"]), float(record["end"]), str(record.get("worker")), record["event"])
-        for record in read_events(path)
-        if record.get("event") in COLOURS and record.get("start") is not None and record.get("end") is not None
-    ]
+    try:
+        bars = [
+            Bar(str(record.get("task")), float(record["start"]), float(record["end"]), str(record.get("worker")),
+                record["event"])
+            for record in read_events(path)
+            if isinstance(record, dict) and record.get("event") in COLOURS
+            and record.get("start") is not None and record.get("end") is not None
+        ]
+    except UnicodeDecodeError:
+        raise InputError(f"event log {path} is not text: give the events.jsonl of a pool") from None
+    except (TypeError, ValueError) as error:
+        raise InputError(f"event log {path} has a task record whose start or end is not a time ({error}): "
+                         "give the events.jsonl of a pool") from None
     if not bars:
         raise InputError(f"event log {path} holds no finished tasks")
     return sorted(bars, key=lambda bar: bar.start)

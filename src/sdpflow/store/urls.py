@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -54,17 +55,26 @@ def with_password(url: str, password: str) -> str:
     return parsed.set(password=password).render_as_string(hide_password=False)
 
 
-def read_password_file(path: str | Path) -> str:
-    """The password in ``path`` (its first line); the file should be readable by its owner only."""
+def read_password_file(path: str | Path, warn: Callable[[str], None] | None = None) -> str:
+    """The password in ``path`` (its first line); the file should be readable by its owner only.
+
+    ``warn`` receives the warning about a file others can read (default: this module's logger).
+    """
     path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InputError(f"--db-password-file {path}: {error.strerror}: give a readable file holding the password") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--db-password-file {path} is not UTF-8 text: write the password on its first line") from None
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        import logging
+        message = f"{path} can be read by other users: chmod 600 {path}"
+        if warn is None:
+            import logging
 
-        logging.getLogger(__name__).warning("%s can be read by other users: chmod 600 %s", path, path)
+            logging.getLogger(__name__).warning("%s", message)
+        else:
+            warn(message)
     password = text.splitlines()[0].strip() if text.strip() else ""
     if not password:
         raise InputError(f"--db-password-file {path} is empty: write the password on its first line")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from sdpflow.engine.backends import Backend, register
@@ -13,6 +14,11 @@ if TYPE_CHECKING:
     from sdpflow.config.cluster import ClusterConfig
 
 
+def max_local_workers() -> int:
+    """The most worker processes ``local:N`` starts: 16 per core (at least 64); more is a typo, not a plan."""
+    return max(64, 16 * (os.cpu_count() or 1))
+
+
 @register
 class LocalBackend(Backend):
     """Worker processes on this machine, sized to it unless the config says otherwise."""
@@ -22,6 +28,11 @@ class LocalBackend(Backend):
     def check(self, config: ClusterConfig, arg: str | None) -> None:
         if arg is not None and (not arg.isdigit() or int(arg) < 1):
             raise ClusterSpecError(f"cluster spec 'local:{arg}': give a number of workers of at least 1, e.g. local:4")
+        n_workers = int(arg) if arg is not None else config.n_workers
+        if n_workers is not None and n_workers > max_local_workers():
+            where = f"cluster spec 'local:{arg}'" if arg is not None else f"cluster.n_workers {n_workers}"
+            raise ClusterSpecError(f"{where}: {n_workers} worker processes on a machine of {os.cpu_count()} cores "
+                                   f"would not start; give at most {max_local_workers()}")
 
     def start(self, config: ClusterConfig, arg: str | None) -> LocalCluster:
         from distributed import LocalCluster

@@ -41,7 +41,10 @@ def demo_tiles_config(inputs: list[Path]) -> TilesConfig:
 def run_demo_tiles(out: str | Path, *, store: RunStore, cluster_spec: str | None = None,
                    observers: Iterable[Observer] = (), seed: int = 1) -> DemoTiles:
     """Write the synthetic inputs to ``out/inputs/`` and run the tiles pipeline into ``out/tiles/``."""
-    out = Path(out)
+    from sdpflow.engine.outdir import claim_output_folder
+
+    # a file, or a folder of someone else's files, is refused before anything is written
+    out = claim_output_folder(out, writer="sdpflow demo tiles", overwrite=False)
     polygons = ice_wedge_polygons(DEMO_BOUNDS, DEMO_SPACING, seed=seed)
     inputs = write_demo_files(out / "inputs", polygons, DEMO_BOUNDS)
     run_dir = out / "tiles"

@@ -178,3 +178,14 @@ def test_hostile_inputs_are_one_line_each(tmp_path):
                      db=f"sqlite:///{tmp_path / 'runs.db'}")
     assert broken.returncode == 2 and "its ANTENNA subtable is missing or unreadable" in broken.stderr
     assert "Traceback" not in broken.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_reference_antenna_the_ms_does_not_have_is_refused(tmp_path):
+    from sdpflow.config.simulate import SimulateConfig
+    from sdpflow.pipelines.simulate import simulate_observation
+
+    ms = simulate_observation(SimulateConfig(preset="small"), tmp_path / "sim" / "obs.ms").ms
+    result = sdpflow("run", "ical", "--ms", str(ms), "--out", str(tmp_path / "out"), "--refant", "999",
+                     db=f"sqlite:///{tmp_path / 'runs.db'}")
+    assert result.returncode == 2 and "--refant 999" in result.stderr and "has antennas 0.." in result.stderr
+    assert not (tmp_path / "out").exists()

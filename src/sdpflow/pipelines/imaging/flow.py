@@ -185,6 +185,8 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
         raise DataError(f"{config.ms}: has no column {config.imaging.data_column} (it has "
                         f"{', '.join(metadata.data_columns) or 'no data column'}): choose one with --data-column")
     check_stokes(config.ms, metadata, config.imaging.stokes_planes)  # DataError: a correlation is missing
+    if calibrate and config.calibration.refant >= metadata.n_antennas:
+        raise ConfigError(f"--refant {config.calibration.refant}: {config.ms} has antennas 0..{metadata.n_antennas - 1}")
     grid = image_grid(config, metadata)
     intervals = tuple(getattr(config.calibration, name).timeslice for name in config.calibration.context) if calibrate else ()
     chunks = plan_chunks(metadata.time_rows, metadata.times, metadata.n_channels,

@@ -124,6 +124,7 @@ def test_corrupted_data_storage_fails_the_run(tmp_path, small_ms):
     done = sdpflow(db, "run", "continuum", "--ms", ms, "--out", str(out), *SIZE)
     assert done.returncode != 0
     assert "NaN or infinite" in done.stderr.splitlines()[-1]
+    assert "Compute Failed" not in done.stderr and "Traceback" not in done.stderr  # Dask's worker logs: -v
     [run] = RunStore(db).list_runs()
     assert run["status"] == "failed"
     assert all(stage["status"] != "completed" or name == "psf"

@@ -71,9 +71,10 @@ def _global_options(
             f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True))
         db = with_password(db or default_db_url(), password)
     ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)
-    # Dask logs every worker start and stop at INFO; show that only with -vv. The
+    # Dask logs every worker start and stop at INFO (shown with -vv) and a failed task's
+    # traceback at ERROR (shown with -v): sdpflow reports the failure itself, in one line. The
     # environment variable reaches worker processes started from here too.
-    dask_level = "info" if verbose >= 2 else "warning"
+    dask_level = ("critical", "warning", "info")[min(verbose, 2)]
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
     logging.getLogger("distributed").setLevel(dask_level.upper())
     logging.basicConfig(

@@ -13,14 +13,13 @@ Every transition goes to the run database and to ``events.jsonl`` in the output 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import shutil
 import threading
 import time
 import traceback
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -209,12 +208,12 @@ def run_flow(
         return run.execute(from_stage, until_stage)
 
 
-def check_stage_names(flow: Flow, *wanted: str | None) -> None:
-    """An :class:`InputError` unless each given name is a stage of ``flow``."""
+def check_stage_names(flow: Flow, from_stage: str | None, until_stage: str | None) -> None:
+    """An :class:`InputError` unless each given ``--from-stage``/``--until-stage`` is a stage of ``flow``."""
     names = flow.stage_names()
-    for name in wanted:
-        if name is not None and name not in names:
-            raise InputError(f"flow {flow.name} has no stage {name!r}: choose one of {', '.join(names)}")
+    for option, wanted in (("--from-stage", from_stage), ("--until-stage", until_stage)):
+        if wanted is not None and wanted not in names:
+            raise InputError(f"{option} {wanted}: flow {flow.name} has no such stage: choose one of {', '.join(names)}")
 
 
 class FlowRun:
@@ -279,7 +278,7 @@ class FlowRun:
                 self.emit("flow-stopped", stage=stage.name, reason="until-stage")
                 break
         self.emit("flow-completed", ran=result.ran, skipped=result.skipped)
-        with contextlib.suppress(OSError):  # each stage removed its own staging folder; this is their parent
+        with suppress(OSError):  # each stage removed its own staging folder; this is their parent
             (self.out_dir / STAGING_DIR).rmdir()
         return result
 

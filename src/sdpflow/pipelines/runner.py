@@ -10,7 +10,8 @@ from typing import Any, Iterable
 from pydantic import BaseModel
 
 from sdpflow.engine.cluster import check_spec, open_cluster
-from sdpflow.engine.flow import EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer, run_flow
+from sdpflow.engine.flow import (EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer,
+                                 check_stage_names, run_flow)
 from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreign, refuse_inside
 from sdpflow.errors import ConfigError, InputError, SdpflowError
 from sdpflow.pipelines.registry import Pipeline, get_pipeline
@@ -36,7 +37,7 @@ def start_run(
     config = _with_cluster(config, cluster_spec)
     check_spec(getattr(config, "cluster", None))  # a bad --cluster is exit 2 before anything is recorded
     flow = _flow(pipeline, config)  # checks the inputs before anything is recorded or started
-    _check_stage_names(flow, None, until_stage)
+    check_stage_names(flow, None, until_stage)
     out = _claim(flow, config, Path(out_dir), overwrite)
     with OutputLock(out) as lock:  # a second run on this folder stops here, before it is recorded
         run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config),
@@ -73,17 +74,10 @@ def resume_run(
     config = _with_cluster(config, cluster_spec)
     check_spec(getattr(config, "cluster", None))  # a bad --cluster is exit 2 before anything is recorded
     flow = _flow(pipeline, config)
-    _check_stage_names(flow, from_stage, until_stage)  # before the run's status changes
+    check_stage_names(flow, from_stage, until_stage)  # before the run's status changes
     with OutputLock(record["out_dir"], record["id"]):
         store.mark_run(record["id"], "running")
         return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage, verify)
-
-
-def _check_stage_names(flow: Flow, from_stage: str | None, until_stage: str | None) -> None:
-    names = flow.stage_names()
-    for option, wanted in (("--from-stage", from_stage), ("--until-stage", until_stage)):
-        if wanted is not None and wanted not in names:
-            raise InputError(f"{option} {wanted}: flow {flow.name} has no such stage: choose one of {', '.join(names)}")
 
 
 def _claim(flow: Flow, config: BaseModel, out: Path, overwrite: bool) -> Path:

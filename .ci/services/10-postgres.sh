@@ -2,7 +2,7 @@
 # Start the machine's PostgreSQL cluster and create a test database for the store tests.
 set -euo pipefail
 env_file=${1:-/dev/null}
-version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+version=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
 if ! pg_lsclusters -h | grep -q "^$version main"; then
   pg_createcluster "$version" main >/dev/null
 fi

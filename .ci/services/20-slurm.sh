@@ -79,7 +79,9 @@ fi
 for _ in $(seq 1 60); do
   state=$(sinfo -h -n "$node" -o '%t' 2>/dev/null || true)
   case "$state" in idle|mix|alloc) break ;; esac
-  [ "$state" = "down" ] || [ "$state" = "drain" ] && scontrol update nodename="$node" state=resume 2>/dev/null || true
+  if [ "$state" = "down" ] || [ "$state" = "drain" ]; then
+    scontrol update nodename="$node" state=resume 2>/dev/null || true
+  fi
   sleep 1
 done
 state=$(sinfo -h -n "$node" -o '%t' 2>/dev/null || true)

@@ -153,6 +153,21 @@ def test_cluster_check_cli_two_jobs():
     assert "ok: cluster shut down" in result.stdout
 
 
+def test_cluster_check_with_an_unreachable_controller_says_so(tmp_path):
+    """A controller that does not answer is exit 3 and names slurmctld, not the job's settings."""
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text()
+    conf = "\n".join(line for line in conf.splitlines() if not line.startswith(("SlurmctldPort", "MessageTimeout")))
+    (tmp_path / "slurm.conf").write_text(conf + "\nSlurmctldPort=9\nMessageTimeout=1\n")  # port 9: nobody listens
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "sdpflow"), "cluster", "check", "slurm", "--timeout", "30"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "SLURM_CONF": str(tmp_path / "slurm.conf")},
+    )
+    assert result.returncode == 3, result.stderr
+    assert "SLURM controller does not answer" in result.stderr and "scontrol ping" in result.stderr
+    assert "cluster_kwargs" not in result.stderr
+
+
 # -- a real pipeline on SLURM workers ---------------------------------------------------------
 
 #: Small enough for a minute, big enough for three real major cycles (mgain stops each one early).

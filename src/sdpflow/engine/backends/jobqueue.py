@@ -185,6 +185,10 @@ class JobqueueBackend(Backend):
         return [str(job.job_id) for job in cluster.workers.values() if getattr(job, "job_id", None)]
 
 
+#: What sbatch prints when it cannot reach slurmctld (as opposed to rejecting the job).
+CONTROLLER_UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Zero Bytes were transmitted")
+
+
 @register
 class SlurmBackend(JobqueueBackend):
     """SLURM jobs through ``dask_jobqueue.SLURMCluster``."""
@@ -206,6 +210,9 @@ class SlurmBackend(JobqueueBackend):
                 raise ClusterError("sbatch --test-only did not answer in 30 s: is slurmctld up? (try `sinfo`)") from None
         if result.returncode != 0:
             why = [line.removeprefix("sbatch: error: ") for line in result.stderr.splitlines() if line.strip()]
+            if any(sign in result.stderr for sign in CONTROLLER_UNREACHABLE):
+                raise ClusterError(f"the SLURM controller does not answer ({'; '.join(why)}): is slurmctld up? "
+                                   "Check with `scontrol ping` on this machine, or ask the site's administrators")
             raise ClusterError(f"SLURM rejects the worker job: {'; '.join(why) or 'no reason given'}; "
                                "fix cluster.cluster_kwargs (cores, memory, walltime, queue, account)")
 

@@ -1,4 +1,4 @@
-"""Benchmark: task-pool throughput against raw Dask (and IPS where it runs), and scaling.
+"""Benchmark: task-pool throughput against raw Dask, Parsl and IPS (where it runs), and scaling.
 
 Not a test. Run with the project's environment::
 
@@ -10,6 +10,11 @@ thread each, so the pool and raw Dask see the same cluster. The event log is on 
 Throughput = tasks / wall seconds from submit to the last result. Client memory = growth of
 the client process's resident set size during the pool, MiB.
 
+Parsl: ``bench/taskpool_parsl.py`` is run by the Python of a Parsl environment
+(``--parsl-python``, default ``$SDPFLOW_BENCH_PARSL_PYTHON``; make one with ``python -m venv DIR &&
+DIR/bin/pip install parsl``): HighThroughputExecutor, LocalProvider, ``--workers`` workers, the
+same numbers of no-op functions and ``/bin/true`` executables, in the same run.
+
 IPS: ``ipsframework`` is tried in its own virtual environment (``--ips-venv``, created with
 ``python -m venv DIR && DIR/bin/pip install ipsframework dask[distributed]`` when missing);
 whatever stops it is printed as "could not run: reason".
@@ -18,6 +23,7 @@ whatever stops it is printed as "could not run: reason".
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -105,6 +111,18 @@ def try_ips(venv: Path, n_functions: int) -> str:
     return "could not run: the IPS driver needs a platform file and a batch allocation (not attempted)"
 
 
+def parsl_throughput(python: Path, functions: int, executables: int, workers: int) -> dict | str:
+    """Parsl's tasks/s for the same work (bench/taskpool_parsl.py in its environment), or why not."""
+    script = Path(__file__).with_name("taskpool_parsl.py")
+    env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}  # its interchange, its workers
+    result = subprocess.run([str(python), str(script), "--functions", str(functions), "--executables", str(executables),
+                             "--workers", str(workers)], capture_output=True, text=True, timeout=1200, env=env,
+                            cwd=tempfile.gettempdir())
+    if result.returncode:
+        return f"could not run: {(result.stderr.strip().splitlines() or ['no output'])[-1]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--functions", type=int, default=2000)
@@ -113,6 +131,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ips-venv", type=Path, default=Path(tempfile.gettempdir()) / "sdpflow-bench-ips-venv")
     parser.add_argument("--no-ips", action="store_true")
+    parser.add_argument("--parsl-python", type=Path, default=os.environ.get("SDPFLOW_BENCH_PARSL_PYTHON"),
+                        help="Python of an environment with parsl (default: $SDPFLOW_BENCH_PARSL_PYTHON)")
     parser.add_argument("--scale-only", action="store_true", help="skip the throughput comparison")
     options = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="sdpflow-bench-"))
@@ -137,6 +157,17 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for label, n, raw, each, ours, ours1 in rows:
             print(f"| {label} | {n} | {raw:.0f} | {each:.0f} | {ours:.0f} | {ours1:.0f} | {ours / raw:.2f} | {ours1 / raw:.2f} |")
+
+        if options.parsl_python:
+            parsl = parsl_throughput(options.parsl_python, options.functions, options.executables, options.workers)
+            if isinstance(parsl, str):
+                print(f"\nParsl: {parsl}")
+            else:
+                print(f"\nagainst Parsl {parsl['parsl']} (HighThroughputExecutor, LocalProvider, {options.workers} workers)")
+                print("| tasks | n | Parsl | sdpflow (auto chunks) | ratio sdpflow / Parsl |")
+                print("|---|---|---|---|---|")
+                for (label, n, _, _, ours, _), key in zip(rows, ("functions", "executables")):
+                    print(f"| {label} | {n} | {parsl[key]:.0f} | {ours:.0f} | {ours / parsl[key]:.2f} |")
 
     print("\nscale: no-op function pools (auto chunks, event log on)")
     print("| tasks | seconds | tasks/s | µs per task | client RSS growth (MiB) | event-log lines |")

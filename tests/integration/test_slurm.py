@@ -264,3 +264,44 @@ def test_failed_continuum_run_on_slurm_is_recorded_and_leaves_no_jobs(small_ms, 
     assert store.get_stages(record["id"])["psf"]["status"] == "failed"
     assert not (tmp_path / "out" / "restored.fits").exists()
     assert wait_empty_queue() == []
+
+
+#: Items of 1.5 s on two one-worker jobs: about a minute of work, longer than a worker lives.
+COUNT = 80
+
+
+def test_workers_at_the_end_of_their_walltime_are_replaced_and_nothing_reruns(tmp_path):
+    """Worker jobs with a 1-minute walltime leave after ~35 s (lifetime = walltime - margin,
+    staggered); adaptive scaling replaces them while a ~1-minute fan-out stage runs. The run
+    completes with every row, no item runs again after it was recorded (execution marks written
+    by the items themselves against the run database), and the queue is empty after."""
+    from collections import Counter
+
+    from sdpflow.pipelines import start_run
+    from sdpflow.store import RunStore
+    from tests.integration.replacement_pipeline import SlowConfig
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    cluster = slurm_config(cluster_kwargs={"walltime": "00:01:00", "lifetime_margin": 25},
+                           adapt_kwargs={"minimum_jobs": 2, "maximum_jobs": 2, "interval": "1s", "wait_count": 5,
+                                         "target_duration": "5s"}, start_timeout=120)
+    config = SlowConfig(count=COUNT, seconds_per_item=1.5, marks=str(marks), cluster=cluster.model_dump())
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    result = start_run("tests.integration.replacement_pipeline:SLOW", config, tmp_path / "out", store=store)
+    assert store.get_run(result.run_id)["status"] == "completed"
+    assert result.ran == ["squares", "total"]
+
+    rows = store.result_rows(result.run_id, "slow_squares")
+    assert sorted((row["n"], row["square"]) for row in rows) == [(n, float(n * n)) for n in range(COUNT)]
+    jobs = Counter(row["job"] for row in rows)
+    assert len(jobs) >= 3, f"no worker was replaced: items ran in jobs {dict(jobs)}"
+
+    records = store.item_records(result.run_id, "squares")
+    assert len(records) == COUNT and {r["status"] for r in records.values()} == {"completed"}
+    assert {r["attempts"] for r in records.values()} == {1}
+    for n in range(COUNT):  # every execution of an item started before its completion was recorded
+        starts = [float(line.split()[0]) for line in (marks / str(n)).read_text().splitlines()]
+        assert max(starts) < records[f"n{n:04d}"]["finished"], f"item {n} ran again after it completed"
+    reruns = sum(len((marks / str(n)).read_text().splitlines()) - 1 for n in range(COUNT))
+    print(f"jobs: {dict(jobs)}; items run twice (their first run lost with its worker, never recorded): {reruns}")

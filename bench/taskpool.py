@@ -15,9 +15,11 @@ Parsl: ``bench/taskpool_parsl.py`` is run by the Python of a Parsl environment
 DIR/bin/pip install parsl``): HighThroughputExecutor, LocalProvider, ``--workers`` workers, the
 same numbers of no-op functions and ``/bin/true`` executables, in the same run.
 
-IPS: ``ipsframework`` is tried in its own virtual environment (``--ips-venv``, created with
-``python -m venv DIR && DIR/bin/pip install ipsframework dask[distributed]`` when missing);
-whatever stops it is printed as "could not run: reason".
+IPS: ``bench/taskpool_ips.py`` is run the same way by the Python of an IPS environment
+(``--ips-python``, default ``$SDPFLOW_BENCH_IPS_PYTHON``): ipsframework 0.8.1 with Dask 2026.3.0,
+the newest that still installs the ``dask-scheduler``/``dask-worker`` programs IPS starts its
+pools with. Its timing includes that start-up, as its users see it; whatever stops a peer is
+printed as "could not run: reason".
 """
 
 from __future__ import annotations
@@ -89,35 +91,13 @@ def pool_run(client, kind: str, n: int, events: Path, chunk_size="auto") -> tupl
     return seconds, grown
 
 
-def try_ips(venv: Path, n_functions: int) -> str:
-    """Run the IPS Dask example in its own environment; a result line or 'could not run: why'."""
-    python = venv / "bin" / "python"
-    if not python.exists():
-        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
-        if made.returncode:
-            return f"could not run: cannot create {venv}: {made.stderr.strip()[-200:]}"
-        pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "ipsframework", "dask[distributed]"],
-                             capture_output=True, text=True, timeout=600)
-        if pip.returncode:
-            return f"could not run: pip install ipsframework failed: {pip.stderr.strip().splitlines()[-1:]}"
-    version = subprocess.run([str(python), "-c", "import ipsframework, dask; print(ipsframework.__version__ if hasattr(ipsframework, '__version__') else '?', dask.__version__)"],
-                             capture_output=True, text=True)
-    if version.returncode:
-        return f"could not run: ipsframework does not import: {version.stderr.strip().splitlines()[-1]}"
-    missing = [program for program in ("dask-scheduler", "dask-worker") if not (venv / "bin" / program).exists()]
-    if missing:
-        return (f"could not run: ipsframework {version.stdout.strip()} (ipsframework, dask) starts its pools with "
-                f"the {' and '.join(missing)} programs, which this Dask no longer installs")
-    return "could not run: the IPS driver needs a platform file and a batch allocation (not attempted)"
-
-
-def parsl_throughput(python: Path, functions: int, executables: int, workers: int) -> dict | str:
-    """Parsl's tasks/s for the same work (bench/taskpool_parsl.py in its environment), or why not."""
-    script = Path(__file__).with_name("taskpool_parsl.py")
-    env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}  # its interchange, its workers
-    result = subprocess.run([str(python), str(script), "--functions", str(functions), "--executables", str(executables),
-                             "--workers", str(workers)], capture_output=True, text=True, timeout=1200, env=env,
-                            cwd=tempfile.gettempdir())
+def peer_throughput(script: str, python: Path, functions: int, executables: int, workers: int) -> dict | str:
+    """A peer's tasks/s for the same work (``script`` run by the Python of the peer's environment),
+    or why it could not run."""
+    env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}  # its programs first
+    result = subprocess.run([str(python), str(Path(__file__).with_name(script)), "--functions", str(functions),
+                             "--executables", str(executables), "--workers", str(workers)],
+                            capture_output=True, text=True, timeout=3600, env=env, cwd=tempfile.gettempdir())
     if result.returncode:
         return f"could not run: {(result.stderr.strip().splitlines() or ['no output'])[-1]}"
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -129,8 +109,8 @@ def main() -> None:
     parser.add_argument("--executables", type=int, default=500)
     parser.add_argument("--scale", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--ips-venv", type=Path, default=Path(tempfile.gettempdir()) / "sdpflow-bench-ips-venv")
-    parser.add_argument("--no-ips", action="store_true")
+    parser.add_argument("--ips-python", type=Path, default=os.environ.get("SDPFLOW_BENCH_IPS_PYTHON"),
+                        help="Python of an environment with ipsframework (default: $SDPFLOW_BENCH_IPS_PYTHON)")
     parser.add_argument("--parsl-python", type=Path, default=os.environ.get("SDPFLOW_BENCH_PARSL_PYTHON"),
                         help="Python of an environment with parsl (default: $SDPFLOW_BENCH_PARSL_PYTHON)")
     parser.add_argument("--scale-only", action="store_true", help="skip the throughput comparison")
@@ -158,16 +138,24 @@ def main() -> None:
         for label, n, raw, each, ours, ours1 in rows:
             print(f"| {label} | {n} | {raw:.0f} | {each:.0f} | {ours:.0f} | {ours1:.0f} | {ours / raw:.2f} | {ours1 / raw:.2f} |")
 
-        if options.parsl_python:
-            parsl = parsl_throughput(options.parsl_python, options.functions, options.executables, options.workers)
-            if isinstance(parsl, str):
-                print(f"\nParsl: {parsl}")
-            else:
-                print(f"\nagainst Parsl {parsl['parsl']} (HighThroughputExecutor, LocalProvider, {options.workers} workers)")
-                print("| tasks | n | Parsl | sdpflow (auto chunks) | ratio sdpflow / Parsl |")
-                print("|---|---|---|---|---|")
-                for (label, n, _, _, ours, _), key in zip(rows, ("functions", "executables")):
-                    print(f"| {label} | {n} | {parsl[key]:.0f} | {ours:.0f} | {ours / parsl[key]:.2f} |")
+        peers = (("Parsl", "taskpool_parsl.py", options.parsl_python, "HighThroughputExecutor, LocalProvider"),
+                 ("IPS", "taskpool_ips.py", options.ips_python, "submit_tasks(use_dask=True), its Dask start-up included"))
+        for name, script, python, how in peers:
+            if not python:
+                continue
+            peer = peer_throughput(script, python, options.functions, options.executables, options.workers)
+            if isinstance(peer, str):
+                print(f"\n{name}: {peer}")
+                continue
+            version = peer.get("parsl") or peer.get("ips")
+            print(f"\nagainst {name} {version} ({how}, {options.workers} workers)")
+            print(f"| tasks | n | {name} | sdpflow (auto chunks) | ratio sdpflow / {name} |")
+            print("|---|---|---|---|---|")
+            for (label, n, _, _, ours, _), key in zip(rows, ("functions", "executables")):
+                print(f"| {label} | {n} | {peer[key]:.0f} | {ours:.0f} | {ours / peer[key]:.2f} |")
+                if f"{key}_net" in peer:
+                    net = peer[f"{key}_net"]
+                    print(f"| {label}, {name}'s start-up left out | {n} | {net:.0f} | {ours:.0f} | {ours / net:.2f} |")
 
     print("\nscale: no-op function pools (auto chunks, event log on)")
     print("| tasks | seconds | tasks/s | µs per task | client RSS growth (MiB) | event-log lines |")
@@ -178,8 +166,6 @@ def main() -> None:
         lines = sum(1 for _ in open(events))
         print(f"| {n} | {seconds:.2f} | {n / seconds:.0f} | {1e6 * seconds / n:.0f} | {grown:.1f} | {lines} |")
 
-    if not options.no_ips:
-        print(f"\nIPS: {try_ips(options.ips_venv, options.functions)}")
     shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -267,3 +267,14 @@ def test_constraints_pin_every_dependency_of_the_image():
             pinned[re.sub(r"[-_.]+", "-", name).lower()] = version
     missing = requirement_closure({"radio", "cluster"}) - set(pinned)
     assert not missing, f"deploy/docker/constraints.txt lacks {sorted(missing)}: regenerate it (see its header)"
+
+
+def test_files_the_deploy_files_point_to_exist():
+    """A comment that sends the reader to `docs/clusters.md` needs that file."""
+    pointed = {match.rstrip(".,:;)")
+               for path in DEPLOY.rglob("*") if path.is_file() and path.name != "constraints.txt"
+               for match in re.findall(r"(?<![\w/$])((?:docs|deploy|bench|tests|src|examples)/[\w./-]+)", path.read_text())}
+    assert "deploy/docker/Dockerfile" in pointed
+    made_by_the_user = {"deploy/docker/db-password.txt"}  # the secret (deploy/docker/README.md, step 2)
+    missing = sorted(p for p in pointed - made_by_the_user if not (ROOT / p).exists())
+    assert not missing, f"deploy files point to missing files: {missing}"

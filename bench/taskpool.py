@@ -6,7 +6,8 @@ Not a test. Run with the project's environment::
     python bench/taskpool.py --scale 1000 10000 100000 --workers 2
 
 Every measurement starts a fresh LocalCluster of ``--workers`` worker processes with one
-thread each, so the pool and raw Dask see the same cluster. The event log is on for sdpflow.
+thread each, so the pool and raw Dask see the same cluster, warmed by one task (and a one-task
+pool) as the peers are warmed by one task. The event log is on for sdpflow.
 Throughput = tasks / wall seconds from submit to the last result. Client memory = growth of
 the client process's resident set size during the pool, MiB.
 
@@ -120,7 +121,10 @@ def main() -> None:
 
     def measure(n, function):
         with cluster(options.workers) as local, Client(local) as client:
+            # Warm, as the peers are warmed by one task: workers have imported what tasks run.
             client.run(lambda: None)
+            client.submit(noop, -1, pure=False).result()
+            pool_run(client, "function", 1, scratch / "warm.jsonl")
             return function(client, n)
 
     if not options.scale_only:

@@ -8,10 +8,11 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["TaskPool", "__version__"]
+__all__ = ["Run", "TaskPool", "__version__", "resume", "run", "runs"]
 
-#: Names exported lazily, so that ``import sdpflow`` does not import Dask.
-_LAZY = {"TaskPool": "sdpflow.engine.taskpool"}
+#: Names exported lazily, so that ``import sdpflow`` does not import Dask (nor pydantic, nor the store).
+_LAZY = {"TaskPool": "sdpflow.engine.taskpool", "run": "sdpflow.api", "resume": "sdpflow.api",
+         "runs": "sdpflow.api", "Run": "sdpflow.api"}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,7 @@ import typer
 
 from sdpflow import __version__
 from sdpflow.cli.common import Settings, console, err_console
+from sdpflow.engine.logging_levels import set_dask_logging
 from sdpflow.errors import SdpflowError
 from sdpflow.store.urls import default_db_url, read_password_file, url_has_password, with_password
 
@@ -71,12 +72,7 @@ def _global_options(
             f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True))
         db = with_password(db or default_db_url(), password)
     ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)
-    # Dask logs every worker start and stop at INFO (shown with -vv) and a failed task's
-    # traceback at ERROR (shown with -v): sdpflow reports the failure itself, in one line. The
-    # environment variable reaches worker processes started from here too.
-    dask_level = ("critical", "warning", "info")[min(verbose, 2)]
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
-    logging.getLogger("distributed").setLevel(dask_level.upper())
+    set_dask_logging(verbose)  # Dask's warnings with -v, its info with -vv
     logging.basicConfig(
         level=logging.WARNING - 10 * min(verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -15,6 +15,7 @@ import typer
 from pydantic import BaseModel
 
 from sdpflow.config import cli_options
+from sdpflow.config.base import set_dotted
 
 #: WSClean spells Briggs weighting as two words (``-weight briggs 0``); we accept both spellings.
 TWO_WORD_OPTIONS = {"--weight": ("briggs",)}
@@ -81,11 +82,7 @@ def with_model_options(model: type[BaseModel], function: Callable[..., Any]) -> 
             value = kwargs.pop(name, None)
             if value is None:
                 continue
-            node = values
-            *sections, last = key.split(".")
-            for section in sections:
-                node = node.setdefault(section, {})
-            node[last] = list(value) if isinstance(value, tuple) else value
+            set_dotted(values, key, value)
         return function(values=values, **kwargs)
 
     command.__signature__ = inspect.Signature(own_parameters + [p for _, _, p in generated])

@@ -17,7 +17,6 @@ from typer.core import TyperGroup
 from sdpflow.cli.common import console, settings
 from sdpflow.cli.options import with_model_options
 from sdpflow.cli.progress import FlowProgress
-from sdpflow.config import load_config
 from sdpflow.errors import SdpflowError
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder of the run (created if missing).")]
@@ -63,12 +62,11 @@ def execute(
     overwrite: bool = False,
 ):
     """Validate, open the store, run the pipeline with progress bars, print its summary; returns the flow result."""
-    from sdpflow.pipelines import get_pipeline, start_run
+    from sdpflow.pipelines.runner import configure, start_run
     from sdpflow.store import RunStore
 
     global_settings = settings(ctx)
-    pipe = get_pipeline(pipeline)
-    config = load_config(pipe.config_model, config_path, overrides or (), values=values, name=pipeline)
+    pipe, config = configure(pipeline, config_path, overrides or (), values)
     store = RunStore(global_settings.db_url)
     console.print(f"run database: {store.redacted_url}")
     with FlowProgress(console) as progress:

@@ -44,12 +44,11 @@ def list_runs(
     for column in ("run", "status", "started (UTC)", "duration"):
         table.add_column(column, no_wrap=True)
     colours = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
-    from sdpflow.pipelines.runner import is_stopped
+    from sdpflow.pipelines.runner import run_status
 
     for run in runs:
-        status = f"[{colours.get(run['status'], 'white')}]{run['status']}[/]"
-        if is_stopped(run):
-            status = "[magenta]stopped[/]"
+        status = run_status(run)
+        status = f"[{colours.get(status, 'magenta' if status == 'stopped' else 'white')}]{status}[/]"
         table.add_row(run["id"], status, _when(run["started"]), _duration(run))
     console.print(table)
 

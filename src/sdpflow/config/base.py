@@ -33,3 +33,39 @@ def cli_options(model: type[BaseModel], prefix: str = "", flag_prefix: str = "--
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             options.update(cli_options(annotation, prefix=f"{key}.", flag_prefix=str(extra.get("cli_prefix", "--"))))
     return options
+
+
+def keyword_values(model: type[BaseModel], options: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """Python keyword options as the nested values :func:`sdpflow.config.load_config` takes.
+
+    A keyword is a top-level field of ``model`` (``ms="obs.ms"``; a section as a dict or a model,
+    ``imaging={"size": [64, 64]}``), or an option's flag in Python spelling (``niter`` for
+    ``--niter``, ``T_first_selfcal`` for ``--T-first-selfcal``), so the keywords are the flags the
+    pipeline's ``sdpflow run`` command has. Anything else is a :class:`ConfigError` naming it.
+    """
+    from sdpflow.errors import ConfigError
+
+    flags = cli_options(model)
+    values: dict[str, Any] = {}
+    for keyword, value in options.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_unset=True)
+        if keyword in model.model_fields:
+            key = keyword
+        elif "--" + keyword.replace("_", "-") in flags:
+            key = flags["--" + keyword.replace("_", "-")][0]
+        else:
+            hint = f": see `sdpflow config show {name}` for the valid keys" if name else ""
+            raise ConfigError(f"{keyword!r} is not an option of {name or model.__name__}{hint} "
+                              "(a field, or a flag of `sdpflow run` with _ for -)")
+        set_dotted(values, key, value)
+    return values
+
+
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``values["a"]["b"] = value`` for the key ``"a.b"`` (sections made as needed; a tuple as a list)."""
+    node = values
+    *sections, last = key.split(".")
+    for section in sections:
+        node = node.setdefault(section, {})
+    node[last] = list(value) if isinstance(value, tuple) else value

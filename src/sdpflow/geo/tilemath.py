@@ -4,6 +4,20 @@ Coordinates are in the tile matrix set's own CRS (``tms.crs``: degrees lon/lat f
 metres for WebMercatorQuad), always in x/y (easting/northing, lon/lat) order. Tiles are
 ``(z, x, y)`` with ``x`` growing east and ``y`` growing south from the top-left corner, as in
 OGC TileMatrixSet and morecantile.
+
+>>> import numpy as np
+>>> tms = get_tms("WGS1984Quad")                  # lon/lat degrees; 2 x 1 tiles at zoom 0
+>>> matrix_size(tms, 1)                           # (columns, rows)
+(4, 2)
+>>> tile_bounds(tms, TileIndex(1, 0, 0))          # (left, bottom, right, top), degrees
+(-180.0, 0.0, -90.0, 90.0)
+>>> tiles_of_bounds(tms, (-150.2, 70.0, -150.0, 70.08), 10)
+[TileIndex(z=10, x=169, y=113), TileIndex(z=10, x=170, y=113)]
+>>> columns, rows = tile_indices(tms, np.array([-150.1, 10.0]), np.array([70.04, -45.0]), 10)
+>>> columns.tolist(), rows.tolist(), columns.dtype  # int64 [point]
+([170, 1080], [113, 768], dtype('int64'))
+>>> parent(TileIndex(10, 170, 113)), children(TileIndex(0, 0, 0))[3]
+(TileIndex(z=9, x=85, y=56), TileIndex(z=1, x=1, y=1))
 """
 
 from __future__ import annotations

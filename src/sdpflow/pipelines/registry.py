@@ -40,6 +40,7 @@ class Pipeline:
     summary: Callable[[Path], str] | None = None  # headline text of a finished run, from its output folder
     report_section: Callable[..., Any] | None = None  # its own section of the HTML report
     description: str = ""  # help text of its ``sdpflow run NAME`` command
+    read_summary: Callable[[Path], BaseModel] | None = None  # the typed summary of a finished run (``Run.summary``)
 
 
 def lazy_build(module: str, function: str) -> Callable[[Any], list[Stage]]:

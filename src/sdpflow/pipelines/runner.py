@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
+from sdpflow.config import load_config
 from sdpflow.engine.cluster import check_spec, open_cluster
 from sdpflow.engine.flow import (EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer,
                                  check_stage_names, run_flow)
@@ -16,6 +17,19 @@ from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreig
 from sdpflow.errors import ConfigError, InputError, SdpflowError
 from sdpflow.pipelines.registry import Pipeline, get_pipeline
 from sdpflow.store.db import RunStore
+
+
+def configure(
+    pipeline_name: str,
+    config_path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    values: dict[str, Any] | None = None,
+) -> tuple[Pipeline, BaseModel]:
+    """A pipeline (a name or ``module:ATTRIBUTE``) and its validated configuration, as ``sdpflow run`` and
+    :func:`sdpflow.run` take them: defaults, then the YAML file, then ``values`` (options), then ``overrides``
+    (``key=value``, as ``--set``). A bad key or value is a :class:`ConfigError` naming it."""
+    pipeline = get_pipeline(pipeline_name)
+    return pipeline, load_config(pipeline.config_model, config_path, overrides, values=values, name=pipeline_name)
 
 
 def start_run(
@@ -143,6 +157,11 @@ def is_stopped(record: dict[str, Any]) -> bool:
     """A run recorded as running whose process on this host is gone (``runs resume`` continues it)."""
     return (record["status"] == "running" and record.get("host") == socket.gethostname()
             and not process_alive(record))
+
+
+def run_status(record: dict[str, Any]) -> str:
+    """A run's status as shown to users: ``stopped`` for a run recorded as running whose process is gone."""
+    return "stopped" if is_stopped(record) else record["status"]
 
 
 def process_alive(record: dict[str, Any]) -> bool:

@@ -48,6 +48,19 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
     stokesI_model_order, stokes_I_fit_flag (RM-Tools' flags 64: model below σ_I somewhere,
     128: model negative somewhere), spectral_index (c₁ of the model, at ν_ref); with ``clean``: clean_n_iter, clean_cutoff (Jy), mom2_cc (rad/m²)
     and the dirty FDF's values as dirty_rm, dirty_polint, … .
+
+    >>> import numpy as np
+    >>> from sdpflow.polarimetry.rmsynth import lambda2_from_frequency
+    >>> f = np.linspace(0.8e9, 1.088e9, 288)                           # Hz, 288 channels
+    >>> lam2 = lambda2_from_frequency(frequency_hz=f)                  # m²
+    >>> p = 0.1 * np.exp(2j * (50.0 * lam2 + 0.3))[None]               # 1 component: 10% polarised, RM 50 rad/m²
+    >>> ones = np.ones_like(p.real)                                    # Stokes I = 1 Jy; σ_Q = σ_U = 0.01 Jy
+    >>> columns = measure_components(frequency_hz=f, stokes_i=ones, stokes_q=p.real, stokes_u=p.imag,
+    ...                              stokes_i_err=0.01 * ones, stokes_q_err=0.01 * ones, stokes_u_err=0.01 * ones)
+    >>> round(float(columns["rm"][0]), 1), round(float(columns["polint"][0]), 3)   # rad/m², Jy
+    (50.0, 0.1)
+    >>> round(float(columns["derot_polangle"][0]), 1)                  # deg: the 0.3 rad put in
+    17.2
     """
     f = np.asarray(frequency_hz, dtype=np.float64)
     shape = np.shape(stokes_q)

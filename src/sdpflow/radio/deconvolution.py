@@ -154,6 +154,26 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
     0 = a point; a bias 1 - scale_bias * s / max(s) favours small scales); mask: [y, x] bool,
     components only where true. Returns the model added (Jy/pixel), the residual left, the
     number of components and why it stopped ("niter", "threshold", "auto-threshold", "mgain").
+    Arrays come back float64, in the shape of ``residual``.
+
+    A 0.5 Jy source at the centre of a dirty image is found there, to the threshold:
+
+    >>> import numpy as np
+    >>> from sdpflow.radio.layouts import low_like_configuration
+    >>> from sdpflow.radio.simulate import make_visibility
+    >>> vis = make_visibility(low_like_configuration(8), phase_centre=(0.26, -0.79),  # 8 stations: 28 baselines
+    ...                       times=5.0e9 + 60.0 * np.arange(4), interval=60.0,       # 4 integrations (MJD s)
+    ...                       frequency=np.array([1.0e8]), channel_width=np.array([1.0e6]))  # 1 channel (Hz)
+    >>> vis.vis.shape, vis.vis.dtype                                   # [row, chan, pol], Jy
+    ((112, 1, 1), dtype('complex128'))
+    >>> cell = np.radians(60 / 3600)                                   # 60 arcsec pixels, in radians
+    >>> from sdpflow.radio.imaging import invert_psf
+    >>> psf = invert_psf(vis, npix_x=64, npix_y=64, cell_rad=cell).normalised()[0]   # [y, x], peak 1
+    >>> result = deconvolve(0.5 * psf, psf, gain=0.5, niter=50, threshold=1e-3)
+    >>> result.model_delta.shape, result.stop_reason, result.n_components
+    ((64, 64), 'threshold', 9)
+    >>> round(float(result.model_delta.sum()), 3), [int(i) for i in np.unravel_index(result.model_delta.argmax(), (64, 64))]
+    (0.499, [32, 32])
     """
     if algorithm not in ("hogbom", "multiscale"):
         raise ValueError(f"unknown algorithm {algorithm!r}: choose hogbom or multiscale")

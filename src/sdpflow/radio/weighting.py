@@ -37,6 +37,19 @@ def weight_density(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float
     npix_x x npix_y image of pixel size cell_rad (radians). Each sample counts at (u, v) and
     at (-u, -v). Flagged samples count zero. Arrays from different chunks of one observation
     can be summed.
+
+    >>> import numpy as np
+    >>> from sdpflow.radio.layouts import low_like_configuration
+    >>> from sdpflow.radio.simulate import make_visibility
+    >>> vis = make_visibility(low_like_configuration(8), phase_centre=(0.26, -0.79),  # 8 stations: 28 baselines
+    ...                       times=5.0e9 + 60.0 * np.arange(4), interval=60.0,       # 4 integrations (MJD s)
+    ...                       frequency=np.array([1.0e8]), channel_width=np.array([1.0e6]))  # 1 channel (Hz)
+    >>> vis.vis.shape, vis.vis.dtype                                   # [row, chan, pol], Jy
+    ((112, 1, 1), dtype('complex128'))
+    >>> cell = np.radians(60 / 3600)                                   # 60 arcsec pixels, in radians
+    >>> density = weight_density(vis, npix_x=64, npix_y=64, cell_rad=cell)
+    >>> density.shape, float(density.sum())                            # 112 samples, each at (u, v) and (-u, -v)
+    ((1, 64, 64), 224.0)
     """
     weight = unflagged_weights(single_plane(vis))
     channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else channel_index
@@ -65,6 +78,24 @@ def imaging_weights(vis: Visibility, *, density: np.ndarray | None = None, weigh
     as WSClean and Briggs 1995 define it; robust -2 is near uniform, +2 near natural).
     density: the summed :func:`weight_density` of the whole observation for uniform and
     Briggs (npix_x, npix_y and cell_rad must be those it was made with).
+
+    >>> import numpy as np
+    >>> from sdpflow.radio.layouts import low_like_configuration
+    >>> from sdpflow.radio.simulate import make_visibility
+    >>> vis = make_visibility(low_like_configuration(8), phase_centre=(0.26, -0.79),  # 8 stations: 28 baselines
+    ...                       times=5.0e9 + 60.0 * np.arange(4), interval=60.0,       # 4 integrations (MJD s)
+    ...                       frequency=np.array([1.0e8]), channel_width=np.array([1.0e6]))  # 1 channel (Hz)
+    >>> vis.vis.shape, vis.vis.dtype                                   # [row, chan, pol], Jy
+    ((112, 1, 1), dtype('complex128'))
+    >>> cell = np.radians(60 / 3600)                                   # 60 arcsec pixels, in radians
+    >>> density = weight_density(vis, npix_x=64, npix_y=64, cell_rad=cell)
+    >>> uniform = imaging_weights(vis, density=density, weighting="uniform", npix_x=64, npix_y=64, cell_rad=cell)
+    >>> uniform.shape, uniform.dtype, float(uniform.max())             # no uv cell weighs more than 1
+    ((112, 1), dtype('float64'), 0.5)
+    >>> briggs = imaging_weights(vis, density=density, weighting="briggs", robust=0.0, npix_x=64, npix_y=64,
+    ...                          cell_rad=cell)
+    >>> bool(np.all((briggs > 0) & (briggs < 1)))
+    True
     """
     weight = unflagged_weights(single_plane(vis))
     if weighting == "natural":

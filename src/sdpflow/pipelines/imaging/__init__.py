@@ -33,6 +33,13 @@ def imaging_summary(out_dir: Path) -> str:
     )
 
 
+def lazy_read_summary(run_dir: Path):
+    """The typed ``summary.json`` of an imaging run (:class:`~sdpflow.pipelines.imaging.summary.ImagingSummary`)."""
+    from sdpflow.pipelines.imaging.summary import read_summary
+
+    return read_summary(run_dir)
+
+
 def lazy_section(run_dir: Path):
     """The imaging section of a run's report (imported only when a report is drawn)."""
     from sdpflow.pipelines.imaging.report import imaging_section
@@ -42,13 +49,13 @@ def lazy_section(run_dir: Path):
 
 ICAL = Pipeline(
     "ical", IcalConfig, lazy_build("sdpflow.pipelines.imaging.flow", "build_ical"), IMAGING_TASKS,
-    summary=imaging_summary, report_section=lazy_section,
+    summary=imaging_summary, report_section=lazy_section, read_summary=lazy_read_summary,
     description="ICAL: imaging with self-calibration between major cycles (options named as in WSClean).",
 )
 
 CONTINUUM = Pipeline(
     "continuum", ContinuumConfig, lazy_build("sdpflow.pipelines.imaging.flow", "build_continuum"), IMAGING_TASKS,
-    summary=imaging_summary, report_section=lazy_section,
+    summary=imaging_summary, report_section=lazy_section, read_summary=lazy_read_summary,
     description="Continuum imaging: Cotton-Schwab major/minor cycles, no self-calibration.",
 )
 

@@ -176,6 +176,8 @@ SIMULATE = cases(
     ("stations-negative", ("--out", "out", "--stations", "-5"), 2),
     ("stations-huge", ("--out", "out", "--stations", "99999999999999999999999"), 2),
     ("times-huge", ("--out", "out", "--preset", "small", "--times", "1000000000000"), 2),
+    ("beyond-memory", ("--out", "out", "--stations", "2000", "--times", "1000", "--channels", "4"), 2, None,
+     "in memory"),
     ("freq-nan", ("--out", "out", "--freq-start", "nan"), 2),
     ("freq-inf", ("--out", "out", "--freq-start", "inf"), 2, None, "freq_start_hz"),
     ("phase-error-nan", ("--out", "out", "--phase-error", "nan"), 2),
@@ -225,6 +227,11 @@ ICAL = cases(
     ("out-foreign-folder", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2,
      both(ms_copy(), folder("out", "mine.fits")), "did not write"),
     ("size-huge", ("--ms", "obs.ms", "--out", "out", "--size", "99999999", "99999999"), 2, ms_copy()),
+    # memory preflight: refused before the cluster starts, naming the option
+    ("size-beyond-worker-memory", ("--ms", "obs.ms", "--out", "out", "--size", "100000", "100000"), 2, ms_copy(),
+     "--size 100000 100000: a worker needs about"),
+    ("worker-memory-limit-tiny", ("--ms", "obs.ms", "--out", "out", *MS_ARGS, "--set", "cluster.memory_limit=100kB"), 2,
+     ms_copy(), "--size 64 64: a worker needs about"),
     ("scale-garbage", ("--ms", "obs.ms", "--out", "out", "--scale", "bogus", *MS_ARGS), 2, ms_copy()),
     ("scale-negative", ("--ms", "obs.ms", "--out", "out", "--scale", "-20asec", *MS_ARGS), 2, ms_copy(), "imaging.scale"),
     ("gain-nan", ("--ms", "obs.ms", "--out", "out", "--gain", "nan", *MS_ARGS), 2, ms_copy()),
@@ -235,6 +242,8 @@ ICAL = cases(
 CONTINUUM = cases(
     "run continuum",
     ("ms-unicode-missing", ("--ms", "nöpe☃.ms", "--out", "out", *MS_ARGS), 2),
+    ("channels-out-beyond-worker-memory", ("--ms", "obs.ms", "--out", "out", "--size", "8192", "8192",
+                                           "--channels-out", "64"), 2, ms_copy(), "(64 planes)"),
     # The run starts (the MS opens) and then fails: the out folder may stay, with no product in it.
     ("all-data-nan", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2, ms_copy(damage=set_column("DATA", float("nan"))),
      "NaN or infinite", {"allow": ("out",), "warnings": -1}),

@@ -28,7 +28,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from sdpflow.config.cluster import ClusterConfig
 from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, get_backend
-from sdpflow.errors import ClusterError, SdpflowError
+from sdpflow.errors import ClusterError, ConfigError, SdpflowError
 
 if TYPE_CHECKING:
     from distributed.deploy import Cluster
@@ -87,6 +87,20 @@ def check_spec(spec: str | ClusterConfig | None = None, override: str | None = N
     config = resolve_config(spec, override)
     name, arg = parse_spec(config.spec or "local")
     get_backend(name).check(config, arg)
+
+
+def check_worker_memory(spec: str | ClusterConfig | None, needed: int, what: str, advice: str) -> None:
+    """Refuse (:class:`ConfigError`, exit 2) work whose worker needs more than ``needed`` bytes when the
+    cluster's workers are known to have less, before anything starts or is recorded. ``what``
+    names the option and its value, ``advice`` what to change."""
+    from dask.utils import format_bytes
+
+    config = resolve_config(spec)
+    name, arg = parse_spec(config.spec or "local")
+    limit = get_backend(name).worker_memory(config, arg)
+    if limit is not None and needed > limit:
+        raise ConfigError(f"{what}: a worker needs about {format_bytes(needed)}, more than the {format_bytes(limit)} "
+                          f"each worker of cluster {config.spec!r} has: {advice}")
 
 
 def dask_settings(config: ClusterConfig) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def run(
         from sdpflow.engine.cluster import check_spec
 
         check_spec(config.cluster, override=options.cluster_spec)
-    out_dir = claim_output_folder(out or Path(f"pool-{config.name}"), writer="sdpflow pool run", overwrite=overwrite)
+    out_dir = claim_output_folder(out or Path(f"pool-{config.name}"), writer="sdpflow pool run", overwrite=overwrite,
+                                  writes=["events.jsonl"])
     events = out_dir / "events.jsonl"
     refuse_foreign(out_dir, [events.name])
     ctx.with_resource(OutputLock(out_dir))  # held to the command's end: two pools would interleave events.jsonl

@@ -84,9 +84,9 @@ def _claim(flow: Flow, config: BaseModel, out: Path, overwrite: bool) -> Path:
     """Claim the run's output folder: never inside its MeasurementSet, never replacing a foreign file."""
     if getattr(config, "ms", None):
         refuse_inside(out, config.ms)
-    out = claim_output_folder(out, writer=f"sdpflow run {flow.name}", overwrite=overwrite)
-    written = [name for stage in flow.stages for name in stage.outputs]
-    refuse_foreign(out, [*written, EVENT_LOG_NAME, TASK_LOG_NAME, STAGING_DIR])
+    written = [*(name for stage in flow.stages for name in stage.outputs), EVENT_LOG_NAME, TASK_LOG_NAME, STAGING_DIR]
+    out = claim_output_folder(out, writer=f"sdpflow run {flow.name}", overwrite=overwrite, writes=written)
+    refuse_foreign(out, written)
     return out
 
 

@@ -99,8 +99,9 @@ def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress
     out_ms = Path(out_ms)
     check_simulation_memory(config)
     array = _configuration(config)  # a bad layout file is refused before the folder is made
-    folder = claim_output_folder(out_ms.parent, writer="sdpflow simulate", overwrite=overwrite)
-    refuse_foreign(folder, (out_ms.name, TRUTH_SKY, TRUE_GAINS, SUMMARY))
+    written = (out_ms.name, TRUTH_SKY, TRUE_GAINS, SUMMARY)
+    folder = claim_output_folder(out_ms.parent, writer="sdpflow simulate", overwrite=overwrite, writes=written)
+    refuse_foreign(folder, written)
     rng = np.random.default_rng(config.seed)
     phase_centre = (np.radians(config.ra_deg), np.radians(config.dec_deg))
 

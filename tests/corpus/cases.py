@@ -360,6 +360,12 @@ DEMO = cases(
     ("out-foreign-folder", ("--out", "out"), 2, folder("out", "mine.txt"), "did not write"),
     ("tiles-out-is-a-file", ("tiles", "--out", "out"), 2, text("out", "x"), "is a file"),
     ("tiles-out-foreign", ("tiles", "--out", "out"), 2, folder("out", "mine.txt"), "did not write"),
+    # --overwrite, as `run --overwrite`: into a folder of others' files, but never replacing one of them
+    ("overwrite-never-replaces-a-foreign-ms", ("--out", "out", "--overwrite"), 2, folder("out", "obs.ms"),
+     "would be replaced"),
+    ("overwrite-ical-is-a-file", ("--out", "out", "--overwrite"), 2, text("out/ical", "x"), "is a file"),
+    ("tiles-overwrite-never-replaces-foreign-inputs", ("tiles", "--out", "out", "--overwrite"), 2,
+     folder("out/inputs", "area_00.gpkg"), "would be replaced"),
 )
 
 ALL: list[Case] = [*GLOBAL, *SIMULATE, *FLOW_CASES, *ICAL, *CONTINUUM, *TILES, *RUN_FLOW, *RUN_OTHER, *RUNS, *CONFIG,

@@ -203,6 +203,8 @@ def test_lost_scheduler_ends_the_driver_with_one_line(tmp_path):
         error = driver.stderr.read()
         assert code == 3, error[-2000:]
         assert "lost the Dask scheduler" in error and "Traceback" not in error
+        # Dask's own log lines too come in sdpflow's format
+        assert all(line.startswith(("warning: ", "error: ")) for line in error.splitlines() if line.strip()), error
         cluster.restart()
         store = RunStore(db)
         run_id = store.list_runs(limit=1)[0]["id"]

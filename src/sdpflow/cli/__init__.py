@@ -17,6 +17,7 @@ import typer
 
 from sdpflow import __version__
 from sdpflow.cli.common import Settings, console, err_console
+from sdpflow.loglines import log_to_stderr
 from sdpflow.errors import SdpflowError
 from sdpflow.store.urls import default_db_url, read_password_file, url_has_password, with_password
 
@@ -77,10 +78,7 @@ def _global_options(
     dask_level = ("critical", "warning", "info")[min(verbose, 2)]
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
     logging.getLogger("distributed").setLevel(dask_level.upper())
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(logging.WARNING - 10 * min(verbose, 2))  # "warning: ..." lines, as sdpflow's own
 
 
 # Each module registers its commands on ``app``; the order here is the order in --help.

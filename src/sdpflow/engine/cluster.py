@@ -114,7 +114,8 @@ def dask_settings(config: ClusterConfig) -> dict[str, Any]:
 
 
 class WorkerBudget(WorkerPlugin):
-    """Publishes a worker's memory budget and threads as environment variables.
+    """Publishes a worker's memory budget and threads as environment variables (and gives its
+    sdpflow log records sdpflow's format).
 
     Executables started by a task inherit them (``SDPFLOW_WORKER_MEMORY``, bytes;
     ``SDPFLOW_TASK_MEMORY``, bytes; ``SDPFLOW_WORKER_THREADS``) and can size themselves;
@@ -124,6 +125,9 @@ class WorkerBudget(WorkerPlugin):
     name = "sdpflow-worker-budget"
 
     def setup(self, worker: Any) -> None:
+        from sdpflow.loglines import format_worker_logs
+
+        format_worker_logs()  # its sdpflow records as "warning: ..." lines on the worker's stderr
         limit = int(worker.memory_manager.memory_limit or 0)
         nthreads = int(worker.state.nthreads)
         os.environ[MEMORY_ENV] = str(limit)

@@ -167,6 +167,10 @@ GLOBAL = cases(
     ("cluster-local-garbage", ("--cluster", "local:abc", *FLOW), 2),
     ("cluster-local-huge", ("--cluster", "local:99999999999999999999", *FLOW), 2),
     ("cluster-tcp-no-port", ("--cluster", "tcp://", *FLOW), 2),
+    # an unreachable scheduler: exit 3 at once, before out/ is made or the run recorded
+    ("cluster-unreachable-run", ("--cluster", "tcp://127.0.0.1:9", *FLOW), 3, None, "cannot reach the Dask scheduler"),
+    ("cluster-unreachable-resume", ("--cluster", "tcp://127.0.0.1:9", "runs", "resume", "{FLOW}"), 3, None,
+     "cannot reach the Dask scheduler", {"needs": ("flow",)}),
     ("unknown-global-option", ("--dbx", "x", "runs", "list"), 2),
 )
 
@@ -329,6 +333,8 @@ POOL = cases(
      text("t.yaml", "tasks:\n  - {name: a, function: 'math:pi'}\n"), "not callable"),
     ("run-no-tasks", ("run", "t.yaml", "--no-progress"), 2, text("t.yaml", "tasks: []\n")),
     ("run-cluster-bogus", ("run", "t.yaml", "--no-progress"), 2, text("t.yaml", POOL_OK + "cluster:\n  spec: bogus\n")),
+    ("run-cluster-unreachable", ("run", "t.yaml", "--no-progress"), 3,
+     text("t.yaml", POOL_OK + "cluster:\n  spec: tcp://127.0.0.1:9\n"), "cannot reach the Dask scheduler"),
     ("run-out-foreign", ("run", "t.yaml", "--out", "adir", "--no-progress"), 2,
      both(text("t.yaml", POOL_OK), folder("adir", "events.jsonl")), "did not write"),
     ("run-name-traversal", ("run", "t.yaml", "--no-progress"), 2,

@@ -89,6 +89,14 @@ def check_spec(spec: str | ClusterConfig | None = None, override: str | None = N
     get_backend(name).check(config, arg)
 
 
+def check_reachable(spec: str | ClusterConfig | None = None, override: str | None = None) -> None:
+    """Raise :class:`ClusterError` (exit 3, within 10 s) when a scheduler that should already run does not
+    answer; call it before creating an output folder or recording a run."""
+    config = resolve_config(spec, override)
+    name, arg = parse_spec(config.spec or "local")
+    get_backend(name).reach(config, arg)
+
+
 def check_worker_memory(spec: str | ClusterConfig | None, needed: int, what: str, advice: str) -> None:
     """Refuse (:class:`ConfigError`, exit 2) work whose worker needs more than ``needed`` bytes when the
     cluster's workers are known to have less, before anything starts or is recorded. ``what``

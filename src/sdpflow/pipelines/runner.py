@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from sdpflow.engine.cluster import check_spec, open_cluster
+from sdpflow.engine.cluster import check_reachable, check_spec, open_cluster
 from sdpflow.engine.flow import (EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer,
                                  check_stage_names, run_flow)
 from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreign, refuse_inside
@@ -38,6 +38,7 @@ def start_run(
     check_spec(getattr(config, "cluster", None))  # a bad --cluster is exit 2 before anything is recorded
     flow = _flow(pipeline, config)  # checks the inputs before anything is recorded or started
     check_stage_names(flow, None, until_stage)
+    _check_reachable(config)  # an unreachable scheduler is exit 3 before the folder is made
     out = _claim(flow, config, Path(out_dir), overwrite)
     with OutputLock(out) as lock:  # a second run on this folder stops here, before it is recorded
         run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config),
@@ -75,6 +76,7 @@ def resume_run(
     check_spec(getattr(config, "cluster", None))  # a bad --cluster is exit 2 before anything is recorded
     flow = _flow(pipeline, config)
     check_stage_names(flow, from_stage, until_stage)  # before the run's status changes
+    _check_reachable(config)
     with OutputLock(record["out_dir"], record["id"]):
         store.mark_run(record["id"], "running")
         return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage, verify)
@@ -132,6 +134,11 @@ def _with_cluster(config: BaseModel, cluster_spec: str | None) -> BaseModel:
     if cluster_spec and hasattr(config, "cluster"):
         return config.model_copy(update={"cluster": config.cluster.model_copy(update={"spec": cluster_spec})})
     return config
+
+
+def _check_reachable(config: BaseModel) -> None:
+    if getattr(config, "cluster", None) is not None:
+        check_reachable(config.cluster)
 
 
 def _cluster_label(config: BaseModel) -> str | None:

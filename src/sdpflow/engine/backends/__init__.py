@@ -33,6 +33,10 @@ class Backend:
     def check(self, config: ClusterConfig, arg: str | None) -> None:
         """Raise :class:`ClusterSpecError` for a spec argument this backend cannot take (before anything starts)."""
 
+    def reach(self, config: ClusterConfig, arg: str | None) -> None:
+        """Raise :class:`~sdpflow.errors.ClusterError` when a cluster that must already run cannot be
+        reached (before anything is created or recorded); backends that start their cluster do nothing."""
+
     def worker_memory(self, config: ClusterConfig, arg: str | None) -> int | None:
         """Bytes of memory each worker may use, known before anything starts (None: not known here)."""
         return parse_memory(config.memory_limit) if config.memory_limit else None

@@ -16,6 +16,7 @@ from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreig
 from sdpflow.errors import ConfigError, InputError, SdpflowError
 from sdpflow.pipelines.registry import Pipeline, get_pipeline
 from sdpflow.store.db import RunStore
+from sdpflow.store.secrets import restore_secrets
 
 
 def start_run(
@@ -68,8 +69,9 @@ def resume_run(
             f"run {record['id']} is still running (pid {record['pid']} on {record['host']}): wait for it or stop it"
         )
     pipeline = get_pipeline(record["pipeline"])
+    recorded = restore_secrets(record["config"], f"run {record['id']}")  # kept out of the database
     try:
-        config = pipeline.config_model.model_validate(record["config"])
+        config = pipeline.config_model.model_validate(recorded)
     except Exception as error:  # the configuration no longer validates against this sdpflow
         raise ConfigError(f"run {record['id']}: its recorded configuration no longer validates: {error}") from None
     config = _with_cluster(config, cluster_spec)

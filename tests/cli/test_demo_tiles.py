@@ -13,9 +13,12 @@ pytest.importorskip("shapely")
 
 
 def test_demo_tiles_counts_every_polygon_once_and_writes_the_viewer(tmp_path):
+    """Into a folder holding a user's file, with --overwrite (as `run --overwrite`): the file stays as it was."""
     out = tmp_path / "demo"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
     result = subprocess.run([sys.executable, "-m", "sdpflow", "--db", f"sqlite:///{tmp_path / 'runs.db'}",
-                             "--cluster", "local:2", "demo", "tiles", "--out", str(out)],
+                             "--cluster", "local:2", "demo", "tiles", "--out", str(out), "--overwrite"],
                             capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "4 overlapping files holding 33,400 distinct polygons" in result.stdout
@@ -25,4 +28,5 @@ def test_demo_tiles_counts_every_polygon_once_and_writes_the_viewer(tmp_path):
     for z in range(6, 14):
         assert sum(float(row["polygon_count"]) for row in rows if int(row["z"]) == z) == 33_400
     assert (out / "tiles" / "viewer" / "index.html").exists()
+    assert (out / "notes.txt").read_text() == "mine\n"
     assert len(list((out / "tiles" / "web" / "coverage").rglob("*.png"))) == len(rows)

@@ -167,6 +167,10 @@ GLOBAL = cases(
     ("cluster-local-garbage", ("--cluster", "local:abc", *FLOW), 2),
     ("cluster-local-huge", ("--cluster", "local:99999999999999999999", *FLOW), 2),
     ("cluster-tcp-no-port", ("--cluster", "tcp://", *FLOW), 2),
+    # an unreachable scheduler: exit 3 at once, before out/ is made or the run recorded
+    ("cluster-unreachable-run", ("--cluster", "tcp://127.0.0.1:9", *FLOW), 3, None, "cannot reach the Dask scheduler"),
+    ("cluster-unreachable-resume", ("--cluster", "tcp://127.0.0.1:9", "runs", "resume", "{FLOW}"), 3, None,
+     "cannot reach the Dask scheduler", {"needs": ("flow",)}),
     ("unknown-global-option", ("--dbx", "x", "runs", "list"), 2),
 )
 
@@ -176,6 +180,8 @@ SIMULATE = cases(
     ("stations-negative", ("--out", "out", "--stations", "-5"), 2),
     ("stations-huge", ("--out", "out", "--stations", "99999999999999999999999"), 2),
     ("times-huge", ("--out", "out", "--preset", "small", "--times", "1000000000000"), 2),
+    ("beyond-memory", ("--out", "out", "--stations", "2000", "--times", "1000", "--channels", "4"), 2, None,
+     "in memory"),
     ("freq-nan", ("--out", "out", "--freq-start", "nan"), 2),
     ("freq-inf", ("--out", "out", "--freq-start", "inf"), 2, None, "freq_start_hz"),
     ("phase-error-nan", ("--out", "out", "--phase-error", "nan"), 2),
@@ -225,6 +231,11 @@ ICAL = cases(
     ("out-foreign-folder", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2,
      both(ms_copy(), folder("out", "mine.fits")), "did not write"),
     ("size-huge", ("--ms", "obs.ms", "--out", "out", "--size", "99999999", "99999999"), 2, ms_copy()),
+    # memory preflight: refused before the cluster starts, naming the option
+    ("size-beyond-worker-memory", ("--ms", "obs.ms", "--out", "out", "--size", "100000", "100000"), 2, ms_copy(),
+     "--size 100000 100000: a worker needs about"),
+    ("worker-memory-limit-tiny", ("--ms", "obs.ms", "--out", "out", *MS_ARGS, "--set", "cluster.memory_limit=100kB"), 2,
+     ms_copy(), "--size 64 64: a worker needs about"),
     ("scale-garbage", ("--ms", "obs.ms", "--out", "out", "--scale", "bogus", *MS_ARGS), 2, ms_copy()),
     ("scale-negative", ("--ms", "obs.ms", "--out", "out", "--scale", "-20asec", *MS_ARGS), 2, ms_copy(), "imaging.scale"),
     ("gain-nan", ("--ms", "obs.ms", "--out", "out", "--gain", "nan", *MS_ARGS), 2, ms_copy()),
@@ -235,6 +246,8 @@ ICAL = cases(
 CONTINUUM = cases(
     "run continuum",
     ("ms-unicode-missing", ("--ms", "nöpe☃.ms", "--out", "out", *MS_ARGS), 2),
+    ("channels-out-beyond-worker-memory", ("--ms", "obs.ms", "--out", "out", "--size", "8192", "8192",
+                                           "--channels-out", "64"), 2, ms_copy(), "(64 planes)"),
     # The run starts (the MS opens) and then fails: the out folder may stay, with no product in it.
     ("all-data-nan", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2, ms_copy(damage=set_column("DATA", float("nan"))),
      "NaN or infinite", {"allow": ("out",), "warnings": -1}),
@@ -320,6 +333,8 @@ POOL = cases(
      text("t.yaml", "tasks:\n  - {name: a, function: 'math:pi'}\n"), "not callable"),
     ("run-no-tasks", ("run", "t.yaml", "--no-progress"), 2, text("t.yaml", "tasks: []\n")),
     ("run-cluster-bogus", ("run", "t.yaml", "--no-progress"), 2, text("t.yaml", POOL_OK + "cluster:\n  spec: bogus\n")),
+    ("run-cluster-unreachable", ("run", "t.yaml", "--no-progress"), 3,
+     text("t.yaml", POOL_OK + "cluster:\n  spec: tcp://127.0.0.1:9\n"), "cannot reach the Dask scheduler"),
     ("run-out-foreign", ("run", "t.yaml", "--out", "adir", "--no-progress"), 2,
      both(text("t.yaml", POOL_OK), folder("adir", "events.jsonl")), "did not write"),
     ("run-name-traversal", ("run", "t.yaml", "--no-progress"), 2,
@@ -351,6 +366,12 @@ DEMO = cases(
     ("out-foreign-folder", ("--out", "out"), 2, folder("out", "mine.txt"), "did not write"),
     ("tiles-out-is-a-file", ("tiles", "--out", "out"), 2, text("out", "x"), "is a file"),
     ("tiles-out-foreign", ("tiles", "--out", "out"), 2, folder("out", "mine.txt"), "did not write"),
+    # --overwrite, as `run --overwrite`: into a folder of others' files, but never replacing one of them
+    ("overwrite-never-replaces-a-foreign-ms", ("--out", "out", "--overwrite"), 2, folder("out", "obs.ms"),
+     "would be replaced"),
+    ("overwrite-ical-is-a-file", ("--out", "out", "--overwrite"), 2, text("out/ical", "x"), "is a file"),
+    ("tiles-overwrite-never-replaces-foreign-inputs", ("tiles", "--out", "out", "--overwrite"), 2,
+     folder("out/inputs", "area_00.gpkg"), "would be replaced"),
 )
 
 ALL: list[Case] = [*GLOBAL, *SIMULATE, *FLOW_CASES, *ICAL, *CONTINUUM, *TILES, *RUN_FLOW, *RUN_OTHER, *RUNS, *CONFIG,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sdpflow import __version__
@@ -85,3 +87,24 @@ def test_kubernetes_resource():
         assert pod["containers"][0]["env"] == [{"name": "A", "value": "1"},
                                                {"name": "MALLOC_MMAP_THRESHOLD_", "value": "33554432"}]
     assert "volumes" not in cluster_resource(KubernetesConfig())["spec"]["worker"]["spec"]
+
+
+def test_worker_memory_known_before_anything_starts():
+    """What each worker may use, as each backend shares it out; unknown (None) for a running scheduler."""
+    from distributed.system import MEMORY_LIMIT
+
+    from sdpflow.config.cluster import BatchJobConfig, ClusterConfig
+    from sdpflow.engine.cluster import check_worker_memory
+
+    slurm = ClusterConfig(cluster_kwargs=BatchJobConfig(memory="8GiB", processes=2))
+    assert get_backend("slurm").worker_memory(slurm, "2") == 4 * 2**30
+    assert get_backend("kubernetes").worker_memory(ClusterConfig(kubernetes=KubernetesConfig(memory="3Gi")), None) == 3 * 2**30
+    assert get_backend("local").worker_memory(ClusterConfig(memory_limit="1.5GiB"), "4") == int(1.5 * 2**30)
+    cores = os.cpu_count()
+    assert get_backend("local").worker_memory(ClusterConfig(), str(cores)) == int(MEMORY_LIMIT / cores)
+    assert get_backend("address").worker_memory(ClusterConfig(), "tcp://127.0.0.1:8786") is None
+    check_worker_memory("local:1", MEMORY_LIMIT // 2, "--size 8 8", "x")  # fits
+    check_worker_memory("tcp://127.0.0.1:8786", 10**15, "--size 8 8", "x")  # not known: not refused
+    with pytest.raises(ConfigError, match=r"--size 8 8: a worker needs about 1.00 GiB, more than the 512.00 MiB "
+                                          r"each worker of cluster 'local:1' has: smaller"):
+        check_worker_memory(ClusterConfig(spec="local:1", memory_limit="512MiB"), 2**30, "--size 8 8", "smaller")

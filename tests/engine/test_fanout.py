@@ -172,3 +172,44 @@ def test_ctrl_c_ends_a_run_quickly_and_marks_it_interrupted(tmp_path):
     assert store.get_stages(run["id"])["squares"]["status"] == "interrupted"
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
+
+
+def test_lost_scheduler_ends_the_driver_with_one_line(tmp_path):
+    """The scheduler killed while every batch is in flight: the driver used to wait for them for good
+    (the fault-injection suite found it); now it exits 3 within the reconnect timeout, and resume finishes."""
+    from tests.faults.harness import ExternalCluster
+
+    cluster = ExternalCluster(tmp_path)
+    cluster.start()
+    try:
+        db = f"sqlite:///{tmp_path / 'runs.db'}"
+        command = [sys.executable, "-m", "sdpflow", "--db", db, "--cluster", cluster.address, "run", "flow", REF,
+                   "--out", str(tmp_path / "out"), "--set", "count=4", "--set", "sleep_ms=3000",
+                   "--set", "cluster.connect_timeout=2"]
+        driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+        from distributed import Client
+
+        with Client(cluster.address, timeout=30) as watcher:  # until the four batches run on the worker
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and sum(map(len, watcher.processing().values())) < 2:
+                time.sleep(0.05)
+        cluster.kill_scheduler()
+        try:
+            code = driver.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(driver.pid, signal.SIGKILL)
+            pytest.fail("the driver still waited 30 s after its scheduler was killed")
+        error = driver.stderr.read()
+        assert code == 3, error[-2000:]
+        assert "lost the Dask scheduler" in error and "Traceback" not in error
+        # Dask's own log lines too come in sdpflow's format
+        assert all(line.startswith(("warning: ", "error: ")) for line in error.splitlines() if line.strip()), error
+        cluster.restart()
+        store = RunStore(db)
+        run_id = store.list_runs(limit=1)[0]["id"]
+        assert store.get_run(run_id)["status"] == "failed"
+        resumed = resume_run(run_id, store=store, cluster_spec=cluster.address)
+        assert resumed.results["squares"].ran == 4 and store.get_run(run_id)["status"] == "completed"
+    finally:
+        cluster.stop()

@@ -132,3 +132,16 @@ def test_racing_takeovers_of_a_stale_lock_leave_exactly_one_holder(tmp_path):
     for thread in threads:
         thread.join()
     assert len(holders) == 1 and len(refusals) == 7
+
+
+def test_a_refused_overwrite_claim_leaves_no_marker(tmp_path):
+    """--overwrite into a folder whose foreign file would be replaced: refused before the folder is marked."""
+    from sdpflow.engine.outdir import MARKER_NAME, claim_output_folder
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "obs.ms").write_text("someone else's\n")
+    with pytest.raises(InputError, match="would be replaced"):
+        claim_output_folder(tmp_path / "out", writer="test", overwrite=True, writes=["obs.ms/table.dat", "x"])
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["obs.ms"]
+    claim_output_folder(tmp_path / "out", writer="test", overwrite=True, writes=["other"])
+    assert (tmp_path / "out" / MARKER_NAME).exists()

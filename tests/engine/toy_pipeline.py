@@ -30,6 +30,7 @@ class SecondConfig(Section):
 
 class ToyConfig(Section):
     input: str
+    env: dict[str, str] = {}  # unused by the stages: a place for secret-named values (tests/store/test_secrets.py)
     first: FirstConfig = FirstConfig()
     second: SecondConfig = SecondConfig()
 

@@ -18,6 +18,7 @@ import typer
 from sdpflow import __version__
 from sdpflow.cli.common import Settings, console, err_console
 from sdpflow.engine.logging_levels import set_dask_logging
+from sdpflow.loglines import log_to_stderr
 from sdpflow.errors import SdpflowError
 from sdpflow.store.urls import default_db_url, read_password_file, url_has_password, with_password
 
@@ -73,10 +74,7 @@ def _global_options(
         db = with_password(db or default_db_url(), password)
     ctx.obj = Settings(db_url=db, cluster_spec=cluster, verbose=verbose)
     set_dask_logging(verbose)  # Dask's warnings with -v, its info with -vv
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(logging.WARNING - 10 * min(verbose, 2))  # "warning: ..." lines, as sdpflow's own
 
 
 # Each module registers its commands on ``app``; the order here is the order in --help.

@@ -24,3 +24,4 @@ def settings(ctx: typer.Context) -> Settings:
     """The global settings of this invocation."""
     root = ctx.find_root()
     return root.obj if isinstance(root.obj, Settings) else Settings()
+

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from sdpflow.cli.common import console, settings
 from sdpflow.cli.progress import FlowProgress
+from sdpflow.cli.run import OverwriteOption
 
 
 demo_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
@@ -20,6 +21,7 @@ def demo(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the observation and the run.")] = Path("sdpflow-demo"),
     preset: Annotated[str, typer.Option("--preset", help="Simulation preset: demo, small or medium.")] = "demo",
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Simulate a LOW-like observation with 1 rad antenna phase errors, run ICAL on it, compare with the truth.
 
@@ -40,12 +42,14 @@ def demo(
     console.print(f"run database: {store.redacted_url}")
     with console.status("simulating the observation...") as status:
         products, simulation = simulate_demo(
-            out, preset=preset, on_step=lambda text, fraction: status.update(f"simulating: {text} ({fraction:.0%})"))
+            out, preset=preset, overwrite=overwrite,
+            on_step=lambda text, fraction: status.update(f"simulating: {text} ({fraction:.0%})"))
     console.print(f"simulated {products.n_visibilities:,} visibilities with {simulation.phase_error_rad} rad RMS "
                   f"antenna phase errors: {products.ms}")
     with FlowProgress(console, "ICAL stages") as progress:
         run_id, run_dir, result = run_demo_ical(products, simulation, out, store=store,
-                                                cluster_spec=global_settings.cluster_spec, observers=[progress])
+                                                cluster_spec=global_settings.cluster_spec, observers=[progress],
+                                                overwrite=overwrite)
     table = Table(title=f"sdpflow demo: ICAL run {run_id}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -69,6 +73,7 @@ def demo(
 def demo_tiles(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the inputs and the run.")] = Path("sdpflow-tiles-demo"),
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Synthetic ice-wedge polygons in overlapping files → GeoTIFF and PNG tile pyramids, TileJSON/WMTS, a viewer."""
     from sdpflow.pipelines.tiles import tiles_summary
@@ -79,7 +84,8 @@ def demo_tiles(
     store = RunStore(global_settings.db_url)
     console.print(f"run database: {store.redacted_url}")
     with FlowProgress(console, "tiles stages") as progress:
-        made = run_demo_tiles(out, store=store, cluster_spec=global_settings.cluster_spec, observers=[progress])
+        made = run_demo_tiles(out, store=store, cluster_spec=global_settings.cluster_spec, observers=[progress],
+                              overwrite=overwrite)
     console.print(f"inputs: {len(made.inputs)} overlapping files holding {made.polygons:,} distinct polygons: "
                   f"{made.inputs[0].parent.resolve()}")
     console.print(f"tiles run {made.run_id}: {made.run_dir.resolve()}")

@@ -49,10 +49,12 @@ def run(
         if task.function:
             _import(task.function, tasks, position)
     if config.cluster is not None or options.cluster_spec:
-        from sdpflow.engine.cluster import check_spec
+        from sdpflow.engine.cluster import check_reachable, check_spec
 
         check_spec(config.cluster, override=options.cluster_spec)
-    out_dir = claim_output_folder(out or Path(f"pool-{config.name}"), writer="sdpflow pool run", overwrite=overwrite)
+        check_reachable(config.cluster, override=options.cluster_spec)  # exit 3 before the folder is made
+    out_dir = claim_output_folder(out or Path(f"pool-{config.name}"), writer="sdpflow pool run", overwrite=overwrite,
+                                  writes=["events.jsonl"])
     events = out_dir / "events.jsonl"
     refuse_foreign(out_dir, [events.name])
     ctx.with_resource(OutputLock(out_dir))  # held to the command's end: two pools would interleave events.jsonl

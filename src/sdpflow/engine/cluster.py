@@ -28,7 +28,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from sdpflow.config.cluster import ClusterConfig
 from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, get_backend
-from sdpflow.errors import ClusterError, SdpflowError
+from sdpflow.errors import ClusterError, ConfigError, SdpflowError
 
 if TYPE_CHECKING:
     from distributed.deploy import Cluster
@@ -89,6 +89,28 @@ def check_spec(spec: str | ClusterConfig | None = None, override: str | None = N
     get_backend(name).check(config, arg)
 
 
+def check_reachable(spec: str | ClusterConfig | None = None, override: str | None = None) -> None:
+    """Raise :class:`ClusterError` (exit 3, within 10 s) when a scheduler that should already run does not
+    answer; call it before creating an output folder or recording a run."""
+    config = resolve_config(spec, override)
+    name, arg = parse_spec(config.spec or "local")
+    get_backend(name).reach(config, arg)
+
+
+def check_worker_memory(spec: str | ClusterConfig | None, needed: int, what: str, advice: str) -> None:
+    """Refuse (:class:`ConfigError`, exit 2) work whose worker needs more than ``needed`` bytes when the
+    cluster's workers are known to have less, before anything starts or is recorded. ``what``
+    names the option and its value, ``advice`` what to change."""
+    from dask.utils import format_bytes
+
+    config = resolve_config(spec)
+    name, arg = parse_spec(config.spec or "local")
+    limit = get_backend(name).worker_memory(config, arg)
+    if limit is not None and needed > limit:
+        raise ConfigError(f"{what}: a worker needs about {format_bytes(needed)}, more than the {format_bytes(limit)} "
+                          f"each worker of cluster {config.spec!r} has: {advice}")
+
+
 def dask_settings(config: ClusterConfig) -> dict[str, Any]:
     """The Dask settings in force while the cluster is open (safe scaling, the workers'
     environment, then the user's)."""
@@ -100,7 +122,8 @@ def dask_settings(config: ClusterConfig) -> dict[str, Any]:
 
 
 class WorkerBudget(WorkerPlugin):
-    """Publishes a worker's memory budget and threads as environment variables.
+    """Publishes a worker's memory budget and threads as environment variables (and gives its
+    sdpflow log records sdpflow's format).
 
     Executables started by a task inherit them (``SDPFLOW_WORKER_MEMORY``, bytes;
     ``SDPFLOW_TASK_MEMORY``, bytes; ``SDPFLOW_WORKER_THREADS``) and can size themselves;
@@ -110,6 +133,9 @@ class WorkerBudget(WorkerPlugin):
     name = "sdpflow-worker-budget"
 
     def setup(self, worker: Any) -> None:
+        from sdpflow.loglines import format_worker_logs
+
+        format_worker_logs()  # its sdpflow records as "warning: ..." lines on the worker's stderr
         limit = int(worker.memory_manager.memory_limit or 0)
         nthreads = int(worker.state.nthreads)
         os.environ[MEMORY_ENV] = str(limit)

@@ -21,7 +21,7 @@ from sdpflow.engine.fanout import (
     pending_items,
     run_batch,
 )
-from sdpflow.errors import StageFailed
+from sdpflow.errors import ClusterError, StageFailed
 
 if TYPE_CHECKING:
     from sdpflow.engine.flow import StageContext
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Failed item keys named in the stage's error and its ``items-failed`` event.
 FAILED_KEYS_SHOWN = 20
+#: Seconds between looks at finished batches while none is ready (and at whether the client closed).
+WAIT_POLL_S = 0.005
 
 
 @dataclass
@@ -121,7 +123,7 @@ class FanOutDriver:
 
         fill()
         while inflight:
-            for future in completed.next_batch(block=True):
+            for future in self._next_done(completed, client, len(inflight)):
                 batch = inflight.pop(future.key)
                 outcomes = self._outcomes(future, batch)
                 for (index, attempt), outcome in zip(batch, outcomes):
@@ -135,6 +137,24 @@ class FanOutDriver:
             self._flush()
             self._progress()
         self._progress(final=True)
+
+    def _next_done(self, completed: Any, client: Any, in_flight: int) -> list[Any]:
+        """The futures finished since the last call, waiting for one.
+
+        :class:`ClusterError` when the client closes (its scheduler lost): its futures come back
+        cancelled, which are no failures of the items, or never, and a blocking wait would hang the
+        driver for good (a retry submitted to the closed client never finishes).
+        """
+        while True:
+            status = client.status
+            if status in ("closing", "closed"):
+                raise ClusterError(f"stage {self.stage}: lost the Dask scheduler with {in_flight} batches of items in "
+                                   f"flight: check the cluster, then `sdpflow runs resume {self.ctx.run_id}`")
+            if status == "running":  # while it reconnects, cancelled futures are not the items' failures
+                done = completed.next_batch(block=False)
+                if done:
+                    return done
+            time.sleep(WAIT_POLL_S)
 
     def _outcomes(self, future: Any, batch: list[tuple[int, int]]) -> list[dict[str, Any]]:
         """The batch's outcomes; a batch whose task failed as a whole (a lost worker) fails each item."""

@@ -52,13 +52,15 @@ def read_marker(folder: str | Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else {}
 
 
-def claim_output_folder(path: str | Path, *, writer: str, overwrite: bool) -> Path:
+def claim_output_folder(path: str | Path, *, writer: str, overwrite: bool, writes: Iterable[str] = ()) -> Path:
     """Create ``path`` (or take an existing folder) as an sdpflow output folder, and mark it.
 
     writer: what writes the folder, e.g. "sdpflow simulate". A folder that already carries the
     marker is taken as it is. An existing non-empty folder without it is refused (InputError)
     unless ``overwrite``; then the names already in it are recorded as foreign, and
-    :func:`refuse_foreign` keeps sdpflow from replacing them. A file at ``path`` is refused.
+    :func:`refuse_foreign` keeps sdpflow from replacing them: ``writes`` (the names the writer
+    will write) are checked before the marker is written, so a refused claim leaves nothing.
+    A file at ``path`` is refused.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -71,6 +73,7 @@ def claim_output_folder(path: str | Path, *, writer: str, overwrite: bool) -> Pa
         if foreign and not overwrite:
             raise InputError(f"{path} exists and holds files sdpflow did not write: choose another --out "
                              "or pass --overwrite")
+        _refuse_clashes(path, {Path(name).parts[0] for name in writes if Path(name).parts} & set(foreign))
     else:
         try:
             path.mkdir(parents=True)
@@ -93,6 +96,11 @@ def refuse_foreign(folder: str | Path, names: Iterable[str]) -> None:
     # a foreign name the user has since removed is no longer anyone's file
     clashes = sorted(name for name in {Path(name).parts[0] for name in names if Path(name).parts} & foreign
                      if os.path.lexists(folder / name))
+    _refuse_clashes(folder, clashes)
+
+
+def _refuse_clashes(folder: Path, clashes: Iterable[str]) -> None:
+    clashes = sorted(clashes)
     if clashes:
         raise InputError(f"{folder / clashes[0]} was not written by sdpflow and would be replaced: "
                          "move it away or choose another --out")

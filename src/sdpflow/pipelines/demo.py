@@ -14,6 +14,7 @@ from sdpflow.config.simulate import SimulateConfig
 from sdpflow.engine.flow import Observer
 from sdpflow.pipelines.imaging import products
 from sdpflow.pipelines.imaging.summary import ImagingSummary, read_summary
+from sdpflow.errors import InputError
 from sdpflow.pipelines.runner import start_run
 from sdpflow.pipelines.simulate import MS_NAME, SimulationProducts, simulate_observation
 from sdpflow.radio import fits, hdf5, quality
@@ -51,20 +52,25 @@ def demo_config(products: SimulationProducts, simulation: SimulateConfig) -> Ica
     )
 
 
-def simulate_demo(out_dir: str | Path, *, preset: str = "demo",
-                  on_step: Callable[[str, float], None] | None = None) -> tuple[SimulationProducts, SimulateConfig]:
-    """Simulate the demo observation into ``out_dir/obs.ms`` (truth files beside it)."""
+def simulate_demo(out_dir: str | Path, *, preset: str = "demo", on_step: Callable[[str, float], None] | None = None,
+                  overwrite: bool = False) -> tuple[SimulationProducts, SimulateConfig]:
+    """Simulate the demo observation into ``out_dir/obs.ms`` (truth files beside it).
+
+    ``overwrite``: accept an ``out_dir`` holding files sdpflow did not write (none of them is replaced)."""
+    ical = Path(out_dir) / "ical"
+    if ical.exists() and not ical.is_dir():  # refused before the simulation is written, not after
+        raise InputError(f"{ical} is a file, not the ICAL run's folder: move it or choose another --out")
     simulation = SimulateConfig(preset=preset)
-    return simulate_observation(simulation, Path(out_dir) / MS_NAME, progress=on_step), simulation
+    return simulate_observation(simulation, Path(out_dir) / MS_NAME, progress=on_step, overwrite=overwrite), simulation
 
 
 def run_demo_ical(
     products: SimulationProducts, simulation: SimulateConfig, out_dir: str | Path, *, store: RunStore,
-    cluster_spec: str | None = None, observers: Iterable[Observer] = (),
+    cluster_spec: str | None = None, observers: Iterable[Observer] = (), overwrite: bool = False,
 ) -> tuple[str, Path, Assessment]:
     """Run ICAL on the simulated observation into ``out_dir/ical`` and judge it against the truth."""
     result = start_run("ical", demo_config(products, simulation), Path(out_dir) / "ical", store=store,
-                       cluster_spec=cluster_spec, observers=observers)
+                       cluster_spec=cluster_spec, observers=observers, overwrite=overwrite)
     assessment = assess(result.out_dir, products.truth_sky, products.true_gains)
     (result.out_dir / "assessment.json").write_text(json.dumps(asdict(assessment), indent=2))
     return result.run_id, result.out_dir, assessment

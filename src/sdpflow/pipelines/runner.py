@@ -10,13 +10,14 @@ from typing import Any, Iterable
 from pydantic import BaseModel
 
 from sdpflow.config import load_config
-from sdpflow.engine.cluster import check_spec, open_cluster
+from sdpflow.engine.cluster import check_reachable, check_spec, open_cluster
 from sdpflow.engine.flow import (EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer,
                                  check_stage_names, run_flow)
 from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreign, refuse_inside
 from sdpflow.errors import ConfigError, InputError, SdpflowError
 from sdpflow.pipelines.registry import Pipeline, get_pipeline
 from sdpflow.store.db import RunStore
+from sdpflow.store.secrets import restore_secrets
 
 
 def configure(
@@ -52,6 +53,7 @@ def start_run(
     check_spec(getattr(config, "cluster", None))  # a bad --cluster is exit 2 before anything is recorded
     flow = _flow(pipeline, config)  # checks the inputs before anything is recorded or started
     check_stage_names(flow, None, until_stage)
+    _check_reachable(config)  # an unreachable scheduler is exit 3 before the folder is made
     out = _claim(flow, config, Path(out_dir), overwrite)
     with OutputLock(out) as lock:  # a second run on this folder stops here, before it is recorded
         run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config),
@@ -81,14 +83,16 @@ def resume_run(
             f"run {record['id']} is still running (pid {record['pid']} on {record['host']}): wait for it or stop it"
         )
     pipeline = get_pipeline(record["pipeline"])
+    recorded = restore_secrets(record["config"], f"run {record['id']}")  # kept out of the database
     try:
-        config = pipeline.config_model.model_validate(record["config"])
+        config = pipeline.config_model.model_validate(recorded)
     except Exception as error:  # the configuration no longer validates against this sdpflow
         raise ConfigError(f"run {record['id']}: its recorded configuration no longer validates: {error}") from None
     config = _with_cluster(config, cluster_spec)
     check_spec(getattr(config, "cluster", None))  # a bad --cluster is exit 2 before anything is recorded
     flow = _flow(pipeline, config)
     check_stage_names(flow, from_stage, until_stage)  # before the run's status changes
+    _check_reachable(config)
     with OutputLock(record["out_dir"], record["id"]):
         store.mark_run(record["id"], "running")
         return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage, verify)
@@ -98,9 +102,9 @@ def _claim(flow: Flow, config: BaseModel, out: Path, overwrite: bool) -> Path:
     """Claim the run's output folder: never inside its MeasurementSet, never replacing a foreign file."""
     if getattr(config, "ms", None):
         refuse_inside(out, config.ms)
-    out = claim_output_folder(out, writer=f"sdpflow run {flow.name}", overwrite=overwrite)
-    written = [name for stage in flow.stages for name in stage.outputs]
-    refuse_foreign(out, [*written, EVENT_LOG_NAME, TASK_LOG_NAME, STAGING_DIR])
+    written = [*(name for stage in flow.stages for name in stage.outputs), EVENT_LOG_NAME, TASK_LOG_NAME, STAGING_DIR]
+    out = claim_output_folder(out, writer=f"sdpflow run {flow.name}", overwrite=overwrite, writes=written)
+    refuse_foreign(out, written)
     return out
 
 
@@ -146,6 +150,11 @@ def _with_cluster(config: BaseModel, cluster_spec: str | None) -> BaseModel:
     if cluster_spec and hasattr(config, "cluster"):
         return config.model_copy(update={"cluster": config.cluster.model_copy(update={"spec": cluster_spec})})
     return config
+
+
+def _check_reachable(config: BaseModel) -> None:
+    if getattr(config, "cluster", None) is not None:
+        check_reachable(config.cluster)
 
 
 def _cluster_label(config: BaseModel) -> str | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from sdpflow.config.simulate import SimulateConfig
 from sdpflow.engine.outdir import claim_output_folder, refuse_foreign
+from sdpflow.errors import ConfigError
 from sdpflow.provenance import atomic_path, checksum, config_hash, provenance_record, replace_atomically
 from sdpflow.radio.calibration import apply_gains
 from sdpflow.radio.datamodels import stokes_i_to_correlations
@@ -59,6 +60,28 @@ def _configuration(config: SimulateConfig):
     return configuration_from_ms(path)
 
 
+#: Bytes a simulation holds per visibility (baseline × time × channel): the model and the corrupted
+#: visibilities (complex128 each), and per correlation the data (complex64), weight and flag.
+SIMULATION_BYTES = 16 + 16
+SIMULATION_BYTES_PER_CORRELATION = 8 + 4 + 1 + 16  # (+16: the per-correlation intermediate of a polarised sky)
+
+
+def check_simulation_memory(config: SimulateConfig) -> None:
+    """Refuse (exit 2) a simulation this machine cannot hold in memory, before any folder is made."""
+    import psutil
+    from dask.utils import format_bytes
+
+    visibilities = config.stations * (config.stations - 1) // 2 * config.times * config.channels
+    correlations = 4 if config.polarised else 2
+    needed = visibilities * (SIMULATION_BYTES + correlations * SIMULATION_BYTES_PER_CORRELATION)
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise ConfigError(
+            f"--stations {config.stations} --times {config.times} --channels {config.channels}: the simulation "
+            f"holds {visibilities:.3g} visibilities, about {format_bytes(needed)} in memory, more than the "
+            f"{format_bytes(available)} this machine has free: give fewer stations, times or channels")
+
+
 def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress: Progress | None = None,
                          overwrite: bool = False) -> SimulationProducts:
     """Write a simulated MS (DATA = gains × sky + noise) and its truth files beside it.
@@ -74,9 +97,11 @@ def simulate_observation(config: SimulateConfig, out_ms: str | Path, *, progress
     """
     report = progress or (lambda step, fraction: None)
     out_ms = Path(out_ms)
+    check_simulation_memory(config)
     array = _configuration(config)  # a bad layout file is refused before the folder is made
-    folder = claim_output_folder(out_ms.parent, writer="sdpflow simulate", overwrite=overwrite)
-    refuse_foreign(folder, (out_ms.name, TRUTH_SKY, TRUE_GAINS, SUMMARY))
+    written = (out_ms.name, TRUTH_SKY, TRUE_GAINS, SUMMARY)
+    folder = claim_output_folder(out_ms.parent, writer="sdpflow simulate", overwrite=overwrite, writes=written)
+    refuse_foreign(folder, written)
     rng = np.random.default_rng(config.seed)
     phase_centre = (np.radians(config.ra_deg), np.radians(config.dec_deg))
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, Operationa
 
 from sdpflow.errors import InputError, RunNotFound, StoreError
 from sdpflow.provenance import config_hash, current_user, sdpflow_version
+from sdpflow.store.secrets import redact_secrets
 from sdpflow.store import schema
 from sdpflow.store.results import TABLE_PREFIX, ResultTable
 from sdpflow.store.schema import SCHEMA_VERSION
@@ -150,8 +151,10 @@ class RunStore:
         """Record a new run as running; returns its id, which embeds ``name`` (default: ``pipeline``).
 
         ``pipeline`` is the reference a resume looks the pipeline up by (a name or ``module:ATTRIBUTE``).
+        Values named like secrets are stored redacted (:mod:`sdpflow.store.secrets`).
         """
         run_id = new_run_id(name or pipeline)
+        config = redact_secrets(config)
         with self._transaction() as connection:
             connection.execute(
                 insert(schema.runs).values(

@@ -33,6 +33,14 @@ class Backend:
     def check(self, config: ClusterConfig, arg: str | None) -> None:
         """Raise :class:`ClusterSpecError` for a spec argument this backend cannot take (before anything starts)."""
 
+    def reach(self, config: ClusterConfig, arg: str | None) -> None:
+        """Raise :class:`~sdpflow.errors.ClusterError` when a cluster that must already run cannot be
+        reached (before anything is created or recorded); backends that start their cluster do nothing."""
+
+    def worker_memory(self, config: ClusterConfig, arg: str | None) -> int | None:
+        """Bytes of memory each worker may use, known before anything starts (None: not known here)."""
+        return parse_memory(config.memory_limit) if config.memory_limit else None
+
     def expected_workers(self, cluster: Cluster | None, config: ClusterConfig, arg: str | None) -> int:
         """How many workers to wait for before work starts (0: do not wait)."""
         return 0
@@ -45,6 +53,13 @@ class Backend:
     def pending(self, cluster: Cluster) -> str:
         """Why workers have not arrived, in a few words ('' when the backend cannot tell)."""
         return ""
+
+
+def parse_memory(text: str) -> int:
+    """'4GiB', '4Gi', '2 GB' → bytes (Kubernetes' 'Gi'/'Mi' too)."""
+    from dask.utils import parse_bytes
+
+    return int(parse_bytes(text))
 
 
 #: Environment of every worker process sdpflow starts, set before the process starts (glibc

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sdpflow.engine.backends import Backend, register
-from sdpflow.errors import ClusterSpecError
+from sdpflow.errors import ClusterError, ClusterSpecError
 
 if TYPE_CHECKING:
     from sdpflow.config.cluster import ClusterConfig
+
+
+#: The longest a run waits to learn that its scheduler cannot be reached.
+MAX_REACH_S = 10.0
 
 
 @register
@@ -30,6 +34,22 @@ class AddressBackend(Backend):
         if str(arg).startswith("tls://") and not config.tls.ca_file:
             raise ClusterSpecError(f"scheduler address {arg} speaks TLS: give cluster.tls.ca_file, cert and key "
                                    "(PEM files of its CA and of a certificate it signed)")
+
+    def reach(self, config: ClusterConfig, arg: str | None) -> None:
+        """A TCP connection to the scheduler's port within ``cluster.connect_timeout`` (at most 10 s)."""
+        import socket
+        from urllib.parse import urlsplit
+
+        self.check(config, arg)
+        address = urlsplit(str(arg))
+        timeout = min(config.connect_timeout, MAX_REACH_S)
+        try:
+            socket.create_connection((address.hostname, address.port), timeout=timeout).close()
+        except OSError as error:
+            reason = f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) else \
+                (error.strerror or type(error).__name__)
+            raise ClusterError(f"cannot reach the Dask scheduler at {arg} ({reason}): start it (`dask scheduler`) "
+                               "or fix --cluster / $SDPFLOW_SCHEDULER") from None
 
     def start(self, config: ClusterConfig, arg: str | None) -> str:
         self.check(config, arg)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import dask
 
-from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, register
+from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, parse_memory, register
 from sdpflow.errors import ClusterError, ConfigError
 
 if TYPE_CHECKING:
@@ -169,6 +169,11 @@ class JobqueueBackend(Backend):
                 raise ClusterError(f"cluster spec '{self.name}:{arg}': give a number of jobs, e.g. {self.name}:4")
             return int(arg)
         return config.jobs
+
+    def worker_memory(self, config: ClusterConfig, arg: str | None) -> int | None:
+        """Each job's memory shared by its worker processes (as dask-jobqueue shares it)."""
+        kw = config.cluster_kwargs
+        return int(parse_memory(kw.memory) / kw.processes) if kw.memory else None
 
     def expected_workers(self, cluster, config, arg) -> int:
         jobs = self._fixed_jobs(config, arg)

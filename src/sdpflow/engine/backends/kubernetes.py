@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sdpflow import __version__
-from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, register
+from sdpflow.engine.backends import WORKER_ENVIRONMENT, Backend, parse_memory, register
 from sdpflow.errors import ClusterError
 
 if TYPE_CHECKING:
@@ -120,6 +120,9 @@ class KubernetesBackend(Backend):
                 f"cannot create DaskCluster {k8s.name!r}: {type(error).__name__}: {error}; check `kubectl get "
                 "daskclusters` works (a kubeconfig and the Dask operator installed)"
             ) from None
+
+    def worker_memory(self, config: ClusterConfig, arg: str | None) -> int | None:
+        return parse_memory(config.kubernetes.memory)
 
     def expected_workers(self, cluster, config, arg) -> int:
         return config.kubernetes.n_workers

@@ -34,6 +34,21 @@ class LocalBackend(Backend):
             raise ClusterSpecError(f"{where}: {n_workers} worker processes on a machine of {os.cpu_count()} cores "
                                    f"would not start; give at most {max_local_workers()}")
 
+    def worker_memory(self, config: ClusterConfig, arg: str | None) -> int | None:
+        """``cluster.memory_limit``, else this machine's memory (or its cgroup's) shared out as
+        LocalCluster shares it: in proportion to each worker's threads."""
+        if config.memory_limit:
+            return super().worker_memory(config, arg)
+        from distributed.deploy.utils import nprocesses_nthreads
+        from distributed.system import MEMORY_LIMIT
+
+        cores = os.cpu_count() or 1
+        n_workers = int(arg) if arg else config.n_workers
+        if n_workers is None:
+            n_workers, threads = nprocesses_nthreads(cores)
+        threads = config.threads_per_worker or max(1, cores // n_workers)
+        return int(MEMORY_LIMIT * min(1.0, threads / cores))
+
     def start(self, config: ClusterConfig, arg: str | None) -> LocalCluster:
         from distributed import LocalCluster
 

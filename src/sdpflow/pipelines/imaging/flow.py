@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from sdpflow.config.imaging import ContinuumConfig, IcalConfig, angle_to_rad
+from sdpflow.engine.cluster import check_worker_memory
 from sdpflow.engine.distribute import HeldProducts, SubmittedAhead, spread_over_workers, tree_sum
 from sdpflow.engine.flow import Stage, StageContext
 from sdpflow.engine.futures import gather, result
@@ -36,7 +37,7 @@ from sdpflow.errors import ConfigError, DataError
 from sdpflow.pipelines.imaging import chunks as chunk_tasks
 from sdpflow.pipelines.imaging import polarisation, products
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
-from sdpflow.pipelines.imaging.partition import Chunk, plan_chunks
+from sdpflow.pipelines.imaging.partition import Chunk, chunk_bytes, image_bytes, plan_chunks
 from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
 from sdpflow.radio.ms import MSMetadata, check_stokes, ms_checksum, read_ms_metadata
@@ -193,6 +194,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
                          time_chunks=config.partition.time_chunks,
                          frequency_chunks=config.partition.frequency_chunks,
                          solution_intervals_s=intervals, integration_s=metadata.integration_s)
+    check_memory(config, grid, metadata, chunks)
     session = ImagingSession(config, calibrate, metadata, grid, chunks)
     sections = {"imaging": config.imaging.model_dump(), "partition": config.partition.model_dump()}
     cycle_config = {**sections, "deconvolution": config.deconvolution.model_dump()}
@@ -222,6 +224,21 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     stages.append(Stage("report", _report_stage,
                         outputs=("report.html",), after=("restore",), config={}))
     return stages
+
+
+def check_memory(config: ContinuumConfig, grid: ImageGrid, metadata: MSMetadata, chunks: list[Chunk]) -> None:
+    """Refuse (exit 2) before anything starts an image or a chunk that no worker of the cluster can hold."""
+    images = image_bytes(grid.npix_x, grid.npix_y, grid.n_planes)
+    largest = max((chunk_bytes(chunk, len(metadata.polarisation)) for chunk in chunks), default=0)
+    planes = f" ({grid.n_planes} planes)" if grid.n_planes > 1 else ""
+    if images >= largest:
+        what = f"--size {grid.npix_x} {grid.npix_y}{planes}"
+        advice = "choose a smaller --size (or fewer --channels-out or --pol planes), or give workers more memory"
+    else:
+        what = f"--time-chunks {config.partition.time_chunks} of {config.ms}"
+        advice = "give more --time-chunks (or --frequency-chunks), or give workers more memory"
+    check_worker_memory(config.cluster, images + largest, what,
+                        f"{advice} (cluster.memory_limit, cluster.cluster_kwargs.memory)")
 
 
 def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:

@@ -69,3 +69,22 @@ def _integrations_per_slot(intervals_s: tuple[float | None, ...], integration_s:
         if interval and integration_s > 0:
             per_slot = math.lcm(per_slot, max(1, int(round(interval / integration_s))))
     return per_slot
+
+
+#: Bytes per image pixel and plane a worker holds: the images in float64 (dirty, residual, model,
+#: PSF and a scratch copy: 5 × 8) and the gridder's complex128 grid, twice the image on a side (4 × 16).
+IMAGE_BYTES_PER_PIXEL = 5 * 8 + 4 * 16
+#: Bytes per visibility and correlation a worker keeps of its chunk: data and model (complex64), weight
+#: (float32) and flag (bool); uvw adds 24 bytes per row.
+CHUNK_BYTES_PER_SAMPLE = 8 + 8 + 4 + 1
+
+
+def image_bytes(npix_x: int, npix_y: int, n_planes: int) -> int:
+    """About the bytes a worker needs for the images of one gridding or minor cycle (a lower bound)."""
+    return npix_x * npix_y * n_planes * IMAGE_BYTES_PER_PIXEL
+
+
+def chunk_bytes(chunk: Chunk, n_correlations: int) -> int:
+    """About the bytes a worker keeps for one chunk of visibilities (a lower bound)."""
+    n_channels = chunk.channels[1] - chunk.channels[0]
+    return chunk.n_rows * (n_channels * n_correlations * CHUNK_BYTES_PER_SAMPLE + 24)

@@ -39,15 +39,18 @@ def demo_tiles_config(inputs: list[Path]) -> TilesConfig:
 
 
 def run_demo_tiles(out: str | Path, *, store: RunStore, cluster_spec: str | None = None,
-                   observers: Iterable[Observer] = (), seed: int = 1) -> DemoTiles:
-    """Write the synthetic inputs to ``out/inputs/`` and run the tiles pipeline into ``out/tiles/``."""
-    from sdpflow.engine.outdir import claim_output_folder
+                   observers: Iterable[Observer] = (), seed: int = 1, overwrite: bool = False) -> DemoTiles:
+    """Write the synthetic inputs to ``out/inputs/`` and run the tiles pipeline into ``out/tiles/``.
+
+    ``overwrite``: accept an ``out`` holding files sdpflow did not write (none of them is replaced)."""
+    from sdpflow.engine.outdir import claim_output_folder, refuse_foreign
 
     # a file, or a folder of someone else's files, is refused before anything is written
-    out = claim_output_folder(out, writer="sdpflow demo tiles", overwrite=False)
+    out = claim_output_folder(out, writer="sdpflow demo tiles", overwrite=overwrite, writes=("inputs", "tiles"))
+    refuse_foreign(out, ("inputs", "tiles"))
     polygons = ice_wedge_polygons(DEMO_BOUNDS, DEMO_SPACING, seed=seed)
     inputs = write_demo_files(out / "inputs", polygons, DEMO_BOUNDS)
     run_dir = out / "tiles"
     result = start_run("tiles", demo_tiles_config(inputs), run_dir, store=store, cluster_spec=cluster_spec,
-                       observers=observers, overwrite=False)
+                       observers=observers, overwrite=overwrite)
     return DemoTiles(inputs, len(polygons), result.run_id, run_dir, result)

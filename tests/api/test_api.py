@@ -59,11 +59,23 @@ def test_background_run_shows_its_dashboard_while_running(tmp_path):
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     run = sdpflow.run(SQUARES, out=tmp_path / "out", db=db, cluster="local:1", count=40, sleep_ms=100,
                       wait=False, progress=False)
-    links = set()
+    links, statuses = set(), set()
     while run._worker.alive:
         links.add(run.dashboard)
+        statuses.add(sdpflow.Run(run.id[:20], db=db).status)  # another handle, as a notebook's second cell has
     assert run.wait().status == "completed" and run.dashboard is None
-    assert any(link and link.startswith("http") for link in links)
+    assert any(link and link.startswith("http") for link in links) and "stopped" not in statuses
+
+
+def test_a_run_whose_process_is_gone_is_stopped(tmp_path):
+    """Recorded as running by this process, but no flow of it runs here: `runs list` would say stopped too."""
+    from sdpflow.store import RunStore
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    run_id = RunStore(db).create_run("demo-flow", {}, tmp_path / "gone")
+    assert sdpflow.Run(run_id, db=db).status == "stopped"
+    assert sdpflow.runs(db=db, status="stopped")["id"].tolist() == [run_id]
+    assert sdpflow.runs(db=db, status="running").empty
 
 
 def _cli(args, cwd, db):

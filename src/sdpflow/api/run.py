@@ -193,7 +193,7 @@ class _FlowThread:
     def wait(self) -> None:
         try:
             with self.progress:
-                while (record := self.events.get()) is not None:
+                while (record := self._next_event()) is not None:
                     self.progress(record)
         except KeyboardInterrupt:  # unwind the flow as Ctrl-C would: the run is marked interrupted
             _raise_in(self._thread, KeyboardInterrupt)
@@ -203,6 +203,14 @@ class _FlowThread:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+
+    def _next_event(self) -> dict[str, Any] | None:
+        while True:  # a timeout, so that Ctrl-C (a kernel's interrupt) is seen at once
+            try:
+                return self.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
 
 
 def _raise_in(thread: threading.Thread, kind: type[BaseException]) -> None:

@@ -6,11 +6,13 @@ Jupyter kernel) the flow runs in a thread and gives the same products.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -59,11 +61,38 @@ def test_background_run_shows_its_dashboard_while_running(tmp_path):
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     run = sdpflow.run(SQUARES, out=tmp_path / "out", db=db, cluster="local:1", count=40, sleep_ms=100,
                       wait=False, progress=False)
-    links = set()
+    links, statuses = set(), set()
     while run._worker.alive:
         links.add(run.dashboard)
+        statuses.add(sdpflow.Run(run.id[:20], db=db).status)  # another handle, as a notebook's second cell has
     assert run.wait().status == "completed" and run.dashboard is None
-    assert any(link and link.startswith("http") for link in links)
+    assert any(link and link.startswith("http") for link in links) and "stopped" not in statuses
+
+
+def test_ctrl_c_while_waiting_interrupts_the_run(tmp_path):
+    """Ctrl-C (a kernel's interrupt) while waiting for a run in a thread: the run unwinds and is recorded interrupted."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    run = sdpflow.run(SQUARES, out=tmp_path / "out", db=db, cluster="local:1", count=400, sleep_ms=50,
+                      wait=False, progress=False)
+    while "squares" not in run._store.result_tables() or run.table("squares").empty:
+        time.sleep(0.2)  # until some items are done: the fan-out is under way
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run.wait()
+    assert run.status == "interrupted" and time.monotonic() - started < 30
+    assert 0 < len(run.table("squares")) < 400
+
+
+def test_a_run_whose_process_is_gone_is_stopped(tmp_path):
+    """Recorded as running by this process, but no flow of it runs here: `runs list` would say stopped too."""
+    from sdpflow.store import RunStore
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    run_id = RunStore(db).create_run("demo-flow", {}, tmp_path / "gone")
+    assert sdpflow.Run(run_id, db=db).status == "stopped"
+    assert sdpflow.runs(db=db, status="stopped")["id"].tolist() == [run_id]
+    assert sdpflow.runs(db=db, status="running").empty
 
 
 def _cli(args, cwd, db):

@@ -45,3 +45,11 @@ def test_notebook_runs(path, tmp_path):
     client.execute()  # a cell that raises: CellExecutionError, with the cell and its traceback
     elapsed = time.monotonic() - started
     assert elapsed < TIME_LIMIT_S, f"{path.name} took {elapsed:.0f} s (limit {TIME_LIMIT_S} s)"
+    shown = " ".join(str(output.get("text", "")) + str(output.get("data", {}).get("text/html", ""))
+                     for cell in notebook.cells for output in cell.get("outputs", []))
+    if path.stem in DASHBOARD_SHOWN:  # printed by the notebook, or drawn by the API's notebook progress
+        assert "Dask dashboard: " in shown and "http" in shown.partition("Dask dashboard: ")[2][:40]
+
+
+#: The notebooks that start a Dask cluster, and show its dashboard's link.
+DASHBOARD_SHOWN = ("imaging-dask", "ical-api", "tiles")

@@ -158,14 +158,14 @@ def _loop_running() -> bool:
 def _launch(start: Any, store: Any, progress: bool, wait: bool) -> Run:
     """Run ``start(observers=...)`` here, or in a thread when an event loop runs here or ``wait`` is False."""
     from sdpflow.api.progress import flow_progress
-    from sdpflow.api.run import _FlowThread
+    from sdpflow.api.run import RunningHere, _FlowThread
     from sdpflow.engine.logging_levels import set_dask_logging
 
     set_dask_logging(0)  # as the CLI without -v: a failure is the run's one-line error, not Dask's logs
     display = flow_progress(progress)
     if wait and not _loop_running():
-        with display:
-            result = start(observers=[display])
+        with display, RunningHere() as running_here:
+            result = start(observers=[running_here, display])
         return Run(result.run_id, store=store)
     worker = _FlowThread(lambda observers: start(observers=observers), display)
     handle = Run(worker.start(), store=store)

@@ -52,7 +52,7 @@ class Run:
         from sdpflow.pipelines.runner import run_status
 
         record = self.record
-        if self._worker is not None and self._worker.alive:  # running here: not "stopped" for being this process
+        if self.id in _RUNNING_HERE:  # its flow runs in this process: not "stopped" for having its pid
             return record["status"]
         return run_status(record)
 
@@ -105,8 +105,6 @@ class Run:
         """The Dask dashboard's link while the run is running (None otherwise, or before its cluster opened)."""
         if self.status != "running":
             return None
-        if self._worker is not None and self._worker.dashboard:
-            return self._worker.dashboard
         opened = [event for event in self._store.get_events(self.id) if event["event"] == "cluster-opened"]
         return (opened[-1].get("detail") or {}).get("dashboard") if opened else None
 
@@ -127,6 +125,28 @@ class Run:
         return f"Run({self.id!r}, status={self.status!r}, out_dir={str(self.out_dir)!r})"
 
 
+#: Ids of the runs whose flows run in this process (in any thread).
+_RUNNING_HERE: set[str] = set()
+
+
+class RunningHere:
+    """An observer that records, from its first event to the end of the block, that a run's flow runs here."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if self.run_id is None and record.get("run_id"):
+            self.run_id = record["run_id"]
+            _RUNNING_HERE.add(self.run_id)
+
+    def __enter__(self) -> RunningHere:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _RUNNING_HERE.discard(self.run_id)
+
+
 class _FlowThread:
     """A flow run in a thread of its own (a notebook's event loop is never blocked by Dask's client).
 
@@ -137,8 +157,7 @@ class _FlowThread:
     def __init__(self, start: Callable[[list[Callable[[dict[str, Any]], None]]], Any], progress: Any):
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.progress = progress
-        self.dashboard: str | None = None
-        self.run_id: str | None = None
+        self.running_here = RunningHere()
         self.error: BaseException | None = None
         self._recorded = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(start,), name="sdpflow-run", daemon=True)
@@ -149,7 +168,8 @@ class _FlowThread:
 
     def _main(self, start: Callable[..., Any]) -> None:
         try:
-            start([self._observe])
+            with self.running_here:
+                start([self._observe])
         except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
             self.error = error
         finally:
@@ -157,9 +177,7 @@ class _FlowThread:
             self._recorded.set()
 
     def _observe(self, record: dict[str, Any]) -> None:
-        self.run_id = record.get("run_id") or self.run_id
-        if record.get("event") == "cluster-opened":
-            self.dashboard = record.get("dashboard")
+        self.running_here(record)
         self._recorded.set()
         self.events.put(record)
 
@@ -167,15 +185,15 @@ class _FlowThread:
         """Start the flow; its run id once recorded. Bad input found before that is raised here, as the CLI's."""
         self._thread.start()
         self._recorded.wait()
-        if self.run_id is None:
+        if self.running_here.run_id is None:
             self._thread.join()
             raise self.error if self.error is not None else RuntimeError("the flow ended without recording a run")
-        return self.run_id
+        return self.running_here.run_id
 
     def wait(self) -> None:
         try:
             with self.progress:
-                while (record := self.events.get()) is not None:
+                while (record := self._next_event()) is not None:
                     self.progress(record)
         except KeyboardInterrupt:  # unwind the flow as Ctrl-C would: the run is marked interrupted
             _raise_in(self._thread, KeyboardInterrupt)
@@ -185,6 +203,14 @@ class _FlowThread:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+
+    def _next_event(self) -> dict[str, Any] | None:
+        while True:  # a timeout, so that Ctrl-C (a kernel's interrupt) is seen at once
+            try:
+                return self.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
 
 
 def _raise_in(thread: threading.Thread, kind: type[BaseException]) -> None:

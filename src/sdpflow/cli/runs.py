@@ -43,12 +43,12 @@ def list_runs(
     table = Table(title=f"runs in {store.redacted_url}")
     for column in ("run", "status", "started (UTC)", "duration"):
         table.add_column(column, no_wrap=True)
-    colours = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
+    colours = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta", "stopped": "magenta"}
     from sdpflow.pipelines.runner import run_status
 
     for run in runs:
         status = run_status(run)
-        status = f"[{colours.get(status, 'magenta' if status == 'stopped' else 'white')}]{status}[/]"
+        status = f"[{colours.get(status, 'white')}]{status}[/]"
         table.add_row(run["id"], status, _when(run["started"]), _duration(run))
     console.print(table)
 

@@ -1,9 +1,11 @@
 """sdpflow's lines on stderr: ``error: …``, ``warning: …``, for its own messages and every log record,
-in the command's process and in the worker processes it starts."""
+in the command's process and in the worker processes it starts; and how much Dask logs (no Dask
+import here: the CLI starts fast)."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 
 class LogLines(logging.Formatter):
@@ -41,3 +43,15 @@ def format_worker_logs() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(LogLines("%(message)s"))
     root.addHandler(handler)
+
+
+def set_dask_logging(verbose: int = 0) -> None:
+    """Dask's own logging for this process and the workers it starts: critical only (0), warnings (1), info (2).
+
+    Dask logs every worker start and stop at INFO and a failed task's traceback at ERROR; sdpflow
+    reports the failure itself. The environment variable reaches worker processes started from here;
+    one the user set is kept.
+    """
+    level = ("critical", "warning", "info")[min(max(verbose, 0), 2)]
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", level)
+    logging.getLogger("distributed").setLevel(level.upper())

@@ -159,7 +159,7 @@ def _launch(start: Any, store: Any, progress: bool, wait: bool) -> Run:
     """Run ``start(observers=...)`` here, or in a thread when an event loop runs here or ``wait`` is False."""
     from sdpflow.api.progress import flow_progress
     from sdpflow.api.run import RunningHere, _FlowThread
-    from sdpflow.engine.logging_levels import set_dask_logging
+    from sdpflow.loglines import set_dask_logging
 
     set_dask_logging(0)  # as the CLI without -v: a failure is the run's one-line error, not Dask's logs
     display = flow_progress(progress)

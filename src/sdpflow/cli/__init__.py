@@ -17,8 +17,7 @@ import typer
 
 from sdpflow import __version__
 from sdpflow.cli.common import Settings, console, err_console
-from sdpflow.engine.logging_levels import set_dask_logging
-from sdpflow.loglines import log_to_stderr
+from sdpflow.loglines import log_to_stderr, set_dask_logging
 from sdpflow.errors import SdpflowError
 from sdpflow.store.urls import default_db_url, read_password_file, url_has_password, with_password
 

@@ -6,7 +6,7 @@ For each component:
   BMAJ of its catalogue position;
 * an annulus about the peak pixel, from ``annulus[0]`` to ``annulus[1]`` × the largest BMAJ
   (within the cutout), leaving out pixels within ``annulus[0]`` BMAJ of the island's other
-  components; per channel and Stokes parameter its σ-clipped (3σ, 5 passes) median is the
+  components; per channel and Stokes parameter its σ-clipped (3σ, at most 5 passes) mean is the
   background and its σ-clipped standard deviation the noise;
 * the spectrum: the peak pixel minus the background, Jy/beam;
 * flags: a channel is flagged where any value or noise is not finite, or where the noise of
@@ -49,18 +49,30 @@ def robust_outliers(values: np.ndarray, n_sigma: float, axis: int = -1) -> np.nd
 
 
 def clipped_stats(samples: np.ndarray, n_sigma: float = 3.0, passes: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """σ-clipped median and standard deviation along the last axis (NaN ignored): ([...], [...])."""
-    data = np.array(samples, dtype=np.float64)
+    """σ-clipped mean and standard deviation along the last axis (NaN ignored): ([...], [...]).
+
+    Starts from the median; each pass keeps the samples within ``n_sigma`` standard deviations
+    of the current centre and takes their mean and standard deviation (one median in all, the
+    rest masked sums: a few ms for 3 × 300 channels × 1000 pixels).
+    """
+    data = np.asarray(samples, dtype=np.float64)
+    finite = np.isfinite(data)
+    values = np.where(finite, data, 0.0)
+    centre = np.nanmedian(data, axis=-1, keepdims=True)
+    keep = finite
     for _ in range(passes):
-        with np.errstate(invalid="ignore"):
-            median = np.nanmedian(data, axis=-1, keepdims=True)
-            std = np.nanstd(data, axis=-1, keepdims=True)
-            clip = np.abs(data - median) > n_sigma * std
-        if not clip.any():
+        count = keep.sum(axis=-1, keepdims=True)
+        std = np.sqrt(np.sum(np.where(keep, (values - centre) ** 2, 0.0), axis=-1, keepdims=True) / np.maximum(count - 1, 1))
+        new_keep = finite & (np.abs(values - centre) <= n_sigma * std)
+        count = new_keep.sum(axis=-1, keepdims=True)
+        centre = np.sum(np.where(new_keep, values, 0.0), axis=-1, keepdims=True) / np.maximum(count, 1)
+        if np.array_equal(new_keep, keep):
             break
-        data[clip] = np.nan
-    with np.errstate(invalid="ignore"):
-        return np.nanmedian(data, axis=-1), np.nanstd(data, axis=-1, ddof=1)
+        keep = new_keep
+    count = keep.sum(axis=-1)
+    std = np.sqrt(np.sum(np.where(keep, (values - centre) ** 2, 0.0), axis=-1) / np.maximum(count - 1, 1))
+    bad = count < 2
+    return np.where(bad, np.nan, centre[..., 0]), np.where(bad, np.nan, std)
 
 
 def extract_spectra(*, data: np.ndarray, pixel_xy: np.ndarray, bmaj_pixels: float,

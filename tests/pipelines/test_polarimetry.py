@@ -46,7 +46,7 @@ def _field(seed: int = 3):
     return positions, source, truth
 
 
-def _write_field(folder: Path, *, nan_island: int | None = None, seed: int = 3):
+def _write_field(folder: Path, *, nan_island: int | None = None, seed: int = 3, copies: int = 1):
     """restored-I/Q/U.fits cubes and a RACS-style FITS catalogue (mJy, arcsec) with truth columns."""
     from astropy.table import Table
     from astropy.wcs import WCS
@@ -87,6 +87,15 @@ def _write_field(folder: Path, *, nan_island: int | None = None, seed: int = 3):
                    "Maj": np.full(len(ra), 15.0), "Min": np.full(len(ra), 15.0), "PA": np.zeros(len(ra)),
                    "rm_true": truth["rm"], "fracpol_true": truth["fracpol"],
                    "angle_true": np.degrees(truth["polangle"])})
+    if copies > 1:  # each component listed again under other ids (more components, same cubes)
+        from astropy.table import vstack
+
+        parts = []
+        for copy in range(copies):
+            part = table.copy()
+            part["Gaussian_ID"] = [f"{name}_c{copy}" for name in table["Gaussian_ID"]]
+            parts.append(part)
+        table = vstack(parts)
     table.write(folder / "catalogue.fits", overwrite=True)
     return folder / "catalogue.fits", truth
 
@@ -195,21 +204,24 @@ def test_nan_island_fails_alone_with_its_reason(tmp_path):
     assert summary["components_measured"] == 39
 
 
+# A wide, finely sampled Faraday axis (170,000 samples) makes each component's RM synthesis take
+# milliseconds, so that rmsynth lasts long enough to be killed in the middle.
 KILL_SCRIPT = (
     "import sys; from sdpflow.pipelines import start_run; from sdpflow.store import RunStore;"
     "from sdpflow.config.polarimetry import PolarimetryConfig;"
-    "start_run('polarimetry', PolarimetryConfig(images=sys.argv[1], catalogue=sys.argv[2]),"
-    " sys.argv[3], store=RunStore(sys.argv[4]), cluster_spec='local:1', until_stage='rmsynth')"
+    "start_run('polarimetry', PolarimetryConfig(images=sys.argv[1], catalogue=sys.argv[2], n_samples=100,"
+    " phi_max=50000), sys.argv[3], store=RunStore(sys.argv[4]), cluster_spec='local:1', until_stage='rmsynth')"
 )
+KILL_COPIES = 3
 
 
-def test_killed_during_rmsynth_resumes_without_redoing_components(field_run, tmp_path):
-    _, _, _, _ = field_run
+def test_killed_during_rmsynth_resumes_without_redoing_components(tmp_path):
     images = tmp_path / "images"
-    catalogue, _ = _write_field(images)
+    catalogue, _ = _write_field(images, copies=KILL_COPIES)
+    total = 40 * KILL_COPIES
     db_url = f"sqlite:///{tmp_path / 'runs.db'}"
     store = RunStore(db_url)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SDPFLOW_TEST_SLOW_RMSYNTH": "0.05"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(images), str(catalogue), str(tmp_path / "out"),
                                 db_url], cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
@@ -225,12 +237,13 @@ def test_killed_during_rmsynth_resumes_without_redoing_components(field_run, tmp
     process.wait(timeout=30)
     assert run_id is not None, process.stderr.read().decode()[-2000:]
     before = store.item_records(run_id, "rmsynth", status="completed")
-    assert 0 < len(before) < 40, "the run was not killed during rmsynth"
+    assert 0 < len(before) < total, "the run was not killed during rmsynth"
     resumed = resume_run(run_id, store=store, cluster_spec="local:1", until_stage="rmsynth")
     after = store.item_records(run_id, "rmsynth")
-    assert resumed.results["rmsynth"].ran == 40 - len(before)
+    assert resumed.results["rmsynth"].ran == total - len(before)
+    assert "spectra" in resumed.skipped
     assert all(after[key]["finished"] == record["finished"] for key, record in before.items())
-    assert len(store.result_rows(run_id, "pol_rmsynth")) == 40
+    assert len(store.result_rows(run_id, "pol_rmsynth")) == total
 
 
 def test_missing_cubes_and_columns_are_refused_before_a_run(tmp_path):

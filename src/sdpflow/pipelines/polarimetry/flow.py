@@ -167,9 +167,15 @@ def build(config: PolarimetryConfig) -> list[Stage]:
         write_catalogue(ctx, config, cubes)
 
     def report(ctx) -> None:
+        from sdpflow.engine.futures import gather
         from sdpflow.pipelines.polarimetry.report import write_polarimetry_report
 
-        write_polarimetry_report(ctx.out_dir, ctx.output("report.html"))
+        client = ctx.client
+
+        def on_workers(function, jobs):  # the figures are drawn on the workers, in parallel
+            return gather(client.map(function, list(jobs), pure=False))
+
+        write_polarimetry_report(ctx.out_dir, ctx.output("report.html"), map_function=on_workers)
 
     from sdpflow.pipelines.polarimetry.products import catalogue_outputs
 

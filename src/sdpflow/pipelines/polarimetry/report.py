@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -41,10 +42,10 @@ def polarimetry_section(run_dir: str | Path) -> ReportSection:
     return ReportSection("Polarimetry", rows, "", figures, render_polarimetry_figure)
 
 
-def write_polarimetry_report(run_dir: str | Path, path: str | Path) -> None:
-    """``report.html`` of a polarimetry run: its section and its stages."""
+def write_polarimetry_report(run_dir: str | Path, path: str | Path, map_function: Callable = map) -> None:
+    """``report.html`` of a polarimetry run: its section and its stages (figures drawn by ``map_function``)."""
     write_report(run_dir, path, [polarimetry_section(run_dir), run_section(run_dir)],
-                 title=f"sdpflow polarimetry {Path(run_dir).resolve().name}")
+                 title=f"sdpflow polarimetry {Path(run_dir).resolve().name}", map_function=map_function)
 
 
 def _catalogue(run_dir: Path):

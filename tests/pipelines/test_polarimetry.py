@@ -49,7 +49,6 @@ def _field(seed: int = 3):
 def _write_field(folder: Path, *, nan_island: int | None = None, seed: int = 3, copies: int = 1):
     """restored-I/Q/U.fits cubes and a RACS-style FITS catalogue (mJy, arcsec) with truth columns."""
     from astropy.table import Table
-    from astropy.wcs import WCS
 
     from sdpflow.radio.fits import image_wcs
 
@@ -77,9 +76,7 @@ def _write_field(folder: Path, *, nan_island: int | None = None, seed: int = 3, 
                                polarisation=(stokes,)).to_header()
             header["BUNIT"] = "JY/BEAM"
             fits.HDUList([fits.PrimaryHDU(cubes[plane][None], header), _beams_table(beams, 1)]).writeto(path)
-    wcs = WCS(naxis=2)
-    celestial = image_wcs(SHAPE[1], SHAPE[0], phase_centre=PHASE_CENTRE, cell_rad=cell, frequency=FREQUENCY).celestial
-    wcs = celestial
+    wcs = image_wcs(SHAPE[1], SHAPE[0], phase_centre=PHASE_CENTRE, cell_rad=cell, frequency=FREQUENCY).celestial
     ra, dec = wcs.pixel_to_world_values(positions[:, 0], positions[:, 1])
     peak_mjy = 1e3 * truth["i_ref"] * (887.5e6 / REFERENCE_HZ) ** truth["alpha"]
     table = Table({"Source_ID": source, "Gaussian_ID": [f"{s}_{k}" for k, s in enumerate(source)],
@@ -145,6 +142,7 @@ def test_rm_polint_and_angles_recovered(field_run):
     offset = (angle - np.degrees(truth["polangle"][index])[bright] + 90) % 180 - 90
     assert np.mean(np.abs(offset) < 3 * np.asarray(table["derot_polangle_err"])[bright]) >= 0.95
     assert np.all(~np.asarray(table["snr_flag"])[snr >= 8])
+    assert np.mean(np.asarray(table["complex_flag"])[bright] == "N") >= 0.9  # Faraday-thin, every one
     summary = json.loads((out / "summary.json").read_text())
     assert summary["truth"]["compared"] == int(bright.sum())
     assert summary["islands"] == 36 and summary["islands_failed"] == 1

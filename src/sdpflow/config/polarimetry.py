@@ -69,7 +69,7 @@ class PolarimetryConfig(Section):
     max_iter: int = Field(1000, ge=0, description="RM-CLEAN iterations at most")
     snr_threshold: float = Field(8.0, gt=0, description="snr_flag is set below this polarised signal-to-noise")
     complexity_fwhm: float = Field(0.5, gt=0, description="complex_flag is set where the second moment of the clean "
-                                   "components exceeds this fraction of the RMSF FWHM")
+                                   "components of at least 2σ exceeds this fraction of the RMSF FWHM")
     max_failed_fraction: float = Field(0.1, ge=0, le=1, description="fraction of islands or components that may fail "
                                        "(each recorded with its reason) before a stage fails",
                                        json_schema_extra={"cli": "--max-failed-fraction"})

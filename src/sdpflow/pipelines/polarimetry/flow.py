@@ -46,8 +46,9 @@ _MEASURED = {"component_id": str, "rm": float, "rm_err": float, "polint": float,
              "reffreq_pol": float, "rmsf_fwhm": float, "nchan": int}
 #: One row per component: the dirty FDF's peak (RMTable names in lower case; the rest in ``extra``).
 RMSYNTH = ResultTable("pol_rmsynth", _MEASURED, indexed=("component_id",))
-#: One row per component: the clean FDF's peak, clean_n_iter and mom2_cc (the catalogue's values).
-RMCLEAN = ResultTable("pol_rmclean", {**_MEASURED, "mom2_cc": float, "clean_n_iter": int}, indexed=("component_id",))
+#: One row per component: the clean FDF's peak, clean_n_iter, mom2_cc and mom2_cc_significant (the catalogue's values).
+RMCLEAN = ResultTable("pol_rmclean", {**_MEASURED, "mom2_cc": float, "mom2_cc_significant": float,
+                                      "clean_n_iter": int}, indexed=("component_id",))
 
 
 def island_stem(source_id: str) -> str:

@@ -4,8 +4,10 @@ Built from the run database's result tables (``pol_components``, ``pol_spectra``
 ``pol_rmclean``): one row per component measured. Column names and units are RMTable's; the
 flags beside them are sdpflow's: ``snr_flag`` (snr_polint below ``snr_threshold``),
 ``channel_flag`` (more than half the channels flagged) and RMTable's ``complex_flag`` ('Y'
-where the second moment of the clean components, also ``rm_width``, exceeds
-``complexity_fwhm`` × rmsf_fwhm).
+where the second moment of the clean components of at least 2σ, also ``rm_width``, exceeds
+``complexity_fwhm`` × rmsf_fwhm; RM-Tools' ``mom2CCFDF`` over all clean components, which noise
+peaks make several FWHM wide even for a Faraday-thin source, is kept as ``mom2_cc`` in the run
+database).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def catalogue_table(components: list[dict], spectra: list[dict], measured: list[
         fracpol_err = np.abs(fracpol) * np.hypot(polint_err / polint, stokes_i_err / stokes_i)
     reffreq = take("reffreq_pol")
     nearest = np.array([int(np.argmin(np.abs(frequency_hz - f))) if np.isfinite(f) else 0 for f in reffreq], dtype=int)
-    mom2 = take("mom2_cc")
+    mom2 = take("mom2_cc_significant")
     fwhm = take("rmsf_fwhm")
     snr = take("snr_polint")
     columns: dict[str, Any] = {
@@ -87,7 +89,7 @@ def catalogue_table(components: list[dict], spectra: list[dict], measured: list[
         "ra": ra, "dec": dec, "l": galactic.l.deg if n else np.zeros(0), "b": galactic.b.deg if n else np.zeros(0),
         "rm": take("rm"), "rm_err": take("rm_err"), "rm_width": mom2, "rmsf_fwhm": fwhm,
         "complex_flag": np.where(np.nan_to_num(mom2) > complexity_fwhm * fwhm, "Y", "N"),
-        "complex_test": ["Second moment of the clean components"] * n,
+        "complex_test": ["Second moment of the clean components above 2 sigma"] * n,
         "rm_method": ["RM Synthesis - Fractional polarization"] * n, "ionosphere": ["None"] * n,
         "Ncomp": np.array([islands[c["source_id"]] for c in comp], dtype=int),
         "stokesI": stokes_i, "stokesI_err": stokes_i_err, "spectral_index": extra("spectral_index"),

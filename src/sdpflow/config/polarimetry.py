@@ -70,6 +70,9 @@ class PolarimetryConfig(Section):
     snr_threshold: float = Field(8.0, gt=0, description="snr_flag is set below this polarised signal-to-noise")
     complexity_fwhm: float = Field(0.5, gt=0, description="complex_flag is set where the second moment of the clean "
                                    "components of at least 2σ exceeds this fraction of the RMSF FWHM")
+    rmsynth3d: bool = Field(False, description="also RM synthesis of the whole Q and U cubes, in row blocks over "
+                            "the workers: peak_pi.fits and peak_rm.fits maps", json_schema_extra={"cli": "--rmsynth3d"})
+    rmsynth3d_rows: int = Field(32, ge=1, description="cube rows per rmsynth3d item")
     max_failed_fraction: float = Field(0.1, ge=0, le=1, description="fraction of islands or components that may fail "
                                        "(each recorded with its reason) before a stage fails",
                                        json_schema_extra={"cli": "--max-failed-fraction"})

@@ -178,7 +178,7 @@ def build(config: PolarimetryConfig) -> list[Stage]:
 
         write_polarimetry_report(ctx.out_dir, ctx.output("report.html"), map_function=on_workers)
 
-    from sdpflow.pipelines.polarimetry.products import catalogue_outputs
+    from sdpflow.pipelines.polarimetry.products import PEAK_MAPS, catalogue_outputs, write_peak_maps
 
     stages += [
         Stage("cutouts", fan_out=FanOut(cutout_items, tasks.cut_island, table=CUTOUTS, **policy),
@@ -191,6 +191,25 @@ def build(config: PolarimetryConfig) -> list[Stage]:
                                         target_batch_s=0.5, **policy), after=("rmsynth",), config=rm_settings),
         Stage("catalogue", catalogue, outputs=catalogue_outputs(config), after=("rmclean",),
               config={"snr_threshold": config.snr_threshold, "complexity_fwhm": config.complexity_fwhm}),
-        Stage("report", report, outputs=("report.html",), after=("catalogue",)),
     ]
+    report_after = ("catalogue",)
+    if config.rmsynth3d:
+        settings_3d = {"cubes": cubes, "cube_versions": cut_settings["cube_versions"], "n_samples": config.n_samples,
+                       "phi_max": config.phi_max}
+        n_rows = open_cube(cubes[0]).data.shape[1]
+        step = config.rmsynth3d_rows
+
+        def row_items(ctx) -> list[Item]:
+            return [Item(f"rows-{y0:05d}", (y0, min(y0 + step, n_rows), settings_3d)) for y0 in range(0, n_rows, step)]
+
+        def peak_maps(ctx) -> None:
+            write_peak_maps(ctx, cubes[0], [y0 for y0 in range(0, n_rows, step)])
+
+        stages += [
+            Stage("rmsynth3d", fan_out=FanOut(row_items, tasks.rmsynth3d_rows), after=("components",),
+                  config={**settings_3d, "rows": step}),
+            Stage("peak-maps", peak_maps, outputs=PEAK_MAPS, after=("rmsynth3d",)),
+        ]
+        report_after = ("catalogue", "peak-maps")
+    stages.append(Stage("report", report, outputs=("report.html",), after=report_after))
     return stages

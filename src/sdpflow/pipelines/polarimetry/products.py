@@ -24,6 +24,8 @@ CATALOGUE_FITS = "catalogue.fits"
 CATALOGUE_VOT = "catalogue.vot"
 SUMMARY = "summary.json"
 TRUTH_MATCH = "truth_match.csv"
+#: The rmsynth3d maps: peak polarised intensity (Jy/beam per RMSF) and its Faraday depth (rad/m²).
+PEAK_MAPS = ("peak_pi.fits", "peak_rm.fits")
 #: The fraction of flagged channels above which channel_flag is set.
 CHANNEL_FLAG_FRACTION = 0.5
 #: Polarised signal-to-noise above which the truth comparison counts a component.
@@ -189,3 +191,31 @@ def _write_truth_csv(path: Path, table, components: list[dict]) -> None:
             writer.writerow([cat_id, *(repr(float(table[name][index])) for name in names),
                              *(repr(float("nan") if truth.get(key) is None else float(truth[key]))
                                for key in ("truth_rm", "truth_fracpol", "truth_polangle"))])
+
+
+def write_peak_maps(ctx, cube_path: str, row_starts: list[int]) -> None:
+    """The peak-maps stage: the rmsynth3d row blocks into ``peak_pi.fits`` and ``peak_rm.fits`` (2-D, the
+    cube's sky WCS). Pixels without a measurement (blank in the cube, or a peak beyond the axis) are 0,
+    counted in the header's NBLANK."""
+    from astropy.io import fits
+
+    from sdpflow.polarimetry.cubes import open_cube
+
+    cube = open_cube(cube_path)
+    parts = {"peak_pi": [], "peak_rm": []}
+    for y0 in row_starts:
+        path = ctx.product(f"rmsynth3d/rows-{y0:05d}.npz")
+        if not path.exists():
+            raise RuntimeError(f"rmsynth3d rows from {y0} are missing: resume the run to redo them")
+        with np.load(path) as stored:
+            for name in parts:
+                parts[name].append(stored[name])
+    units = {"peak_pi": "JY/BEAM", "peak_rm": "rad/m2"}
+    for name, output in zip(parts, PEAK_MAPS):
+        data = np.concatenate(parts[name], axis=0)
+        blank = ~np.isfinite(data)
+        header = cube.celestial.to_header()
+        header["BUNIT"] = units[name]
+        header["NBLANK"] = (int(blank.sum()), "pixels without a measurement, set to 0")
+        header["ORIGIN"] = "sdpflow"
+        fits.PrimaryHDU(np.where(blank, 0.0, data).astype(np.float32), header).writeto(ctx.output(output))

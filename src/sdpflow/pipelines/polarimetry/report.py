@@ -38,6 +38,8 @@ def polarimetry_section(run_dir: str | Path) -> ReportSection:
     if (run_dir / "truth_match.csv").exists():
         figures.append(("rm_truth", "", "RM against the truth"))
     figures += [("fracpol", "", "fractional polarisation"), ("rm_sky", "", "RM sky map")]
+    if (run_dir / "peak_pi.fits").exists():
+        figures.append(("peak_maps", "", "rmsynth3d: peak polarised intensity and its Faraday depth"))
     figures += [("spectra", cat_id, f"spectra and Faraday spectrum of {cat_id}") for cat_id in _brightest(run_dir)]
     return ReportSection("Polarimetry", rows, "", figures, render_polarimetry_figure)
 
@@ -115,6 +117,22 @@ def render_polarimetry_figure(run_dir: str, spec: FigureSpec) -> bytes | None:
         return _png(figure)
     if kind == "spectra":
         return _spectra_png(folder, table, argument)
+    if kind == "peak_maps":
+        from astropy.io import fits
+
+        peak_pi = fits.getdata(folder / "peak_pi.fits")
+        peak_rm = fits.getdata(folder / "peak_rm.fits")
+        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+        shown = left.imshow(peak_pi, origin="lower", cmap="viridis")
+        figure.colorbar(shown, ax=left, label="peak PI (Jy/beam)")
+        bright = peak_pi > 5 * np.median(peak_pi)
+        limit = float(np.nanmax(np.abs(peak_rm[bright]))) if bright.any() else 1.0
+        shown = right.imshow(np.where(bright, peak_rm, np.nan), origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit)
+        figure.colorbar(shown, ax=right, label="RM at the peak (rad/m²), where PI > 5 × its median")
+        for axes in (left, right):
+            axes.set_xlabel("x (pixels)")
+            axes.set_ylabel("y (pixels)")
+        return _png(figure)
     raise ValueError(f"unknown report figure kind {kind!r}")
 
 

@@ -6,6 +6,7 @@ values, writes its files through ``item.output`` and returns its result rows (co
 lower case, as result tables want them). Run-folder layout:
 
 - ``cutouts/{island}.fits`` the island's I, Q, U cubelet (:func:`sdpflow.polarimetry.cubes.write_cubelet`);
+- ``rmsynth3d/rows-{y0}.npz`` peak PI and peak RM of a block of cube rows (``peak_pi``, ``peak_rm`` [rows, nx]);
 - ``spectra/{island}.npz`` its components' spectra: ``component_id`` [n], ``frequency_hz`` [chan],
   ``values``, ``noise`` [n, 3, chan] (Jy/beam; I, Q, U), ``flagged`` [n, chan].
 """
@@ -146,3 +147,27 @@ def rmsynth_batch(items) -> list[dict[str, Any]]:
 def rmclean_batch(items) -> list[dict[str, Any]]:
     """RM synthesis and RM-CLEAN of a batch: the clean FDF's peak, one row per component."""
     return measure_batch(items, clean=True)
+
+
+# -- RM synthesis of the whole cubes ------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _channel_noise(q_path: str, u_path: str, versions: tuple[str, ...]) -> np.ndarray:
+    """The cubes' robust noise per channel, computed once per worker."""
+    from sdpflow.polarimetry.rmsynth3d import channel_noise
+
+    return channel_noise(stokes_q=open_cube(q_path).data, stokes_u=open_cube(u_path).data)
+
+
+def rmsynth3d_rows(item) -> dict[str, Any]:
+    """Peak polarised intensity and its Faraday depth for the cube rows y0 … y1 − 1."""
+    from sdpflow.polarimetry.rmsynth3d import peak_maps
+
+    y0, y1, settings = item.payload
+    _, q_path, u_path = settings["cubes"]
+    noise = _channel_noise(q_path, u_path, tuple(settings["cube_versions"]))
+    q, u = open_cube(q_path), open_cube(u_path)
+    grid = _grid(tuple(q.frequency_hz.tolist()), settings["n_samples"], settings["phi_max"])
+    peak_pi, peak_rm = peak_maps(stokes_q=q.data[:, y0:y1], stokes_u=u.data[:, y0:y1], noise=noise, grid=grid)
+    with open(item.output(f"rmsynth3d/rows-{y0:05d}.npz"), "wb") as stream:
+        np.savez(stream, peak_pi=peak_pi, peak_rm=peak_rm)
+    return None

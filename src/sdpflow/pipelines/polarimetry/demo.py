@@ -3,7 +3,7 @@ pipeline with the simulation's truth catalogue as the Stokes I catalogue, and co
 
 The ``pol`` simulation preset (288 × 1 MHz channels from 800 MHz, 14 sources with p 5-30% and
 |RM| ≤ 20 rad/m²) imaged by ``run continuum --pol IQU --channels-out 16`` (256² pixels of 12″),
-then ``run polarimetry`` on the cubes; each stage is an ordinary run in the run database.
+then ``run polarimetry --rmsynth3d`` on the cubes; each is an ordinary run in the run database.
 """
 
 from __future__ import annotations
@@ -62,18 +62,20 @@ def run_demo_polarimetry(out: str | Path, *, store: RunStore, cluster_spec: str 
     products = simulate_observation(simulation, out / MS_NAME, progress=on_step)
     imaging = start_run("continuum", imaging_config(products.ms, simulation), out / "continuum", store=store,
                         cluster_spec=cluster_spec, observers=observers)
-    config = PolarimetryConfig(images=str(imaging.out_dir), catalogue=str(products.truth_sky), columns=TRUTH_COLUMNS)
+    config = PolarimetryConfig(images=str(imaging.out_dir), catalogue=str(products.truth_sky), columns=TRUTH_COLUMNS,
+                               rmsynth3d=True)
     polarimetry = start_run("polarimetry", config, out / "polarimetry", store=store, cluster_spec=cluster_spec,
                             observers=observers)
     return DemoPolarimetry(imaging.run_id, imaging.out_dir, polarimetry.run_id, polarimetry.out_dir, products.truth_sky)
 
 
 def recovery_rows(polarimetry_dir: Path) -> list[tuple[str, float, float, float, float, float, float]]:
-    """(component, RM true, RM measured, rm_err, p true, p measured, S/N) per catalogued component."""
+    """(component, RM true, RM measured, rm_err, p true, p measured, S/N) per catalogued component, brightest first."""
     import csv
 
     with open(Path(polarimetry_dir) / "truth_match.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
-    return [(row["cat_id"], float(row["truth_rm"]), float(row["rm"]), float(row["rm_err"]), float(row["truth_fracpol"]),
-             float(row["fracpol"]), float(row["snr_polint"])) for row in rows
-            if np.isfinite(float(row["truth_rm"]))]
+    found = [(row["cat_id"], float(row["truth_rm"]), float(row["rm"]), float(row["rm_err"]),
+              float(row["truth_fracpol"]), float(row["fracpol"]), float(row["snr_polint"])) for row in rows
+             if np.isfinite(float(row["truth_rm"]))]
+    return sorted(found, key=lambda row: -np.nan_to_num(row[6], nan=-np.inf))

@@ -137,8 +137,6 @@ def write_cubelet(path: str | Path, cubes: list[Cube], box: tuple[int, int, int,
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from sdpflow.radio.fits import _beams_table
-
     y0, y1, x0, x1 = box
     data = np.stack([np.asarray(cube.data[:, y0:y1, x0:x1], dtype=np.float32) for cube in cubes])
     first = cubes[0]
@@ -162,8 +160,25 @@ def write_cubelet(path: str | Path, cubes: list[Cube], box: tuple[int, int, int,
     header["BMAJ"], header["BMIN"], header["BPA"] = (float(np.degrees(v)) for v in first.beams[0])
     header["CASAMBM"] = (True, "per-plane restoring beams in the BEAMS table")
     header["ORIGIN"] = "sdpflow"
-    hdus = fits.HDUList([fits.PrimaryHDU(data=data, header=header), _beams_table(first.beams, 3)])
-    hdus.writeto(path, overwrite=True)
+    header["EXTEND"] = True
+    with open(path, "wb") as stream:
+        fits.PrimaryHDU(data=data, header=header).writeto(stream)
+        stream.write(_beams_extension(first.path, first.beams.tobytes()))
+
+
+@lru_cache(maxsize=8)
+def _beams_extension(path: str, beams: bytes) -> bytes:
+    """The BEAMS table extension of a cube's cubelets (I, Q, U planes), serialised once per process:
+    the same for every cutout of the cube, and a third of a cutout's writing time."""
+    import io
+
+    from astropy.io import fits
+
+    from sdpflow.radio.fits import _beams_table
+
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), _beams_table(np.frombuffer(beams).reshape(-1, 3), 3)]).writeto(buffer)
+    return buffer.getvalue()[fits.PrimaryHDU().header.tostring().__len__():]
 
 
 @dataclass(frozen=True)

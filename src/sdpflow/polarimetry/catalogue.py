@@ -9,6 +9,7 @@ has one, else assuming degrees, arcsec and ``flux_unit``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -76,7 +77,9 @@ def read_table(path: str | Path):
     if suffix not in formats:
         raise DataError(f"catalogue {path}: unknown format {suffix or '(no suffix)'}: give a .fits, .xml/.vot or .csv file")
     try:
-        return Table.read(path, format=formats[suffix])
+        with warnings.catch_warnings():  # a corrupt file is reported once, below, not by astropy's warnings too
+            warnings.simplefilter("ignore")
+            return Table.read(path, format=formats[suffix])
     except Exception as error:  # noqa: BLE001 - astropy raises many kinds for a corrupt file
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"catalogue {path}: cannot be read as {formats[suffix]}: {message}") from None

@@ -272,6 +272,40 @@ TILES = cases(
      text("a.geojson", '{"type": "FeatureCollection", "features": []}')),
 )
 
+def together(*setups: Setup) -> Setup:
+    def make(w: Path, ctx: dict) -> None:
+        for setup in setups:
+            setup(w, ctx)
+    return make
+
+
+RACS_HEADER = "Source_ID,Gaussian_ID,RA,Dec,Peak_flux,Total_flux,Maj,Min,PA\n"
+RACS_ROW = "s1,s1_g1,10.0,-30.0,5.0,6.0,20.0,15.0,30.0\n"
+
+POLARIMETRY = cases(
+    "run polarimetry",
+    ("no-catalogue", ("--out", "out", "--images", "adir"), 2, folder("adir"), "no catalogue"),
+    ("catalogue-missing", ("--out", "out", "--images", "adir", "--catalogue", "nope.fits"), 2, folder("adir"),
+     "nope.fits"),
+    ("catalogue-binary", ("--out", "out", "--images", "adir", "--catalogue", "c.fits"), 2, data("c.fits", BINARY),
+     "cannot be read"),
+    ("catalogue-unknown-format", ("--out", "out", "--images", "adir", "--catalogue", "c.parquet"), 2,
+     text("c.parquet", "x"), "unknown format"),
+    ("catalogue-columns-missing", ("--out", "out", "--images", "adir", "--catalogue", "c.csv"), 2,
+     text("c.csv", "RA,Dec\n1,2\n"), "no column"),
+    ("catalogue-dec-nan", ("--out", "out", "--images", "adir", "--catalogue", "c.csv"), 2,
+     text("c.csv", RACS_HEADER + "s1,s1_g1,10.0,nan,5,6,20,15,30\n"), "not a finite number"),
+    ("images-without-cubes", ("--out", "out", "--images", "adir", "--catalogue", "c.csv"), 2,
+     together(text("c.csv", RACS_HEADER + RACS_ROW), folder("adir")), "restored-I.fits"),
+    ("one-cube-of-three", ("--out", "out", "--i-cube", "i.fits", "--catalogue", "c.csv"), 2, None, "all three"),
+    ("annulus-reversed", ("--out", "out", "--set", "annulus_beams=[5,1.5]"), 2, None, "annulus_beams"),
+) + cases(
+    "polarimetry init",
+    ("catalogue-missing", ("nope.fits", "--out", "out"), 2, None, "nope.fits"),
+    ("catalogue-duplicate-ids", ("c.csv", "--out", "out"), 2, text("c.csv", RACS_HEADER + RACS_ROW + RACS_ROW),
+     "appears 2 times"),
+)
+
 RUN_FLOW = cases(
     "run flow",
     ("module-missing", ("nosuchmodule:thing", "--out", "out"), 2, None, "nosuchmodule"),
@@ -372,7 +406,8 @@ DEMO = cases(
     ("overwrite-ical-is-a-file", ("--out", "out", "--overwrite"), 2, text("out/ical", "x"), "is a file"),
     ("tiles-overwrite-never-replaces-foreign-inputs", ("tiles", "--out", "out", "--overwrite"), 2,
      folder("out/inputs", "area_00.gpkg"), "would be replaced"),
+    ("polarimetry-out-is-a-file", ("polarimetry", "--out", "out"), 2, text("out", "x"), "is a file"),
 )
 
-ALL: list[Case] = [*GLOBAL, *SIMULATE, *FLOW_CASES, *ICAL, *CONTINUUM, *TILES, *RUN_FLOW, *RUN_OTHER, *RUNS, *CONFIG,
-                   *POOL, *CLUSTER, *DEMO]
+ALL: list[Case] = [*GLOBAL, *SIMULATE, *FLOW_CASES, *ICAL, *CONTINUUM, *TILES, *POLARIMETRY, *RUN_FLOW, *RUN_OTHER,
+                   *RUNS, *CONFIG, *POOL, *CLUSTER, *DEMO]

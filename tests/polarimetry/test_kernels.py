@@ -271,3 +271,20 @@ def test_rows_for_a_result_table():
     assert len(rows) == 3 and set(rows[0]) == set(columns)
     assert isinstance(rows[1]["rm"], float) and rows[1]["rm"] == columns["rm"][1]
     assert isinstance(rows[2]["Nchan"], int)
+
+
+def test_significant_second_moment_tells_two_faraday_screens_from_one_despite_noise():
+    # At S/N 30-100 a 3σ clean also takes small components from noise peaks anywhere on the axis:
+    # mom2_cc of a thin source is then several FWHM; over the components of at least 2σ it is not.
+    from sdpflow.polarimetry.simulate import polarised_spectra
+
+    thin = simulate_sources(n_components=60, snr_range=(30.0, 100.0), rm_range=(-100.0, 100.0), seed=21)
+    fwhm = faraday_grid(frequency_hz=FREQ).rmsf_fwhm
+    second = polarised_spectra(frequency_hz=FREQ, stokes_i=thin.true_stokes_i(FREQ), fracpol=thin.fracpol,
+                               polangle=thin.polangle + 1.0, rm=thin.rm + 3 * fwhm)
+    double = _measure(thin.__class__(**{**thin.__dict__, "stokes_q": thin.stokes_q + second.real,
+                                        "stokes_u": thin.stokes_u + second.imag}))
+    single = _measure(thin)
+    assert np.median(single["mom2_cc"]) > 1.0 * fwhm
+    assert np.quantile(single["mom2_cc_significant"], 0.95) < 0.2 * fwhm
+    assert np.all(double["mom2_cc_significant"] > 1.0 * fwhm)

@@ -84,8 +84,9 @@ from sdpflow.cli import runs as _runs  # noqa: E402
 from sdpflow.cli import config as _config  # noqa: E402
 from sdpflow.cli import pool as _pool  # noqa: E402
 from sdpflow.cli import cluster as _cluster  # noqa: E402
+from sdpflow.cli import polarimetry as _polarimetry  # noqa: E402
 
-for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster):
+for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster, _polarimetry):
     _module.register(app)
 
 

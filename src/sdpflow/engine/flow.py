@@ -136,6 +136,7 @@ class StageContext:
     _client_opener: Callable[[], Any]
     _emit: Callable[..., None]
     config_hash: str = ""
+    _store: RunStore | None = None
 
     @property
     def inputs(self) -> dict[str, str]:
@@ -171,6 +172,12 @@ class StageContext:
     def log(self, event: str, **detail: Any) -> None:
         """Record a stage-specific event (e.g. a metric per major cycle)."""
         self._emit(event, stage=self.stage.name, **detail)
+
+    def result_rows(self, table: str) -> list[dict[str, Any]]:
+        """This run's rows of result table ``table`` (written by fan-out stages upstream), by item and row."""
+        if self._store is None:
+            raise RuntimeError(f"stage {self.stage.name}: no run database to read result table {table} from")
+        return self._store.result_rows(self.run_id, table)
 
 
 @dataclass
@@ -455,7 +462,7 @@ class _StageAttempt:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             ctx = StageContext(stage, run.run_id, run.out_dir, attempt, staging, self.inputs, run.open_client,
-                               run.emit, stage_hash)
+                               run.emit, stage_hash, run.store)
             if stage.fan_out is None or self.reason is not None:
                 store.set_stage(run.run_id, stage.name, status="running", attempt=attempt, started=utc_now(),
                                 finished=None, error=None, fingerprint=None)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from sdpflow.polarimetry.peak import FDFPeak, measure_peak
-from sdpflow.polarimetry.rmclean import CleanResult, rm_clean
+from sdpflow.polarimetry.rmclean import CleanResult, rm_clean, significant_second_moment
 from sdpflow.polarimetry.rmsynth import FaradayGrid, faraday_grid, rm_synthesis, rmsf
 from sdpflow.polarimetry.stokesi import StokesIModel, fit_stokes_i
 
+#: Clean components counted in ``mom2_cc_significant``: |cc| at least this many FDF noise σ.
+SIGNIFICANT_CC_SIGMA = 2.0
 #: Components per internal chunk (bounds memory: the RMSFs of a chunk are 2 n_phi + 1 each).
 CHUNK = 256
 
@@ -46,7 +48,8 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
     (λ₀², m²); fdf_noise_th (Jy); rmsf_fwhm (rad/m²); Nchan (channels used); and, without an
     RMTable name: polint_fit (Jy, the fitted peak before bias correction),
     stokesI_model_order, stokes_I_fit_flag (RM-Tools' flags 64: model below σ_I somewhere,
-    128: model negative somewhere), spectral_index (c₁ of the model, at ν_ref); with ``clean``: clean_n_iter, clean_cutoff (Jy), mom2_cc (rad/m²)
+    128: model negative somewhere), spectral_index (c₁ of the model, at ν_ref); with ``clean``: clean_n_iter, clean_cutoff (Jy), mom2_cc (rad/m²),
+    mom2_cc_significant (rad/m², the same over clean components of at least 2σ)
     and the dirty FDF's values as dirty_rm, dirty_polint, … .
 
     >>> import numpy as np
@@ -99,7 +102,10 @@ def measure_components(*, frequency_hz: np.ndarray, stokes_i: np.ndarray, stokes
             cleaned = _clean_where_needed(synth, grid, cutoff, gain, max_iter, dtype)
             columns |= _peak_columns(measure_peak(fdf=cleaned.clean_fdf, **measure))
             columns |= _peak_columns(dirty, "dirty_")
-            columns |= {"clean_n_iter": cleaned.n_iter, "clean_cutoff": cutoff, "mom2_cc": cleaned.mom2_cc}
+            columns |= {"clean_n_iter": cleaned.n_iter, "clean_cutoff": cutoff, "mom2_cc": cleaned.mom2_cc,
+                        "mom2_cc_significant": significant_second_moment(
+                            components=cleaned.components, phi_radm2=grid.phi_radm2,
+                            threshold=SIGNIFICANT_CC_SIGMA * synth.fdf_noise)}
         else:
             columns |= _peak_columns(dirty)
         with np.errstate(divide="ignore", invalid="ignore"):

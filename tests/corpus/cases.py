@@ -407,6 +407,9 @@ DEMO = cases(
     ("tiles-overwrite-never-replaces-foreign-inputs", ("tiles", "--out", "out", "--overwrite"), 2,
      folder("out/inputs", "area_00.gpkg"), "would be replaced"),
     ("polarimetry-out-is-a-file", ("polarimetry", "--out", "out"), 2, text("out", "x"), "is a file"),
+    ("polarimetry-out-foreign", ("polarimetry", "--out", "out"), 2, folder("out", "mine.txt"), "did not write"),
+    ("polarimetry-overwrite-never-replaces-a-foreign-ms", ("polarimetry", "--out", "out", "--overwrite"), 2,
+     folder("out", "obs.ms"), "would be replaced"),
 )
 
 ALL: list[Case] = [*GLOBAL, *SIMULATE, *FLOW_CASES, *ICAL, *CONTINUUM, *TILES, *POLARIMETRY, *RUN_FLOW, *RUN_OTHER,

@@ -95,6 +95,7 @@ def demo_tiles(
 def demo_polarimetry(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the observation and the runs.")] = Path("sdpflow-pol-demo"),
+    overwrite: OverwriteOption = False,
 ) -> None:
     """A polarised field (--preset pol) imaged as I, Q, U cubes, through the polarimetry pipeline; RMs against the truth."""
     from sdpflow.pipelines.polarimetry import polarimetry_summary
@@ -105,7 +106,8 @@ def demo_polarimetry(
     store = RunStore(global_settings.db_url)
     console.print(f"run database: {store.redacted_url}")
     with FlowProgress(console, "continuum and polarimetry stages") as progress:
-        made = run_demo_polarimetry(out, store=store, cluster_spec=global_settings.cluster_spec, observers=[progress])
+        made = run_demo_polarimetry(out, store=store, cluster_spec=global_settings.cluster_spec, observers=[progress],
+                                    overwrite=overwrite)
     table = Table(title=f"sdpflow demo polarimetry: run {made.polarimetry_run}")
     for name in ("component", "RM true", "RM measured", "rm_err", "p true", "p measured", "S/N"):
         table.add_column(name, justify="right")

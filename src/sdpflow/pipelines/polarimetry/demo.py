@@ -19,7 +19,7 @@ from sdpflow.config.polarimetry import CatalogueColumns, PolarimetryConfig
 from sdpflow.config.simulate import SimulateConfig
 from sdpflow.engine.flow import Observer
 from sdpflow.pipelines.runner import start_run
-from sdpflow.pipelines.simulate import MS_NAME, simulate_observation
+from sdpflow.pipelines.simulate import MS_NAME, SUMMARY, TRUE_GAINS, TRUTH_SKY, simulate_observation
 from sdpflow.store import RunStore
 
 #: Output channels of the demo's cubes (18 MHz each: Faraday rotation across a channel ≤ 0.13 rad at |RM| 20).
@@ -53,19 +53,25 @@ def imaging_config(ms: Path, simulation: SimulateConfig) -> ContinuumConfig:
 
 def run_demo_polarimetry(out: str | Path, *, store: RunStore, cluster_spec: str | None = None,
                          observers: Iterable[Observer] = (),
-                         on_step: Callable[[str, float], None] | None = None) -> DemoPolarimetry:
-    """Simulate into ``out/obs.ms``, image into ``out/continuum``, run polarimetry into ``out/polarimetry``."""
-    from sdpflow.engine.outdir import claim_output_folder
+                         on_step: Callable[[str, float], None] | None = None,
+                         overwrite: bool = False) -> DemoPolarimetry:
+    """Simulate into ``out/obs.ms``, image into ``out/continuum``, run polarimetry into ``out/polarimetry``.
 
-    out = claim_output_folder(out, writer="sdpflow demo polarimetry", overwrite=False)
+    ``overwrite``: accept an ``out`` holding files sdpflow did not write (none of them is replaced)."""
+    from sdpflow.engine.outdir import claim_output_folder, refuse_foreign
+
+    # a file, or a folder of someone else's files, is refused before anything is written
+    writes = (MS_NAME, TRUTH_SKY, TRUE_GAINS, SUMMARY, "continuum", "polarimetry")
+    out = claim_output_folder(out, writer="sdpflow demo polarimetry", overwrite=overwrite, writes=writes)
+    refuse_foreign(out, writes)
     simulation = SimulateConfig(preset="pol")
-    products = simulate_observation(simulation, out / MS_NAME, progress=on_step)
+    products = simulate_observation(simulation, out / MS_NAME, progress=on_step, overwrite=overwrite)
     imaging = start_run("continuum", imaging_config(products.ms, simulation), out / "continuum", store=store,
-                        cluster_spec=cluster_spec, observers=observers)
+                        cluster_spec=cluster_spec, observers=observers, overwrite=overwrite)
     config = PolarimetryConfig(images=str(imaging.out_dir), catalogue=str(products.truth_sky), columns=TRUTH_COLUMNS,
                                rmsynth3d=True)
     polarimetry = start_run("polarimetry", config, out / "polarimetry", store=store, cluster_spec=cluster_spec,
-                            observers=observers)
+                            observers=observers, overwrite=overwrite)
     return DemoPolarimetry(imaging.run_id, imaging.out_dir, polarimetry.run_id, polarimetry.out_dir, products.truth_sky)
 
 

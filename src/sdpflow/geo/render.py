@@ -51,13 +51,38 @@ def palette_lut(palette: str | Sequence[str]) -> np.ndarray:
     return np.rint(np.stack(channels, axis=1)).astype(np.uint8)
 
 
-def colourise(values: np.ndarray, lut: np.ndarray, value_range: tuple[float, float], nodata_colour: str) -> np.ndarray:
-    """RGBA uint8 ``(height, width, 4)`` of a ``(height, width)`` array; values ≤ 0 or not finite take ``nodata_colour``."""
+#: The asinh stretch's softening: the fraction of the range over which it is still nearly linear.
+ASINH_SOFTENING = 0.02
+
+
+def stretched(values: np.ndarray, value_range: tuple[float, float], stretch: str = "linear") -> np.ndarray:
+    """``values`` mapped onto 0..1 over ``value_range`` (clipped): ``linear``, or ``asinh``.
+
+    asinh: ``asinh(t / a) / asinh(1 / a)`` of the linear ``t`` with ``a`` = :data:`ASINH_SOFTENING`,
+    linear near the low end and logarithmic above ``a``, as radio and optical images are shown
+    (Lupton et al. 1999). A range with ``high ≤ low`` maps every value to 1.
+    """
     low, high = value_range
-    scaled = (values - low) / (high - low) if high > low else np.ones_like(values)
+    with np.errstate(invalid="ignore"):
+        scaled = np.clip((values - low) / (high - low), 0.0, 1.0) if high > low else np.ones_like(values)
+    if stretch == "asinh":
+        return np.arcsinh(scaled / ASINH_SOFTENING) / np.arcsinh(1.0 / ASINH_SOFTENING)
+    return scaled
+
+
+def colourise(values: np.ndarray, lut: np.ndarray, value_range: tuple[float, float], nodata_colour: str,
+              stretch: str = "linear", blank_at_or_below_zero: bool = True) -> np.ndarray:
+    """RGBA uint8 ``(height, width, 4)`` of a ``(height, width)`` array through :func:`stretched`.
+
+    Values that are not finite take ``nodata_colour``, and so do values ≤ 0 when
+    ``blank_at_or_below_zero`` (statistics, where zero means no polygons; not images, where
+    negative values are data).
+    """
+    scaled = stretched(values, value_range, stretch)
     index = np.clip(np.rint(np.nan_to_num(scaled) * (LUT_SIZE - 1)), 0, LUT_SIZE - 1).astype(np.intp)
     rgba = lut[index]
-    rgba[~(values > 0)] = parse_colour(nodata_colour)
+    blank = ~(values > 0) if blank_at_or_below_zero else ~np.isfinite(values)
+    rgba[blank] = parse_colour(nodata_colour)
     return rgba
 
 

@@ -14,7 +14,8 @@ from sdpflow.config.tiles import TilesConfig
 from sdpflow.pipelines.registry import Pipeline, lazy_build
 
 #: What the tiles pipeline's worker tasks import.
-TILES_TASKS = ("sdpflow.pipelines.tiles.tasks", "shapely", "rasterio", "morecantile", "PIL.Image")
+TILES_TASKS = ("sdpflow.pipelines.tiles.tasks", "sdpflow.pipelines.tiles.raster", "shapely", "rasterio", "morecantile",
+               "PIL.Image")
 
 
 def tiles_summary(out_dir: Path) -> str:

@@ -19,7 +19,7 @@ from sdpflow.engine.flow import Stage
 from sdpflow.errors import InputError
 from sdpflow.geo.tilemath import TileIndex, check_quadtree, get_tms, parent, tile_bounds
 from sdpflow.pipelines.tiles import tasks
-from sdpflow.pipelines.tiles.products import write_metadata
+from sdpflow.pipelines.tiles.products import statistic_columns, statistic_layers, write_metadata
 from sdpflow.store.results import ResultTable
 
 #: One row per staged input file.
@@ -87,8 +87,13 @@ def _file_fingerprint(path: Path) -> str:
 
 def build(config: TilesConfig) -> list[Stage]:
     """The stages for a validated configuration (inputs checked here, before a run is recorded)."""
+    if config.raster is not None:
+        from sdpflow.pipelines.tiles.raster import build_raster
+
+        return build_raster(config)
     if not config.inputs:
-        raise InputError("tiles: no input files: give --input FILE (repeatable) or inputs: [...] in the config")
+        raise InputError("tiles: no input files: give --input FILE (repeatable) or inputs: [...] in the config, "
+                         "or one image: --raster FILE")
     for path in config.inputs:
         if not Path(path).is_file():
             raise InputError(f"tiles: input {path} does not exist or is not a file: check the path")
@@ -127,7 +132,7 @@ def build(config: TilesConfig) -> list[Stage]:
     def metadata(ctx) -> None:
         tiles = {z: tiles_at(ctx.out_dir, keys, z_max, z) for z in range(z_min, z_max + 1)}
         ranges = value_ranges(ctx.out_dir, tiles[z_max], config)
-        write_metadata(ctx, config, tms, tiles, ranges)
+        write_metadata(ctx, config, tms, tiles, statistic_layers(config, ranges), statistic_columns(config.statistic_names))
 
     stages = [
         Stage("stage", fan_out=FanOut(input_items, tasks.stage_file, table=INPUT_FILES, **policy), config=stage_config),

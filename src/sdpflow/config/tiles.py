@@ -28,7 +28,17 @@ class StatisticConfig(Section):
         description="colours from low to high (names or #rrggbb[aa]), or a matplotlib colormap name")
     nodata_colour: str = Field("#ffffff00", description="colour of pixels without polygons (transparent by default)")
     value_range: tuple[float, float] | None = Field(
-        None, description="values mapped to the palette's ends; default: min and max over the z_max tiles")
+        None, description="values mapped to the palette's ends at every zoom; default: per zoom, the percentiles "
+        "of that zoom's positive pixel values (a count's range grows as pixels grow)")
+    percentiles: tuple[float, float] = Field(
+        (2.0, 98.0), description="the default colour range's ends, as percentiles of a zoom's positive pixel values")
+
+    @field_validator("percentiles")
+    @classmethod
+    def _percentiles_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] < value[1] <= 100:
+            raise ValueError("percentiles must be two percentiles 0 <= low < high <= 100")
+        return value
 
 
 class TilesConfig(Section):

@@ -91,3 +91,38 @@ def write_png(path: Path, rgba: np.ndarray) -> None:
     from PIL import Image
 
     Image.fromarray(np.ascontiguousarray(rgba), mode="RGBA").save(path, format="PNG", compress_level=6)
+
+
+#: Points of a tile's quantile sketch (its positive values at ranks 0, 1/64, ..., 1).
+SKETCH_POINTS = 65
+
+
+def quantile_sketch(values: np.ndarray) -> list:
+    """``[n, [q0 .. q64]]``: how many positive values an array holds and their quantiles at 65 even ranks ([0, []] if none).
+
+    Sketches of many tiles merge into percentiles of all their values (:func:`merged_percentiles`)
+    without the client reading every pixel; ranks are exact to 1/64 of a tile's positive pixels.
+    """
+    positive = values[values > 0]
+    if positive.size == 0:
+        return [0, []]
+    return [int(positive.size), [float(q) for q in np.quantile(positive, np.linspace(0, 1, SKETCH_POINTS))]]
+
+
+def merged_percentiles(sketches: list, percentiles: tuple[float, float]) -> list[float] | None:
+    """Percentiles (0..100) of the positive values of several tiles from their sketches; None when all are empty.
+
+    Each sketch point stands for ``n / 65`` values; the percentile is the weighted quantile
+    (the value below which that share of the weight lies, interpolated between points).
+    """
+    points, weights = [], []
+    for count, quantiles in sketches:
+        if count:
+            points.extend(quantiles)
+            weights.extend([count / len(quantiles)] * len(quantiles))
+    if not points:
+        return None
+    order = np.argsort(points, kind="stable")
+    values, weight = np.asarray(points)[order], np.asarray(weights)[order]
+    ranks = (np.cumsum(weight) - weight / 2) / weight.sum()
+    return [float(np.interp(percentile / 100, ranks, values)) for percentile in percentiles]

@@ -36,8 +36,7 @@ def tiles_summary(out_dir: Path) -> str:
         counted = sum(float(row["polygon_count"]) for row in rows if int(row["z"]) == z_max)
         text += f"; {counted:,.0f} polygons counted"
     viewer = path.parent.resolve() / "viewer" / "index.html"
-    return (f"{text}\nviewer: {viewer} (serve the folder: python -m http.server -d {path.parent.resolve()}, "
-            "then open http://localhost:8000/viewer/)")
+    return f"{text}\nviewer: {viewer} (or serve it: sdpflow tiles serve {path.parent.resolve()})"
 
 
 TILES = Pipeline(

@@ -27,14 +27,14 @@ STATIC_FILES = ("leaflet.js", "leaflet.css", "LEAFLET-LICENSE", "images/layers.p
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer of web tiles: ``web/{name}/{z}/{x}/{y}.png``, coloured through ``palette`` over ``value_range``."""
+    """One layer of web tiles: ``web/{name}/{z}/{x}/{y}.png``, coloured through ``palette`` over the range of each zoom."""
 
     name: str
     palette: Any
-    value_range: list[float]
+    value_ranges: dict[int, list[float]]
 
 
-def statistic_layers(config: TilesConfig, ranges: dict[str, list[float]]) -> list[Layer]:
+def statistic_layers(config: TilesConfig, ranges: dict[str, dict[int, list[float]]]) -> list[Layer]:
     """The layers of a vector run: one per statistic."""
     return [Layer(s.name, s.palette, ranges[s.name]) for s in config.statistics]
 
@@ -49,8 +49,9 @@ def lonlat_bounds(tms, tiles: list[TileIndex]) -> tuple[float, float, float, flo
     return (min(b.left for b in boxes), min(b.bottom for b in boxes), max(b.right for b in boxes), max(b.top for b in boxes))
 
 
-def tilejson(config: TilesConfig, statistic: str, bounds, value_range) -> dict[str, Any]:
-    """TileJSON 3.0.0 of one statistic's web tiles (tile URLs relative to the ``tilejson/`` folder)."""
+def tilejson(config: TilesConfig, statistic: str, bounds, value_ranges: dict[int, list[float]]) -> dict[str, Any]:
+    """TileJSON 3.0.0 of one statistic's web tiles (tile URLs relative to the ``tilejson/`` folder); ``value_ranges``
+    (an extension): the values at the palette's ends, per zoom."""
     west, south, east, north = bounds
     z_min, z_max = config.z_range
     return {
@@ -58,7 +59,7 @@ def tilejson(config: TilesConfig, statistic: str, bounds, value_range) -> dict[s
         "minzoom": z_min, "maxzoom": z_max, "bounds": [west, south, east, north],
         "center": [(west + east) / 2, (south + north) / 2, z_min],
         "tile_matrix_set": config.tms_id, "tile_size": config.tile_size,
-        "value_range": list(value_range),
+        "value_ranges": {str(z): list(span) for z, span in value_ranges.items()},
     }
 
 
@@ -148,7 +149,7 @@ def write_metadata(ctx, config: TilesConfig, tms, tiles: dict[int, list[TileInde
     folder = ctx.output("tilejson")
     folder.mkdir(parents=True, exist_ok=True)
     for layer in layers:
-        (folder / f"{layer.name}.json").write_text(json.dumps(tilejson(config, layer.name, bounds, layer.value_range),
+        (folder / f"{layer.name}.json").write_text(json.dumps(tilejson(config, layer.name, bounds, layer.value_ranges),
                                                               indent=1))
     ctx.output("WMTSCapabilities.xml").write_text(wmts_capabilities(config, tms, bounds, [layer.name for layer in layers]))
     write_summary_csv(ctx.output("summary.csv"), ctx.out_dir, tiles, columns)
@@ -159,8 +160,9 @@ def write_metadata(ctx, config: TilesConfig, tms, tiles: dict[int, list[TileInde
         target = viewer / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((static / name).read_bytes())
-    shown = [{"name": layer.name, "url": f"../web/{layer.name}/{{z}}/{{x}}/{{y}}.png", "range": layer.value_range,
-              "legend": legend_colours(layer.palette)} for layer in layers]
+    shown = [{"name": layer.name, "url": f"../web/{layer.name}/{{z}}/{{x}}/{{y}}.png",
+              "ranges": {str(z): span for z, span in layer.value_ranges.items()}, "legend": legend_colours(layer.palette)}
+             for layer in layers]
     settings = {"crs": LEAFLET_CRS.get(config.tms_id), "bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]],
                 "minZoom": config.z_range[0], "maxZoom": z_max, "tileSize": config.tile_size,
                 "zoomOffset": zoom_offset(config.tile_size), "layers": shown, "tms_id": config.tms_id}

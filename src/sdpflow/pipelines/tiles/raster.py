@@ -109,7 +109,8 @@ def build_raster(config: TilesConfig) -> list[Stage]:
 
     def metadata(ctx) -> None:
         tiles = {z: tiles_at(ctx.out_dir, z_max, z) for z in range(z_min, z_max + 1)}
-        layer = Layer(LAYER, config.raster_palette, read_index(ctx.out_dir)["value_range"])
+        value_range = read_index(ctx.out_dir)["value_range"]
+        layer = Layer(LAYER, config.raster_palette, {z: value_range for z in range(z_min, z_max + 1)})
         write_metadata(ctx, config, tms, tiles, [layer], COLUMNS)
 
     policy = {"max_failed_fraction": config.max_failed_fraction}

@@ -1,4 +1,4 @@
-"""The tiles pipeline for one image (``--raster FILE``): inspect → rasterize → parents-z{z} → webtiles → metadata.
+"""The tiles pipeline for one image (``--raster FILE``): inspect → rasterize → parents-z{z} → metadata.
 
 - **inspect** reads the image's header (FITS WCS or GeoTIFF CRS), finds the z_max tiles its
   footprint touches and the colour range (percentiles of its finite pixels, or configured):
@@ -6,8 +6,10 @@
 - **rasterize** (an item per z_max tile) samples the image at the tile's pixel centres
   (:func:`sdpflow.geo.raster.sample`): a one-band float32 GeoTIFF, NaN where blank.
 - **parents-z{z}** average each 2×2 block of non-blank child pixels.
-- **webtiles** colour each tile through the palette and stretch: ``web/raster/{z}/{x}/{y}.png``,
-  blank pixels transparent.
+
+The colour range is known from the start (inspect), so each tile's PNG (the palette through the
+stretch, blank pixels transparent: ``web/raster/{z}/{x}/{y}.png``) is written with its GeoTIFF,
+not read back in a stage of its own.
 
 A celestial image is shown with longitude −RA and latitude Dec (see :mod:`sdpflow.geo.raster`).
 """
@@ -82,7 +84,7 @@ def build_raster(config: TilesConfig) -> list[Stage]:
     stat = path.stat()
     fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
     settings = {"path": str(path), "band": config.raster_band, "tms_id": config.tms_id, "tile_size": config.tile_size,
-                "resampling": config.raster_resampling}
+                "resampling": config.raster_resampling, "palette": config.raster_palette, "stretch": config.raster_stretch}
 
     def inspect(ctx) -> None:
         opened = open_raster(path, config.raster_band)
@@ -92,20 +94,19 @@ def build_raster(config: TilesConfig) -> list[Stage]:
                  "value_range": value_range, "tiles": [list(tile) for tile in tiles]}
         ctx.output("raster.json").write_text(json.dumps(index))
 
+    def tile_settings(ctx) -> dict[str, Any]:
+        return {**settings, "value_range": read_index(ctx.out_dir)["value_range"]}
+
     def max_zoom_items(ctx) -> list[Item]:
-        return [Item(f"{t.z}/{t.x}/{t.y}", ((t.z, t.x, t.y), settings), fingerprint)
+        payload = tile_settings(ctx)
+        return [Item(f"{t.z}/{t.x}/{t.y}", ((t.z, t.x, t.y), payload), fingerprint)
                 for t in tiles_at(ctx.out_dir, z_max, z_max)]
 
     def parent_items_at(z: int):
         def parent_items(ctx) -> list[Item]:
-            return [Item(f"{t.z}/{t.x}/{t.y}", ((t.z, t.x, t.y), settings)) for t in tiles_at(ctx.out_dir, z_max, z)]
+            payload = tile_settings(ctx)
+            return [Item(f"{t.z}/{t.x}/{t.y}", ((t.z, t.x, t.y), payload)) for t in tiles_at(ctx.out_dir, z_max, z)]
         return parent_items
-
-    def web_items(ctx) -> list[Item]:
-        web = {"palette": config.raster_palette, "value_range": read_index(ctx.out_dir)["value_range"],
-               "stretch": config.raster_stretch, "nodata_colour": "#00000000"}
-        return [Item(f"{t.z}/{t.x}/{t.y}", ((t.z, t.x, t.y), web))
-                for z in range(z_min, z_max + 1) for t in tiles_at(ctx.out_dir, z_max, z)]
 
     def metadata(ctx) -> None:
         tiles = {z: tiles_at(ctx.out_dir, z_max, z) for z in range(z_min, z_max + 1)}
@@ -127,10 +128,8 @@ def build_raster(config: TilesConfig) -> list[Stage]:
         stages.append(Stage(f"parents-z{z}", fan_out=FanOut(parent_items_at(z), build_image_parent, table=RASTER_TILES,
                                                            **policy), after=(previous,), config={**raster_config, "z": z}))
         previous = f"parents-z{z}"
-    stages.append(Stage("webtiles", fan_out=FanOut(web_items, render_image_tile, **policy), after=(previous,),
-                        config={"palette": config.raster_palette, "stretch": config.raster_stretch, "z_min": z_min}))
     stages.append(Stage("metadata", metadata, outputs=("tilejson", "WMTSCapabilities.xml", "summary.csv", "viewer"),
-                        after=("webtiles",), config={"tms_id": config.tms_id, "z_range": list(config.z_range)}))
+                        after=(previous,), config={"tms_id": config.tms_id, "z_range": list(config.z_range)}))
     return stages
 
 
@@ -148,9 +147,19 @@ def _lonlat_transformer(tms_id: str):
     return None if crs.equals(LONLAT) else Transformer.from_crs(crs, LONLAT, always_xy=True)
 
 
-def _write_image_tile(item, tile: TileIndex, band: np.ndarray, tms) -> dict[str, Any]:
+@lru_cache(maxsize=8)
+def _lut(palette: str | tuple[str, ...]) -> np.ndarray:
+    return palette_lut(list(palette) if isinstance(palette, tuple) else palette)
+
+
+def _write_image_tile(item, tile: TileIndex, band: np.ndarray, tms, settings: dict[str, Any]) -> dict[str, Any]:
+    """The tile's GeoTIFF, its PNG (the palette through the stretch, blank pixels transparent), its stats and row."""
     write_geotiff(item.output(tile_path("geotiff", tile, ".tif")), band[None], tile_bounds(tms, tile), tms.rasterio_crs,
                   [LAYER], nodata=float("nan"))
+    palette = settings["palette"]
+    rgba = colourise(band, _lut(palette if isinstance(palette, str) else tuple(palette)), tuple(settings["value_range"]),
+                     "#00000000", stretch=settings["stretch"], blank_at_or_below_zero=False)
+    write_png(item.output(tile_path(f"web/{LAYER}", tile, ".png")), rgba)
     finite = np.isfinite(band)
     row = {"z": tile.z, "x": tile.x, "y": tile.y, "valid_fraction": float(finite.mean()),
            "mean": float(band[finite].mean()) if finite.any() else None}
@@ -168,7 +177,7 @@ def rasterize_image_tile(item) -> dict[str, Any]:
     to_lonlat = _lonlat_transformer(settings["tms_id"])
     lon, lat = (xs, ys) if to_lonlat is None else to_lonlat.transform(xs, ys)
     band = sample(image, np.asarray(lon), np.asarray(lat), settings["resampling"])
-    return _write_image_tile(item, tile, band, tms)
+    return _write_image_tile(item, tile, band, tms, settings)
 
 
 def build_image_parent(item) -> dict[str, Any]:
@@ -180,14 +189,4 @@ def build_image_parent(item) -> dict[str, Any]:
         path = item.product(tile_path("geotiff", child, ".tif"))
         arrays.append(read_geotiff(path) if path.exists() else None)
     band = parent_from_children(arrays, ["nanmean"], settings["tile_size"])[0]
-    return _write_image_tile(item, tile, band, tms)
-
-
-def render_image_tile(item) -> None:
-    """The tile's PNG: the palette over the value range through the stretch, blank pixels transparent."""
-    (z, x, y), web = item.payload
-    tile = TileIndex(z, x, y)
-    band = read_geotiff(item.product(tile_path("geotiff", tile, ".tif")))[0]
-    rgba = colourise(band, palette_lut(web["palette"]), tuple(web["value_range"]), web["nodata_colour"],
-                     stretch=web["stretch"], blank_at_or_below_zero=False)
-    write_png(item.output(tile_path(f"web/{LAYER}", tile, ".png")), rgba)
+    return _write_image_tile(item, tile, band, tms, settings)

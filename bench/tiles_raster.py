@@ -21,7 +21,9 @@ with ``--workers`` processes:
   tiles with alpha only: no palette, no stretch, no float GeoTIFFs, no metadata).
 
 Figures: tiles/s = PNG tiles written / wall seconds of the whole command (start-up included),
-per side, and their ratio; each side run ``--repeat`` times, the median kept.
+per side, and their ratio; CPU seconds of each side (user + system of every process, Dask's
+workers included) and their ratio, which a loaded machine disturbs less; each side run
+``--repeat`` times, the median kept.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,10 +65,15 @@ def write_image(path: Path, size: tuple[int, int], bounds: tuple[float, float, f
         dataset.write(image, 1)
 
 
-def timed(command: list[str], env: dict | None = None) -> float:
+def timed(command: list[str], cpu: list[float]) -> float:
+    """Wall seconds of a command; its CPU seconds (user + system, with every process it waited for) added to ``cpu``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    return time.perf_counter() - started
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
 
 
 def count_png(folder: Path) -> int:
@@ -97,14 +105,16 @@ def main(argv: list[str] | None = None) -> None:
     scale = ["gdal_translate", "-q", "-of", "VRT", "-ot", "Byte", "-scale", "-a_nodata", "0", str(image), str(scaled)]
     peer = [gdal2tiles, "--profile", "geodetic", "--tmscompatible", "--xyz", "-r", "bilinear", "-w", "none",
             f"--processes={args.workers}", "-z", f"{z_min}-{z_max}", str(scaled)]
-    figures: dict[str, list] = {"sdpflow_s": [], "gdal2tiles_s": []}
+    figures: dict[str, list] = {"sdpflow_s": [], "gdal2tiles_s": [], "sdpflow_cpu_s": [], "gdal2tiles_cpu_s": []}
     tiles = {}
     for attempt in range(args.repeat):
         out = work / f"sdpflow-{attempt}"
-        figures["sdpflow_s"].append(timed(sdpflow + ["--out", str(out)]))
+        figures["sdpflow_s"].append(timed(sdpflow + ["--out", str(out)], figures["sdpflow_cpu_s"]))
         tiles["sdpflow"] = count_png(out / "web")
         peer_out = work / f"gdal2tiles-{attempt}"
-        figures["gdal2tiles_s"].append(timed(scale) + timed(peer + [str(peer_out)]))
+        cpu: list[float] = []
+        figures["gdal2tiles_s"].append(timed(scale, cpu) + timed(peer + [str(peer_out)], cpu))
+        figures["gdal2tiles_cpu_s"].append(sum(cpu))
         tiles["gdal2tiles"] = count_png(peer_out)
         if not args.workdir:
             shutil.rmtree(out)
@@ -117,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         "sdpflow_tiles_per_s": tiles["sdpflow"] / ours, "gdal2tiles_tiles_per_s": tiles["gdal2tiles"] / theirs,
     }
     result["ratio"] = result["sdpflow_tiles_per_s"] / result["gdal2tiles_tiles_per_s"]
+    result["cpu_ratio"] = statistics.median(figures["gdal2tiles_cpu_s"]) / statistics.median(figures["sdpflow_cpu_s"])
     print(json.dumps(result, indent=1))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -83,3 +83,30 @@ def test_percentile_range_and_stretches(tmp_path):
     assert stretched(values, (0.0, 1.0)).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
     asinh = stretched(values, (0.0, 1.0), "asinh")
     assert asinh[[0, 1, 3, 4]].tolist() == [0.0, 0.0, 1.0, 1.0] and 0.8 < asinh[2] < 0.95  # faint values lifted
+
+
+def test_a_projected_geotiff_and_an_integer_fits_with_blank(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+
+    values = np.arange(40 * 50, dtype=np.float32).reshape(40, 50)
+    with rasterio.open(tmp_path / "utm.tif", "w", driver="GTiff", width=50, height=40, count=1, dtype="float32",
+                       crs="EPSG:32606", transform=from_origin(400_000, 7_800_000, 30, 30)) as dataset:
+        dataset.write(values, 1)
+    image = open_raster(tmp_path / "utm.tif")
+    # the centres of pixels (row 7, column 11) and (row 30, column 45), in UTM zone 6N, as longitude and latitude
+    easting = 400_000 + 30 * (np.array([11, 45]) + 0.5)
+    northing = 7_800_000 - 30 * (np.array([7, 30]) + 0.5)
+    lon, lat = Transformer.from_crs("EPSG:32606", "EPSG:4326", always_xy=True).transform(easting, northing)
+    assert sample(image, lon, lat, "bilinear") == pytest.approx([values[7, 11], values[30, 45]], abs=1e-3)
+
+    raw = np.arange(64, dtype=np.int16).reshape(8, 8)
+    raw[2, 3] = -32768
+    header = image_wcs(8, 8, phase_centre=(1.0, 0.5), cell_rad=1e-4, frequency=[1e9]).celestial.to_header()
+    hdu = fits.PrimaryHDU(raw, header=header)
+    hdu.header["BLANK"], hdu.header["BSCALE"], hdu.header["BZERO"] = -32768, 0.5, 10.0
+    hdu.writeto(tmp_path / "int.fits")
+    image = open_raster(tmp_path / "int.fits")
+    window = image.read(slice(0, 8), slice(0, 8))
+    assert np.isnan(window[2, 3]) and window[2, 4] == 0.5 * 20 + 10.0 and np.isfinite(window).sum() == 63

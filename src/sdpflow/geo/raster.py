@@ -72,7 +72,7 @@ class FitsImage:
         """The pixels of a window, float32, NaN where blank."""
         from astropy.io import fits
 
-        with fits.open(self.path, memmap=True) as hdus:
+        with fits.open(self.path) as hdus:  # memory-mapped unless scaled (BZERO, BSCALE): astropy then reads
             hdu = hdus[0]
             data = np.asarray(hdu.section[self.plane + (rows, columns)], dtype=np.float32)
             blank = hdu.header.get("BLANK") if hdu.header.get("BITPIX", -32) > 0 else None
@@ -101,13 +101,13 @@ class GeoTiffImage:
         from affine import Affine
 
         x, y = self._transformer(False).transform(lon, lat)
-        column, row = ~Affine(*self.transform) * (np.asarray(x), np.asarray(y))
+        column, row = ~Affine(*self.transform) @ (np.asarray(x), np.asarray(y))
         return np.asarray(column) - 0.5, np.asarray(row) - 0.5
 
     def lonlat_of_pixels(self, column: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from affine import Affine
 
-        x, y = Affine(*self.transform) * (np.asarray(column) + 0.5, np.asarray(row) + 0.5)
+        x, y = Affine(*self.transform) @ (np.asarray(column) + 0.5, np.asarray(row) + 0.5)
         lon, lat = self._transformer(True).transform(x, y)
         return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 

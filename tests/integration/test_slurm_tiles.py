@@ -13,7 +13,7 @@ from sdpflow.config.tiles import TilesConfig  # noqa: E402
 from sdpflow.geo.synthetic import ice_wedge_polygons, write_demo_files  # noqa: E402
 from sdpflow.pipelines import start_run  # noqa: E402
 from sdpflow.store import RunStore  # noqa: E402
-from tests.integration.test_slurm import slurm, wait_empty_queue  # noqa: E402, F401 - the autouse fixture
+from tests.integration.test_slurm import slurm, slurm_config, wait_empty_queue  # noqa: E402, F401 - the autouse fixture
 
 pytestmark = pytest.mark.slurm
 
@@ -31,8 +31,10 @@ def test_tiles_on_slurm_jobs_equal_one_local_worker_byte_for_byte(tmp_path):
     config = TilesConfig(inputs=[str(path) for path in paths], z_range=(10, 13), tile_size=128, deduplicate="footprints")
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
     local = start_run("tiles", config, tmp_path / "local", store=store, cluster_spec="local:1")
-    batch = start_run("tiles", config, tmp_path / "slurm", store=store, cluster_spec="slurm:2")
-    assert store.get_run(batch.run_id)["cluster"] == "slurm:2"
+    # two worker jobs, their logs in a temporary folder (not the working directory)
+    on_slurm = config.model_copy(update={"cluster": slurm_config(jobs=2)})
+    batch = start_run("tiles", on_slurm, tmp_path / "slurm", store=store)
+    assert store.get_run(batch.run_id)["cluster"].startswith("slurm")
     assert wait_empty_queue() == []
     ours, theirs = _hashes(local.out_dir), _hashes(batch.out_dir)
     assert len(ours) > 20 and ours == theirs

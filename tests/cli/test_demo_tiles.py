@@ -42,4 +42,7 @@ def test_demo_tiles_counts_every_polygon_once_and_writes_the_viewer(tmp_path):
             rgba = np.asarray(Image.open(path)).reshape(-1, 4)
             colours |= {tuple(pixel) for pixel in rgba[rgba[:, 3] > 0]}
         # z12-13: pixels smaller than the polygons hold one centroid each, so one colour is right there
-        assert len(colours) == 1 if counts == {1.0} else len(colours) >= min(len(counts), 3), (z, len(counts), len(colours))
+        # (values beyond the range's 98th percentile share the top colour)
+        assert len(colours) == 1 if counts == {1.0} else len(colours) >= 2, (z, len(counts), len(colours))
+        if z <= 8:  # pixels of many polygons: counts over a wide range, in many colours
+            assert len(counts) >= 10 and len(colours) >= 10, (z, len(counts), len(colours))

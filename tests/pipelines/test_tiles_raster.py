@@ -110,7 +110,7 @@ def test_sources_land_on_their_map_pixels_with_east_to_the_left(sky_run):
         interpolated = map_coordinates(data, [[image_row], [image_column]], order=1)[0]
         assert window[12, 12] == pytest.approx(interpolated, rel=1e-5)
     (ra_a, column_a), (ra_b, column_b) = expected
-    assert ra_b < ra_a and column_b > column_a  # the source at smaller RA is further east... to the right: east is left
+    assert ra_b < ra_a and column_b > column_a  # smaller RA (further west) lies to the right: east is to the left
     assert np.nanmax(whole) == pytest.approx(5.0, rel=0.05)
 
 

@@ -197,3 +197,29 @@ def test_command_line_refuses_a_fits_without_sky_axes_and_both_kinds_of_input(tm
     both = subprocess.run([*base, "--raster", str(tmp_path / "plain.fits"), "--input", str(tmp_path / "a.gpkg")],
                           capture_output=True, text=True, cwd=REPO, timeout=60)
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_the_viewer_draws_the_sky_image_in_headless_chromium(sky_run, tmp_path):
+    import shutil
+
+    from tests.conftest import require_service
+    from tests.pipelines.test_tiles import _served
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    require_service(browser is not None, "chromium (apt-get install chromium)")
+    _, _, _, _, out = sky_run
+    with _served(out) as url:
+        shot = tmp_path / "viewer.png"
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,600",
+                        "--virtual-time-budget=8000", f"--screenshot={shot}", url],
+                       capture_output=True, timeout=90, check=False)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)[:500, 100:600]  # the map, less the controls
+    background = np.array([0x20, 0x21, 0x24])  # the map's own colour where no tile draws
+    drawn = np.abs(pixels - background).max(axis=2) > 3  # the image: inferno's dark end over the noise
+    assert drawn.sum() > 20_000, f"only {drawn.sum()} drawn pixels: the tiles did not draw"
+    rows, columns = np.nonzero(pixels.sum(axis=2) > 450)  # the two sources, bright yellow-white
+    assert columns.size > 0 and columns.max() - columns.min() > 50  # both, side by side
+    assert rows.max() - rows.min() < 15  # on one row of the image: one declination
+    left, right = np.sum(columns < columns.mean()), np.sum(columns > columns.mean())
+    assert left > right  # the 5 Jy source (larger RA), saturated over more pixels, on the left; the 3 Jy one right

@@ -17,6 +17,20 @@ from sdpflow.config.cluster import ClusterConfig
 STATISTIC_REDUCERS = {"polygon_count": "sum", "coverage": "mean"}
 
 
+def ordered_percentiles(value: tuple[float, float]) -> tuple[float, float]:
+    """``value`` when it is two percentiles ``0 <= low < high <= 100``; else ValueError."""
+    if not 0 <= value[0] < value[1] <= 100:
+        raise ValueError("give two percentiles 0 <= low < high <= 100")
+    return value
+
+
+def ordered_range(value: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``value`` when it is None or two values ``low < high``; else ValueError."""
+    if value is not None and not value[0] < value[1]:
+        raise ValueError("give two values low < high")
+    return value
+
+
 class StatisticConfig(Section):
     """One band of the GeoTIFFs and one layer of web tiles."""
 
@@ -36,9 +50,12 @@ class StatisticConfig(Section):
     @field_validator("percentiles")
     @classmethod
     def _percentiles_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 <= value[0] < value[1] <= 100:
-            raise ValueError("percentiles must be two percentiles 0 <= low < high <= 100")
-        return value
+        return ordered_percentiles(value)
+
+    @field_validator("value_range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        return ordered_range(value)
 
 
 class TilesConfig(Section):
@@ -109,15 +126,20 @@ class TilesConfig(Section):
             raise ValueError("statistics must name each of polygon_count, coverage at most once, and at least one")
         return self
 
+    @field_validator("raster_percentiles")
+    @classmethod
+    def _raster_percentiles_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return ordered_percentiles(value)
+
+    @field_validator("raster_value_range")
+    @classmethod
+    def _raster_range_ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        return ordered_range(value)
+
     @model_validator(mode="after")
     def _one_kind_of_input(self) -> "TilesConfig":
         if self.raster is not None and self.inputs:
             raise ValueError("give either vector inputs (--input) or one image (--raster), not both")
-        low, high = self.raster_percentiles
-        if not 0 <= low < high <= 100:
-            raise ValueError("raster_percentiles must be two percentiles 0 <= low < high <= 100")
-        if self.raster_value_range is not None and not self.raster_value_range[0] < self.raster_value_range[1]:
-            raise ValueError("raster_value_range must be two values low < high")
         return self
 
     @property

@@ -31,8 +31,8 @@ child process from start to exit (imports, cluster start, metadata included). Pe
 the largest sum of RSS over the child's process tree sampled every 0.2 s. As a check, the
 polygon_count band summed over the z_max GeoTIFFs of each side (= polygons counted).
 
-The sdpflow pipeline has no raster input (its inputs are vector files), so there is no
-GeoTIFF → web tiles comparison against ``gdal2tiles.py`` here.
+The image path (``--raster``: a GeoTIFF → web tiles) is compared with ``gdal2tiles.py`` in
+``bench/tiles_raster.py``.
 """
 
 from __future__ import annotations

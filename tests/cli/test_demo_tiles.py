@@ -1,4 +1,5 @@
-"""`sdpflow demo tiles`, as a user sees it: every synthetic polygon counted once, the viewer written."""
+"""`sdpflow demo tiles`, as a user sees it: every synthetic polygon counted once, the viewer written, the
+counts coloured over each zoom's range."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("shapely")
+rasterio = pytest.importorskip("rasterio")
+from PIL import Image  # noqa: E402
 
 
 def test_demo_tiles_counts_every_polygon_once_and_writes_the_viewer(tmp_path):
@@ -30,3 +34,19 @@ def test_demo_tiles_counts_every_polygon_once_and_writes_the_viewer(tmp_path):
     assert (out / "tiles" / "viewer" / "index.html").exists()
     assert (out / "notes.txt").read_text() == "mine\n"
     assert len(list((out / "tiles" / "web" / "coverage").rglob("*.png"))) == len(rows)
+    # colour ranges per zoom: wherever pixels hold different counts, the count layer shows them in several colours
+    for z in range(6, 14):
+        counts = set()
+        for path in (out / "tiles" / "geotiff" / str(z)).rglob("*.tif"):
+            with rasterio.open(path) as dataset:
+                band = dataset.read(dataset.descriptions.index("polygon_count") + 1)
+            counts |= set(np.unique(band[band > 0]).tolist())
+        colours = set()
+        for path in (out / "tiles" / "web" / "polygon_count" / str(z)).rglob("*.png"):
+            rgba = np.asarray(Image.open(path)).reshape(-1, 4)
+            colours |= {tuple(pixel) for pixel in rgba[rgba[:, 3] > 0]}
+        # z12-13: pixels smaller than the polygons hold one centroid each, so one colour is right there
+        # (values beyond the range's 98th percentile share the top colour)
+        assert len(colours) == 1 if counts == {1.0} else len(colours) >= 2, (z, len(counts), len(colours))
+        if z <= 8:  # pixels of many polygons: counts over a wide range, in many colours
+            assert len(counts) >= 10 and len(colours) >= 10, (z, len(counts), len(colours))

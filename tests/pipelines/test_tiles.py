@@ -3,15 +3,16 @@ georeferencing, metadata, a corrupt input, kill and resume, and the viewer in he
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -168,34 +169,47 @@ def test_killed_run_resumes_without_redoing_finished_tiles(inputs, tmp_path):
     assert sum(row["polygon_count"] for row in rows if row["z"] == 16) == len(polygons)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@contextlib.contextmanager
+def _served(out: Path):
+    """``sdpflow tiles serve OUT --port 0`` running; yields the viewer's address it printed."""
+    server = subprocess.Popen([sys.executable, "-m", "sdpflow", "tiles", "serve", str(out), "--port", "0"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = server.stdout.readline()
+        assert first.startswith("viewer: http://127.0.0.1:"), first + server.stderr.read()
+        yield first.split()[1]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_tiles_serve_answers_the_viewer_and_tiles_and_refuses_other_folders(two_workers, tmp_path):
+    _, _, out = two_workers
+    with _served(out) as url:
+        assert url.endswith("/viewer/index.html")
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200 and b"L.CRS[SETTINGS.crs]" in response.read()
+        tile = next((out / "web/coverage/13").glob("*/*.png"))
+        with urllib.request.urlopen(url.replace("viewer/index.html", str(tile.relative_to(out))), timeout=10) as response:
+            assert response.headers["Content-Type"] == "image/png" and response.read() == tile.read_bytes()
+    (tmp_path / "viewer").mkdir()
+    (tmp_path / "viewer/index.html").write_text("<html></html>")  # a viewer, but no tiles run wrote this folder
+    refused = subprocess.run([sys.executable, "-m", "sdpflow", "tiles", "serve", str(tmp_path)], capture_output=True,
+                             text=True, cwd=REPO, timeout=60)
+    assert refused.returncode == 2 and "is not the output folder of a finished tiles run" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_viewer_draws_tiles_in_headless_chromium(two_workers, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     require_service(browser is not None, "chromium (apt-get install chromium)")
     _, _, out = two_workers
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with _served(out) as url:
         shot = tmp_path / "viewer.png"
         subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,600",
-                        "--virtual-time-budget=8000", f"--screenshot={shot}", f"http://127.0.0.1:{port}/viewer/index.html"],
+                        "--virtual-time-budget=8000", f"--screenshot={shot}", url],
                        capture_output=True, timeout=90, check=False)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
@@ -232,3 +246,31 @@ def test_web_mercator_tiles_deduplicated_by_neighbours(inputs, tmp_path):
         bounds = get_tms("WebMercatorQuad").xy_bounds(tile["x"], tile["y"], 14)
         assert tuple(dataset.bounds) == pytest.approx(tuple(bounds), abs=1e-6)
     assert '"crs": "EPSG3857"' in (tmp_path / "out/viewer/index.html").read_text()
+
+
+def test_colour_ranges_follow_each_zoom_so_counts_show_structure(inputs, two_workers):
+    from PIL import Image
+
+    from sdpflow.geo.render import palette_lut
+
+    _, _, out = two_workers
+    ranges = json.loads((out / "tilejson/polygon_count.json").read_text())["value_ranges"]
+    lut = palette_lut(["#d9f0a3", "#41ab5d", "#004529"])  # the default polygon_count palette
+    for z in (10, 11, 12, 13):
+        counts = np.concatenate([rasterio.open(path).read(2).ravel() for path in sorted((out / f"geotiff/{z}").glob("*/*.tif"))])
+        positive = counts[counts > 0]
+        for value, rank in zip(ranges[str(z)], (0.02, 0.98)):  # the 2nd and 98th percentiles, to two sketch points in rank
+            low, high = np.percentile(positive, [100 * max(rank - 2 / 65, 0), 100 * min(rank + 2 / 65, 1)])
+            assert low <= value <= high
+        colours = set()
+        for path in sorted((out / f"web/polygon_count/{z}").glob("*/*.png")):
+            rgba = np.asarray(Image.open(path)).reshape(-1, 4)
+            colours |= {tuple(pixel) for pixel in rgba[rgba[:, 3] > 0]}
+        if np.unique(positive).size > 1:  # pixels holding several centroids: several colours, lowest and highest among them
+            assert len(colours) >= 2 and tuple(lut[0]) in colours and tuple(lut[-1]) in colours, z
+        else:  # pixels smaller than the polygons hold one centroid at most: one colour is the truth there
+            assert positive.max() == 1 and len(colours) == 1
+    assert np.unique([tuple(span) for span in ranges.values()], axis=0).shape[0] >= 3  # the range grows with the pixels
+    coverage = [np.asarray(Image.open(path)) for path in sorted((out / "web/coverage/13").glob("*/*.png"))]
+    opaque = np.concatenate([tile.reshape(-1, 4) for tile in coverage])
+    assert len({tuple(pixel) for pixel in opaque[opaque[:, 3] > 0]}) > 50  # fractions at polygon edges: many colours

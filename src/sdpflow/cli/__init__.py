@@ -85,8 +85,9 @@ from sdpflow.cli import config as _config  # noqa: E402
 from sdpflow.cli import pool as _pool  # noqa: E402
 from sdpflow.cli import cluster as _cluster  # noqa: E402
 from sdpflow.cli import polarimetry as _polarimetry  # noqa: E402
+from sdpflow.cli import tiles as _tiles  # noqa: E402
 
-for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster, _polarimetry):
+for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster, _polarimetry, _tiles):
     _module.register(app)
 
 

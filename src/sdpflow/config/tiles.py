@@ -17,6 +17,20 @@ from sdpflow.config.cluster import ClusterConfig
 STATISTIC_REDUCERS = {"polygon_count": "sum", "coverage": "mean"}
 
 
+def ordered_percentiles(value: tuple[float, float]) -> tuple[float, float]:
+    """``value`` when it is two percentiles ``0 <= low < high <= 100``; else ValueError."""
+    if not 0 <= value[0] < value[1] <= 100:
+        raise ValueError("give two percentiles 0 <= low < high <= 100")
+    return value
+
+
+def ordered_range(value: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``value`` when it is None or two values ``low < high``; else ValueError."""
+    if value is not None and not value[0] < value[1]:
+        raise ValueError("give two values low < high")
+    return value
+
+
 class StatisticConfig(Section):
     """One band of the GeoTIFFs and one layer of web tiles."""
 
@@ -28,7 +42,20 @@ class StatisticConfig(Section):
         description="colours from low to high (names or #rrggbb[aa]), or a matplotlib colormap name")
     nodata_colour: str = Field("#ffffff00", description="colour of pixels without polygons (transparent by default)")
     value_range: tuple[float, float] | None = Field(
-        None, description="values mapped to the palette's ends; default: min and max over the z_max tiles")
+        None, description="values mapped to the palette's ends at every zoom; default: per zoom, the percentiles "
+        "of that zoom's positive pixel values (a count's range grows as pixels grow)")
+    percentiles: tuple[float, float] = Field(
+        (2.0, 98.0), description="the default colour range's ends, as percentiles of a zoom's positive pixel values")
+
+    @field_validator("percentiles")
+    @classmethod
+    def _percentiles_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return ordered_percentiles(value)
+
+    @field_validator("value_range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        return ordered_range(value)
 
 
 class TilesConfig(Section):
@@ -36,6 +63,26 @@ class TilesConfig(Section):
 
     inputs: list[str] = Field(default_factory=list, description="vector files: GeoPackage, Shapefile, GeoJSON, "
                               "FlatGeobuf or GeoParquet, any CRS", json_schema_extra={"cli": "--input"})
+    raster: str | None = Field(None, description="instead of vector inputs: one image to tile, a FITS image with a "
+                               "celestial WCS (RA/Dec shown as longitude −RA, latitude Dec: east to the left, as on the "
+                               "sky) or a GeoTIFF in any CRS", json_schema_extra={"cli": "--raster"})
+    raster_band: int = Field(1, ge=1, description="raster: the GeoTIFF band, or the FITS plane (1: the first channel "
+                             "and Stokes plane; planes counted along the axes after RA and Dec)",
+                             json_schema_extra={"cli": "--raster-band"})
+    raster_resampling: Literal["nearest", "bilinear"] = Field(
+        "bilinear", description="raster: how a z_max tile pixel samples the image at its centre",
+        json_schema_extra={"cli": "--raster-resampling"})
+    raster_stretch: Literal["linear", "asinh"] = Field(
+        "asinh", description="raster: the colour scale between the range's ends (asinh: faint emission visible beside "
+        "bright sources)", json_schema_extra={"cli": "--raster-stretch"})
+    raster_percentiles: tuple[float, float] = Field(
+        (0.5, 99.9), description="raster: the colour range's ends as percentiles of the image's finite pixels",
+        json_schema_extra={"cli": "--raster-percentiles"})
+    raster_value_range: tuple[float, float] | None = Field(
+        None, description="raster: the colour range's ends in image units (overrides raster_percentiles)",
+        json_schema_extra={"cli": "--raster-value-range"})
+    raster_palette: list[str] | str = Field("inferno", description="raster: colours from low to high, or a "
+                                            "matplotlib colormap name; blank pixels are transparent")
     tms_id: str = Field("WGS1984Quad", description="morecantile tile matrix set, e.g. WGS1984Quad or WebMercatorQuad",
                         json_schema_extra={"cli": "--tms-id"})
     z_range: tuple[int, int] = Field((0, 12), description="lowest and highest zoom level",
@@ -77,6 +124,22 @@ class TilesConfig(Section):
         names = [statistic.name for statistic in self.statistics]
         if not names or len(set(names)) != len(names):
             raise ValueError("statistics must name each of polygon_count, coverage at most once, and at least one")
+        return self
+
+    @field_validator("raster_percentiles")
+    @classmethod
+    def _raster_percentiles_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return ordered_percentiles(value)
+
+    @field_validator("raster_value_range")
+    @classmethod
+    def _raster_range_ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        return ordered_range(value)
+
+    @model_validator(mode="after")
+    def _one_kind_of_input(self) -> "TilesConfig":
+        if self.raster is not None and self.inputs:
+            raise ValueError("give either vector inputs (--input) or one image (--raster), not both")
         return self
 
     @property

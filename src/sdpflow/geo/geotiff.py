@@ -13,8 +13,9 @@ import numpy as np
 
 
 def write_geotiff(path: Path, bands: np.ndarray, bounds: tuple[float, float, float, float], crs,
-                  names: Sequence[str]) -> None:
-    """Write ``bands`` (``(count, height, width)``, row 0 at the top) covering ``bounds`` (left, bottom, right, top in ``crs``)."""
+                  names: Sequence[str], nodata: float | None = None) -> None:
+    """Write ``bands`` (``(count, height, width)``, row 0 at the top) covering ``bounds`` (left, bottom, right, top in ``crs``);
+    ``nodata`` (NaN for images with blank pixels) is recorded as the bands' nodata value."""
     import rasterio
     from rasterio.transform import from_bounds
 
@@ -25,6 +26,8 @@ def write_geotiff(path: Path, bands: np.ndarray, bounds: tuple[float, float, flo
         "compress": "deflate", "predictor": 3, "tiled": width % 16 == 0 and height % 16 == 0,
         "blockxsize": min(256, width), "blockysize": min(256, height),
     }
+    if nodata is not None:
+        profile["nodata"] = nodata
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         with rasterio.open(path, "w", **profile) as dataset:
             dataset.write(bands.astype(np.float32))

@@ -14,7 +14,8 @@ from sdpflow.config.tiles import TilesConfig
 from sdpflow.pipelines.registry import Pipeline, lazy_build
 
 #: What the tiles pipeline's worker tasks import.
-TILES_TASKS = ("sdpflow.pipelines.tiles.tasks", "shapely", "rasterio", "morecantile", "PIL.Image")
+TILES_TASKS = ("sdpflow.pipelines.tiles.tasks", "sdpflow.pipelines.tiles.raster", "shapely", "rasterio", "morecantile",
+               "PIL.Image")
 
 
 def tiles_summary(out_dir: Path) -> str:
@@ -35,8 +36,7 @@ def tiles_summary(out_dir: Path) -> str:
         counted = sum(float(row["polygon_count"]) for row in rows if int(row["z"]) == z_max)
         text += f"; {counted:,.0f} polygons counted"
     viewer = path.parent.resolve() / "viewer" / "index.html"
-    return (f"{text}\nviewer: {viewer} (serve the folder: python -m http.server -d {path.parent.resolve()}, "
-            "then open http://localhost:8000/viewer/)")
+    return f"{text}\nviewer: {viewer} (or serve it: sdpflow tiles serve {path.parent.resolve()})"
 
 
 TILES = Pipeline(

@@ -17,9 +17,10 @@ from sdpflow.config.tiles import TilesConfig
 from sdpflow.engine.fanout import FanOut, Item
 from sdpflow.engine.flow import Stage
 from sdpflow.errors import InputError
+from sdpflow.geo.render import merged_percentiles
 from sdpflow.geo.tilemath import TileIndex, check_quadtree, get_tms, parent, tile_bounds
 from sdpflow.pipelines.tiles import tasks
-from sdpflow.pipelines.tiles.products import write_metadata
+from sdpflow.pipelines.tiles.products import statistic_columns, statistic_layers, write_metadata
 from sdpflow.store.results import ResultTable
 
 #: One row per staged input file.
@@ -55,18 +56,29 @@ def tiles_at(out_dir: Path, keys: list[str], z_max: int, z: int) -> list[TileInd
 
 
 def value_ranges(out_dir: Path, tiles: list[TileIndex], config: TilesConfig) -> dict[str, list[float]]:
-    """Each statistic's colour range: configured, else min and max of its positive values over the z_max tiles."""
-    found: dict[str, list[float]] = {}
+    """Each statistic's colour range over ``tiles`` (one zoom): configured, else the statistic's ``percentiles``
+    of the tiles' positive pixel values (merged from their sketches; up to the largest value when both
+    percentiles are equal), else 0..1 (no positive value)."""
+    sketches: dict[str, list] = {name: [] for name in config.statistic_names}
     for tile in tiles:
         path = Path(out_dir, tasks.tile_path("stats", tile, ".json"))
-        if not path.exists():
-            continue
-        for name, span in json.loads(path.read_text())["ranges"].items():
-            if span:
-                low, high = found.get(name, span)
-                found[name] = [min(low, span[0]), max(high, span[1])]
-    return {statistic.name: list(statistic.value_range or found.get(statistic.name) or (0.0, 1.0))
-            for statistic in config.statistics}
+        if path.exists():
+            for name, sketch in json.loads(path.read_text())["sketches"].items():
+                sketches[name].append(sketch)
+    ranges = {}
+    for statistic in config.statistics:
+        found = None if statistic.value_range else merged_percentiles(sketches[statistic.name], statistic.percentiles)
+        if found and found[0] >= found[1]:  # most pixels share one value (one centroid each): up to the largest one
+            found[1] = max(quantiles[-1] for count, quantiles in sketches[statistic.name] if count)
+        ranges[statistic.name] = list(statistic.value_range or found or (0.0, 1.0))
+    return ranges
+
+
+def zoom_ranges(out_dir: Path, keys: list[str], config: TilesConfig) -> dict[str, dict[int, list[float]]]:
+    """Each statistic's colour range at every zoom (:func:`value_ranges`), ``{name: {z: [low, high]}}``."""
+    z_min, z_max = config.z_range
+    per_zoom = {z: value_ranges(out_dir, tiles_at(out_dir, keys, z_max, z), config) for z in range(z_min, z_max + 1)}
+    return {name: {z: per_zoom[z][name] for z in per_zoom} for name in config.statistic_names}
 
 
 def _settings(config: TilesConfig, tms) -> dict[str, Any]:
@@ -87,8 +99,13 @@ def _file_fingerprint(path: Path) -> str:
 
 def build(config: TilesConfig) -> list[Stage]:
     """The stages for a validated configuration (inputs checked here, before a run is recorded)."""
+    if config.raster is not None:
+        from sdpflow.pipelines.tiles.raster import build_raster
+
+        return build_raster(config)
     if not config.inputs:
-        raise InputError("tiles: no input files: give --input FILE (repeatable) or inputs: [...] in the config")
+        raise InputError("tiles: no input files: give --input FILE (repeatable) or inputs: [...] in the config, "
+                         "or one image: --raster FILE")
     for path in config.inputs:
         if not Path(path).is_file():
             raise InputError(f"tiles: input {path} does not exist or is not a file: check the path")
@@ -117,17 +134,19 @@ def build(config: TilesConfig) -> list[Stage]:
         return parent_items
 
     def web_items(ctx) -> list[Item]:
-        ranges = value_ranges(ctx.out_dir, tiles_at(ctx.out_dir, keys, z_max, z_max), config)
-        statistics = [{**statistic.model_dump(mode="json"), "value_range": ranges[statistic.name]}
-                      for statistic in config.statistics]
-        web_settings = {"statistics": statistics}
-        return [Item(f"{t.z}/{t.x}/{t.y}", ((t.z, t.x, t.y), web_settings))
-                for z in range(z_min, z_max + 1) for t in tiles_at(ctx.out_dir, keys, z_max, z)]
+        ranges = zoom_ranges(ctx.out_dir, keys, config)
+        items = []
+        for z in range(z_min, z_max + 1):
+            web_settings = {"statistics": [{**statistic.model_dump(mode="json"), "value_range": ranges[statistic.name][z]}
+                                           for statistic in config.statistics]}
+            items += [Item(f"{t.z}/{t.x}/{t.y}", ((t.z, t.x, t.y), web_settings))
+                      for t in tiles_at(ctx.out_dir, keys, z_max, z)]
+        return items
 
     def metadata(ctx) -> None:
         tiles = {z: tiles_at(ctx.out_dir, keys, z_max, z) for z in range(z_min, z_max + 1)}
-        ranges = value_ranges(ctx.out_dir, tiles[z_max], config)
-        write_metadata(ctx, config, tms, tiles, ranges)
+        layers = statistic_layers(config, zoom_ranges(ctx.out_dir, keys, config))
+        write_metadata(ctx, config, tms, tiles, layers, statistic_columns(config.statistic_names))
 
     stages = [
         Stage("stage", fan_out=FanOut(input_items, tasks.stage_file, table=INPUT_FILES, **policy), config=stage_config),

@@ -10,6 +10,7 @@ import csv
 import json
 import math
 from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -24,6 +25,20 @@ STATIC_FILES = ("leaflet.js", "leaflet.css", "LEAFLET-LICENSE", "images/layers.p
                 "images/marker-icon.png", "images/marker-icon-2x.png", "images/marker-shadow.png")
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One layer of web tiles: ``web/{name}/{z}/{x}/{y}.png``, coloured through ``palette`` over the range of each zoom."""
+
+    name: str
+    palette: Any
+    value_ranges: dict[int, list[float]]
+
+
+def statistic_layers(config: TilesConfig, ranges: dict[str, dict[int, list[float]]]) -> list[Layer]:
+    """The layers of a vector run: one per statistic."""
+    return [Layer(s.name, s.palette, ranges[s.name]) for s in config.statistics]
+
+
 def metadata_outputs(config: TilesConfig) -> tuple[str, ...]:
     return ("tilejson", "WMTSCapabilities.xml", "summary.csv", "viewer")
 
@@ -34,8 +49,9 @@ def lonlat_bounds(tms, tiles: list[TileIndex]) -> tuple[float, float, float, flo
     return (min(b.left for b in boxes), min(b.bottom for b in boxes), max(b.right for b in boxes), max(b.top for b in boxes))
 
 
-def tilejson(config: TilesConfig, statistic: str, bounds, value_range) -> dict[str, Any]:
-    """TileJSON 3.0.0 of one statistic's web tiles (tile URLs relative to the ``tilejson/`` folder)."""
+def tilejson(config: TilesConfig, statistic: str, bounds, value_ranges: dict[int, list[float]]) -> dict[str, Any]:
+    """TileJSON 3.0.0 of one statistic's web tiles (tile URLs relative to the ``tilejson/`` folder); ``value_ranges``
+    (an extension): the values at the palette's ends, per zoom."""
     west, south, east, north = bounds
     z_min, z_max = config.z_range
     return {
@@ -43,16 +59,16 @@ def tilejson(config: TilesConfig, statistic: str, bounds, value_range) -> dict[s
         "minzoom": z_min, "maxzoom": z_max, "bounds": [west, south, east, north],
         "center": [(west + east) / 2, (south + north) / 2, z_min],
         "tile_matrix_set": config.tms_id, "tile_size": config.tile_size,
-        "value_range": list(value_range),
+        "value_ranges": {str(z): list(span) for z, span in value_ranges.items()},
     }
 
 
-def wmts_capabilities(config: TilesConfig, tms, bounds) -> str:
+def wmts_capabilities(config: TilesConfig, tms, bounds, names: list[str]) -> str:
     """An OGC WMTS 1.0.0 capabilities document: a layer per statistic over the TMS's matrices z_min..z_max."""
     west, south, east, north = bounds
     epsg = tms_crs(tms).to_epsg()
     layers = []
-    for statistic in config.statistic_names:
+    for statistic in names:
         layers.append(f"""  <Layer>
    <ows:Title>{escape(statistic)}</ows:Title>
    <ows:WGS84BoundingBox>
@@ -92,9 +108,13 @@ def wmts_capabilities(config: TilesConfig, tms, bounds) -> str:
 """
 
 
-def write_summary_csv(path: Path, out_dir: Path, tiles: dict[int, list[TileIndex]], names: list[str]) -> int:
-    """One row per tile (every zoom): z, x, y and each statistic's sum or mean; returns the number of rows."""
-    columns = ["z", "x", "y"] + [name if name == "polygon_count" else f"{name}_mean" for name in names]
+def statistic_columns(names: list[str]) -> list[str]:
+    """summary.csv's columns for a vector run's statistics: each one's sum (counts) or mean (fractions)."""
+    return ["z", "x", "y"] + [name if name == "polygon_count" else f"{name}_mean" for name in names]
+
+
+def write_summary_csv(path: Path, out_dir: Path, tiles: dict[int, list[TileIndex]], columns: list[str]) -> int:
+    """One row per tile (every zoom) from its ``stats/`` sidecar, ``columns`` of it; returns the number of rows."""
     rows = 0
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -121,16 +141,18 @@ def zoom_offset(tile_size: int) -> int | None:
     return -int(ratio) if ratio == int(ratio) else None
 
 
-def write_metadata(ctx, config: TilesConfig, tms, tiles: dict[int, list[TileIndex]], ranges: dict[str, list[float]]) -> None:
-    """The metadata stage: every file of :func:`metadata_outputs`."""
+def write_metadata(ctx, config: TilesConfig, tms, tiles: dict[int, list[TileIndex]], layers: list[Layer],
+                   columns: list[str]) -> None:
+    """The metadata stage: every file of :func:`metadata_outputs`; summary.csv has ``columns``."""
     z_max = config.z_range[1]
     bounds = lonlat_bounds(tms, tiles[z_max]) if tiles[z_max] else (-180.0, -90.0, 180.0, 90.0)
     folder = ctx.output("tilejson")
     folder.mkdir(parents=True, exist_ok=True)
-    for name in config.statistic_names:
-        (folder / f"{name}.json").write_text(json.dumps(tilejson(config, name, bounds, ranges[name]), indent=1))
-    ctx.output("WMTSCapabilities.xml").write_text(wmts_capabilities(config, tms, bounds))
-    write_summary_csv(ctx.output("summary.csv"), ctx.out_dir, tiles, config.statistic_names)
+    for layer in layers:
+        (folder / f"{layer.name}.json").write_text(json.dumps(tilejson(config, layer.name, bounds, layer.value_ranges),
+                                                              indent=1))
+    ctx.output("WMTSCapabilities.xml").write_text(wmts_capabilities(config, tms, bounds, [layer.name for layer in layers]))
+    write_summary_csv(ctx.output("summary.csv"), ctx.out_dir, tiles, columns)
     viewer = ctx.output("viewer")
     viewer.mkdir(parents=True, exist_ok=True)
     static = resources.files("sdpflow.pipelines.tiles") / "static"
@@ -138,9 +160,10 @@ def write_metadata(ctx, config: TilesConfig, tms, tiles: dict[int, list[TileInde
         target = viewer / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((static / name).read_bytes())
-    layers = [{"name": s.name, "url": f"../web/{s.name}/{{z}}/{{x}}/{{y}}.png", "range": ranges[s.name],
-               "legend": legend_colours(s.palette)} for s in config.statistics]
+    shown = [{"name": layer.name, "url": f"../web/{layer.name}/{{z}}/{{x}}/{{y}}.png",
+              "ranges": {str(z): span for z, span in layer.value_ranges.items()}, "legend": legend_colours(layer.palette)}
+             for layer in layers]
     settings = {"crs": LEAFLET_CRS.get(config.tms_id), "bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]],
                 "minZoom": config.z_range[0], "maxZoom": z_max, "tileSize": config.tile_size,
-                "zoomOffset": zoom_offset(config.tile_size), "layers": layers, "tms_id": config.tms_id}
+                "zoomOffset": zoom_offset(config.tile_size), "layers": shown, "tms_id": config.tms_id}
     (viewer / "index.html").write_text(viewer_html(settings))

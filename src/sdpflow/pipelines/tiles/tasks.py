@@ -6,7 +6,8 @@ the engine when the item succeeds) and returns its result row. Run-folder layout
 
 - ``staged/{file}/{z}/{x}/{y}.npz`` one file's polygons for one z_max tile; ``staged/{file}/index.json``
   the tiles it touched; ``staged/{file}/footprint.wkb`` its footprint (for deduplication)
-- ``geotiff/{z}/{x}/{y}.tif`` one band per statistic; ``stats/{z}/{x}/{y}.json`` its row and value range
+- ``geotiff/{z}/{x}/{y}.tif`` one band per statistic; ``stats/{z}/{x}/{y}.json`` its row and each band's
+  quantile sketch (:func:`sdpflow.geo.render.quantile_sketch`)
 - ``web/{statistic}/{z}/{x}/{y}.png``
 """
 
@@ -24,7 +25,7 @@ from sdpflow.geo.coverage import centroid_counts, coverage_fraction
 from sdpflow.geo.dedup import footprint, not_neighbours, outside_footprints
 from sdpflow.geo.geotiff import read_geotiff, write_geotiff
 from sdpflow.geo.pyramid import parent_from_children
-from sdpflow.geo.render import colourise, palette_lut, write_png
+from sdpflow.geo.render import colourise, palette_lut, quantile_sketch, write_png
 from sdpflow.geo.tilemath import TileIndex, children, get_tms, tile_bounds, tms_crs
 from sdpflow.geo.vectors import (assign_to_tiles, load_contribution, read_polygons, repair, reproject, save_contribution,
                                  simplify)
@@ -107,15 +108,14 @@ def _write_tile(item, tile: TileIndex, bands: np.ndarray, names: list[str], tms)
     """The GeoTIFF, its stats sidecar, and the tile's result row."""
     write_geotiff(item.output(tile_path("geotiff", tile, ".tif")), bands, tile_bounds(tms, tile), tms.rasterio_crs, names)
     row: dict[str, Any] = {"z": tile.z, "x": tile.x, "y": tile.y}
-    ranges = {}
+    sketches = {}
     for name, band in zip(names, bands):
         if name == "polygon_count":
             row[name] = float(band.sum())
         else:
             row[f"{name}_mean"] = float(band.mean())
-        positive = band[band > 0]
-        ranges[name] = [float(positive.min()), float(positive.max())] if positive.size else None
-    item.output(tile_path("stats", tile, ".json")).write_text(json.dumps({"row": row, "ranges": ranges}))
+        sketches[name] = quantile_sketch(band)
+    item.output(tile_path("stats", tile, ".json")).write_text(json.dumps({"row": row, "sketches": sketches}))
     return row
 
 
@@ -144,7 +144,7 @@ def build_parent(item) -> dict[str, Any]:
 
 # -- webtiles: PNGs of one tile --------------------------------------------------------------
 def render_tile(item) -> None:
-    """One PNG per statistic of a tile, each coloured over its statistic's fixed value range."""
+    """One PNG per statistic of a tile, each coloured over its statistic's value range at the tile's zoom."""
     (z, x, y), settings = item.payload
     tile = TileIndex(z, x, y)
     bands = read_geotiff(item.product(tile_path("geotiff", tile, ".tif")))

@@ -50,15 +50,20 @@ L.control.scale().addTo(map);
 const legend = L.control({{position: "bottomright"}});
 legend.onAdd = () => {{ const div = L.DomUtil.create("div", "legend"); div.id = "legend"; return div; }};
 legend.addTo(map);
+let shown = first;
 function showLegend(name) {{
+  shown = name;
   const layer = SETTINGS.layers.find((l) => l.name === name);
+  const z = Math.min(Math.max(native(Math.round(map.getZoom())), SETTINGS.minZoom), SETTINGS.maxZoom);
+  const range = layer.ranges[String(z)];
   const bar = `linear-gradient(to right, ${{layer.legend.join(", ")}})`;
-  document.getElementById("legend").innerHTML = `<b>${{name}}</b><div class="bar" style="background: ${{bar}}"></div>` +
-    `${{layer.range[0].toPrecision(3)}} … ${{layer.range[1].toPrecision(3)}}`;
+  document.getElementById("legend").innerHTML = `<b>${{name}}</b> (zoom ${{z}})<div class="bar" style="background: ${{bar}}"></div>` +
+    `${{range[0].toPrecision(3)}} … ${{range[1].toPrecision(3)}}`;
 }}
-showLegend(first);
 map.on("baselayerchange", (event) => showLegend(event.name));
+map.on("zoomend", () => showLegend(shown));
 map.fitBounds(SETTINGS.bounds);
+showLegend(first);
 </script>
 </body>
 </html>

@@ -189,3 +189,32 @@ def test_stokes_cubes_match_wsclean(observation, run_dir):
             if name != "V":  # the simulator's convention is WSClean's: its I, Q, U give the truth too
                 index = "IQU".index(name)
                 assert np.all(np.abs(theirs_flux - truth[bright, chan, index]) < 0.03 * scale), (name, chan)
+
+
+def test_summary_has_noise_per_stokes_and_beams_per_channel(observation, run_dir):
+    from sdpflow.pipelines.imaging import imaging_summary
+    from sdpflow.pipelines.imaging.summary import read_summary
+
+    summary = read_summary(run_dir)
+    assert list(summary.stokes_noise_jy_per_beam) == list("IQUV")
+    for name in "IQUV":
+        residual = fits.read_fits_image(run_dir / f"residual-{name}.fits").data[:, 0]
+        robust = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+        assert summary.stokes_noise_jy_per_beam[name] == pytest.approx(robust, rel=1e-6)
+        per_channel = [1.4826 * np.median(np.abs(plane - np.median(plane))) for plane in residual]
+        assert summary.channel_noise_jy_per_beam[name] == pytest.approx(per_channel, rel=1e-6)
+    # V holds noise only: its robust noise is its standard deviation; Q, U, V see the same thermal noise
+    v = fits.read_fits_image(run_dir / "residual-V.fits").data[:, 0]
+    assert summary.stokes_noise_jy_per_beam["V"] == pytest.approx(np.std(v), rel=0.05)
+    assert summary.stokes_noise_jy_per_beam["Q"] == pytest.approx(summary.stokes_noise_jy_per_beam["V"], rel=0.1)
+    # the beams are the BEAMS table's, and shrink as 1/frequency (the same baselines in wavelengths)
+    beams = fits.read_beams(run_dir / "restored-Q.fits")
+    listed = np.array([[b.bmaj_arcsec, b.bmin_arcsec] for b in summary.channel_beams])
+    assert listed == pytest.approx(np.degrees(beams[:, :2]) * 3600, rel=1e-5)
+    assert [b.bpa_deg for b in summary.channel_beams] == pytest.approx(np.degrees(beams[:, 2]), abs=1e-3)
+    frequency = np.array(summary.channel_frequencies_hz)
+    assert np.all(np.diff(frequency) > 0) and len(frequency) == CHANNELS_OUT
+    scaled = listed[:, 0] * frequency
+    assert np.ptp(scaled) < 0.03 * scaled.mean()
+    printed = imaging_summary(run_dir)
+    assert f"V {summary.stokes_noise_jy_per_beam['V']:.3g}" in printed and "beam per channel" in printed

@@ -365,6 +365,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
             result(client.submit(products.write_corrected, session.config.ms, part, table,
                                  session.config.imaging.data_column, pure=False))
     image_stats = result(client.submit(products.image_statistics, restored, residual, session.grid))
+    noise = result(client.submit(products.stokes_noise, residual, session.grid))
     cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]
     summary = ImagingSummary(
         pipeline="ical" if session.calibrate else "continuum",
@@ -380,6 +381,9 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
         stop_reason=next((c["stop_reason"] for c in reversed(cycles) if not c.get("skipped")), None),
         restoring_beam=beam,
         **image_stats,
+        stokes_noise_jy_per_beam=noise["stokes"], channel_noise_jy_per_beam=noise["channels"],
+        channel_beams=beam["channels"],
+        channel_frequencies_hz=products.output_frequencies(session.metadata, session.grid.channels_out)[0].tolist(),
         stage_seconds={**{cycle_name(m["cycle"]): m.get("elapsed_s") for m in cycles},
                        "restore": round(time.perf_counter() - started, 3)},
     )

@@ -153,6 +153,17 @@ def image_statistics(restored: np.ndarray, residual: np.ndarray, grid=None) -> d
             "dynamic_range": peak / noise if noise > 0 else float("inf")}
 
 
+def stokes_noise(residual: np.ndarray, grid) -> dict[str, Any]:
+    """Robust noise (σ from the MAD, Jy/beam) of each Stokes parameter's residual: over all its
+    channels ("stokes") and per output channel ("channels", Stokes -> [chan_out]).
+
+    residual: [stokes × chan, y, x] of ``grid`` (Stokes-major; [chan, y, x] for Stokes I).
+    """
+    cubes = {name: stokes_plane(residual, grid, name) for name in grid.stokes}
+    return {"stokes": {name: float(deconvolution.mad_sigma(cube)) for name, cube in cubes.items()},
+            "channels": {name: [float(deconvolution.mad_sigma(plane)) for plane in cube] for name, cube in cubes.items()}}
+
+
 def strict_json(value: Any, **dumps: Any) -> str:
     """``value`` as JSON that every parser reads: NaN and ±Infinity (not JSON) become null.
 
@@ -193,7 +204,7 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
         index = names.index(stokes)
         data, names = data[index * n_out:(index + 1) * n_out], (stokes,)
     cube = np.transpose(data.reshape(len(names), n_out, *data.shape[1:]), (1, 0, 2, 3))  # [chan, pol, y, x]
-    frequency, bandwidth = _output_frequencies(metadata, n_out)
+    frequency, bandwidth = output_frequencies(metadata, n_out)
     beams = [beam_rad(b) for b in beam["channels"]] if beam and stokes is not None and "channels" in beam else None
     fits.write_fits_image(
         path, cube, phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
@@ -203,7 +214,7 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
     )
 
 
-def _output_frequencies(metadata: MSMetadata, channels_out: int) -> tuple[np.ndarray, np.ndarray]:
+def output_frequencies(metadata: MSMetadata, channels_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Centre and width (Hz) of each output channel, grouped as the gridder groups them."""
     group = output_channel_index(metadata.n_channels, channels_out)
     centres = np.array([metadata.frequency[group == c].mean() for c in range(channels_out)])

@@ -44,7 +44,7 @@ def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, lobe_level: float = 
     cy, cx = np.unravel_index(np.argmax(psf), psf.shape)
     psf = psf / psf[cy, cx]
     ys, xs = np.nonzero(_connected_region(psf > lobe_level, cy, cx))
-    if len(ys) < 4:
+    if len(ys) < 3:
         raise DataError(f"the PSF's main lobe covers {len(ys)} pixel(s) above {lobe_level:g} of its peak: too few to "
                         "fit a restoring beam; the pixels are too large for the resolution: choose a smaller --scale")
     east, north = -(xs - cx) * cell_rad, (ys - cy) * cell_rad

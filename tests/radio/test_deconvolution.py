@@ -184,4 +184,3 @@ def test_a_psf_narrower_than_a_pixel_is_one_clear_error():
     psf[16, 16], psf[16, 17] = 1.0, 0.2  # the main lobe is one pixel: the cell is far too large
     with pytest.raises(DataError, match="choose a smaller --scale"):
         fit_restoring_beam(psf, np.radians(60 / 3600))
-

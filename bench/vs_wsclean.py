@@ -24,68 +24,28 @@ import csv
 import json
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import psutil
-from common import load_average, suggested_cell_asec
+from common import load_average, run_measured, suggested_cell_asec
 
 
-def run_measured(command: list[str], log: Path) -> dict:
-    """Run ``command``; wall seconds, CPU seconds (user + system) and the peak RSS (MiB) of its process tree."""
-    peak = 0
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        root = psutil.Process(proc.pid)
-        done = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                total = 0
-                try:
-                    for p in [root, *root.children(recursive=True)]:
-                        try:
-                            total += p.memory_info().rss
-                        except psutil.Error:
-                            pass
-                except psutil.Error:
-                    pass
-                peak = max(peak, total)
-                done.wait(0.1)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        rc = proc.wait()
-        wall = time.perf_counter() - started
-        done.set()
-        sampler.join()
-    if rc != 0:
-        raise SystemExit(f"{command[0]} failed (exit {rc}); see {log}:\n{log.read_text()[-3000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reaped process tree's CPU time
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mib": round(peak / 2**20, 1)}
-
-
-def source_fluxes(fits_path: Path, truth: list[dict]) -> list[float]:
-    """Peak (Jy/beam) within ±1 pixel of each truth position in a restored image."""
+def source_fluxes(fits_path: Path, truth: list[dict], channel: int = 0) -> list[float]:
+    """Peak (Jy/beam) within ±1 pixel of each truth position in a restored image (its plane ``channel``)."""
     from astropy.io import fits
     from astropy.wcs import WCS
 
     with fits.open(fits_path) as hdul:
         header, data = hdul[0].header, hdul[0].data
     wcs = WCS(header).celestial
-    plane = data.reshape(data.shape[-2:]) if data.ndim > 2 else data
+    plane = data.reshape(-1, *data.shape[-2:])[channel]
     fluxes = []
     for source in truth:
         x, y = wcs.world_to_pixel_values(source["ra_deg"], source["dec_deg"])

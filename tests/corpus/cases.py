@@ -251,6 +251,22 @@ CONTINUUM = cases(
     # The run starts (the MS opens) and then fails: the out folder may stay, with no product in it.
     ("all-data-nan", ("--ms", "obs.ms", "--out", "out", *MS_ARGS), 2, ms_copy(damage=set_column("DATA", float("nan"))),
      "NaN or infinite", {"allow": ("out",), "warnings": -1}),
+    # full polarisation: the MS has the parallel hands XX, YY only
+    ("pol-cross-hands-missing", ("--ms", "obs.ms", "--out", "out", "--pol", "xx,xy,yx,yy", *MS_ARGS), 2, ms_copy(),
+     "XY,YX missing"),
+    ("pol-circular-on-linear", ("--ms", "obs.ms", "--out", "out", "--pol", "rr,ll", *MS_ARGS), 2, ms_copy(),
+     "LL,RR missing"),
+    ("pol-stokes-and-correlations", ("--ms", "obs.ms", "--out", "out", "--pol", "i,xx", *MS_ARGS), 2, ms_copy(),
+     "do not mix"),
+    ("pol-unknown", ("--ms", "obs.ms", "--out", "out", "--pol", "IQUVW", *MS_ARGS), 2, ms_copy(), "pol"),
+    ("name-with-a-folder", ("--ms", "obs.ms", "--out", "out", "--name", "../x", *MS_ARGS), 2, ms_copy(), "--out"),
+    ("name-would-replace-a-foreign-file", ("--ms", "obs.ms", "--out", "out", "--overwrite", "--name", "ws",
+                                           *MS_ARGS), 2, both(ms_copy(), folder("out", "ws-image.fits")),
+     "was not written by sdpflow", {"allow": ("out",)}),
+    ("fit-spectral-pol-unjoined", ("--ms", "obs.ms", "--out", "out", "--channels-out", "2", "--fit-spectral-pol", "2",
+                                   *MS_ARGS), 2, ms_copy(), "--join-channels"),
+    ("fit-spectral-pol-too-many-terms", ("--ms", "obs.ms", "--out", "out", "--channels-out", "2", "--join-channels",
+                                         "--fit-spectral-pol", "3", *MS_ARGS), 2, ms_copy(), "at least 3 output channels"),
     needs=("ms",),
 )
 

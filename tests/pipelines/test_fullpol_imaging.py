@@ -32,7 +32,7 @@ from sdpflow.store import RunStore
 
 NPIX, CELL_ARCSEC, CHANNELS_OUT = 256, 12.0, 8
 IMAGE = dict(size=(NPIX, NPIX), scale=f"{CELL_ARCSEC}asec", weight="natural", channels_out=CHANNELS_OUT, pol="IQUV",
-             epsilon=1e-6)
+             epsilon=1e-6, name="ws")
 CLEAN = dict(niter=30000, gain=0.1, mgain=0.8, auto_threshold=3.0, nmajor=5, join_polarizations=True)
 
 
@@ -167,6 +167,24 @@ def test_stokes_cubes_match_wsclean(observation, run_dir):
                "-name", str(prefix), str(observation.ms)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # --name ws wrote the files WSClean writes, no more, no fewer
+    theirs_names = {path.name for path in prefix.parent.glob("ws-*.fits")}
+    assert {path.name for path in run_dir.glob("ws-*.fits")} == theirs_names and len(theirs_names) == 8 * 17 + 17
+    # the MFS planes: WSClean's channel weighting and band; the MFS beam sits among the channels' beams as
+    # WSClean's does (the beam fits themselves differ: WSClean's minor axes are up to ~8% narrower than ours)
+    def beam_axes(path):
+        with astropy_fits.open(path) as hdus:
+            return np.array([hdus[0].header["BMAJ"], hdus[0].header["BMIN"]])
+
+    ratios = np.array([beam_axes(run_dir / f"ws-{c:04d}-psf.fits") / beam_axes(f"{prefix}-{c:04d}-psf.fits")
+                       for c in range(CHANNELS_OUT)])
+    mfs_ratio = beam_axes(run_dir / "ws-MFS-psf.fits") / beam_axes(f"{prefix}-MFS-psf.fits")
+    assert np.all(mfs_ratio > 0.99 * ratios.min(axis=0)) and np.all(mfs_ratio < 1.01 * ratios.max(axis=0))
+    for kind in ("psf", "I-image", "Q-image"):
+        with astropy_fits.open(f"{prefix}-MFS-{kind}.fits") as theirs, astropy_fits.open(run_dir / f"ws-MFS-{kind}.fits") as ours:
+            assert np.corrcoef(ours[0].data.ravel(), theirs[0].data.ravel())[0, 1] > 0.99, kind
+            for key in ("CRVAL3", "CDELT3", "CRVAL4"):
+                assert ours[0].header[key] == pytest.approx(theirs[0].header[key], rel=1e-9), (kind, key)
     sky, _, truth, _ = truth_per_channel(observation)
     polarised = np.hypot(truth[..., 1], truth[..., 2])
     bright = np.flatnonzero(polarised.min(axis=1) > 0.1)  # Jy: > 30 σ of the Q and U images
@@ -189,3 +207,63 @@ def test_stokes_cubes_match_wsclean(observation, run_dir):
             if name != "V":  # the simulator's convention is WSClean's: its I, Q, U give the truth too
                 index = "IQU".index(name)
                 assert np.all(np.abs(theirs_flux - truth[bright, chan, index]) < 0.03 * scale), (name, chan)
+
+
+def test_summary_has_noise_per_stokes_and_beams_per_channel(observation, run_dir):
+    from sdpflow.pipelines.imaging import imaging_summary
+    from sdpflow.pipelines.imaging.summary import read_summary
+
+    summary = read_summary(run_dir)
+    assert list(summary.stokes_noise_jy_per_beam) == list("IQUV")
+    for name in "IQUV":
+        residual = fits.read_fits_image(run_dir / f"residual-{name}.fits").data[:, 0]
+        robust = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+        assert summary.stokes_noise_jy_per_beam[name] == pytest.approx(robust, rel=1e-6)
+        per_channel = [1.4826 * np.median(np.abs(plane - np.median(plane))) for plane in residual]
+        assert summary.channel_noise_jy_per_beam[name] == pytest.approx(per_channel, rel=1e-6)
+    # V holds noise only: its robust noise is its standard deviation; Q, U, V see the same thermal noise
+    v = fits.read_fits_image(run_dir / "residual-V.fits").data[:, 0]
+    assert summary.stokes_noise_jy_per_beam["V"] == pytest.approx(np.std(v), rel=0.05)
+    assert summary.stokes_noise_jy_per_beam["Q"] == pytest.approx(summary.stokes_noise_jy_per_beam["V"], rel=0.1)
+    # the beams are the BEAMS table's, and shrink as 1/frequency (the same baselines in wavelengths)
+    beams = fits.read_beams(run_dir / "restored-Q.fits")
+    listed = np.array([[b.bmaj_arcsec, b.bmin_arcsec] for b in summary.channel_beams])
+    assert listed == pytest.approx(np.degrees(beams[:, :2]) * 3600, rel=1e-5)
+    assert [b.bpa_deg for b in summary.channel_beams] == pytest.approx(np.degrees(beams[:, 2]), abs=1e-3)
+    frequency = np.array(summary.channel_frequencies_hz)
+    assert np.all(np.diff(frequency) > 0) and len(frequency) == CHANNELS_OUT
+    scaled = listed[:, 0] * frequency
+    assert np.ptp(scaled) < 0.03 * scaled.mean()
+    printed = imaging_summary(run_dir)
+    assert f"V {summary.stokes_noise_jy_per_beam['V']:.3g}" in printed and "beam per channel" in printed
+
+
+def test_wsclean_named_files_are_the_cubes_planes(run_dir):
+    from astropy.io import fits as astropy_fits
+
+    from sdpflow.pipelines.imaging.summary import read_summary
+    from sdpflow.pipelines.imaging.wsclean_names import wsclean_names
+
+    planned = wsclean_names("ws", tuple("IQUV"), CHANNELS_OUT, CLEAN["niter"])
+    assert {path.name for path in run_dir.glob("ws-*.fits")} == {plane.name for plane in planned}
+    summary = read_summary(run_dir)
+    weights = np.asarray(__import__("json").loads((run_dir / "cycles" / "beam.json").read_text())["channel_weights"])
+    for name in "QV":
+        cubes = {kind: fits.read_fits_image(run_dir / f"{kind}-{name}.fits") for kind in ("dirty", "model", "residual",
+                                                                                             "restored")}
+        for chan in (0, CHANNELS_OUT - 1):
+            for kind, suffix in (("dirty", "dirty"), ("model", "model"), ("residual", "residual"), ("restored", "image")):
+                with astropy_fits.open(run_dir / f"ws-{chan:04d}-{name}-{suffix}.fits") as hdus:
+                    plane, header = hdus[0].data, hdus[0].header
+                assert plane.shape == (1, 1, NPIX, NPIX)
+                cube = cubes[kind].data[chan, 0]
+                assert np.allclose(plane[0, 0], cube, rtol=0, atol=1e-5 * np.abs(cube).max()), (name, chan, kind)
+                assert header["CRVAL3"] == pytest.approx(cubes[kind].frequency[chan], rel=1e-9)
+                assert header["CRVAL4"] == "IQUV".index(name) + 1 and header["CTYPE4"] == "STOKES"
+                beam = summary.channel_beams[chan]
+                assert header["BMAJ"] * 3600 == pytest.approx(beam.bmaj_arcsec, rel=1e-6)
+                assert header["BUNIT"] == ("JY/PIXEL" if kind == "model" else "JY/BEAM")
+        # MFS: the channels averaged with their imaging weights
+        mfs = np.tensordot(weights / weights.sum(), cubes["residual"].data[:, 0], axes=1)
+        with astropy_fits.open(run_dir / f"ws-MFS-{name}-residual.fits") as hdus:
+            assert np.allclose(hdus[0].data[0, 0], mfs, rtol=0, atol=1e-6 * np.abs(mfs).max())

@@ -175,3 +175,12 @@ def test_beam_fit_ignores_a_sidelobe_island_above_the_level():
     with_island[10:14, 10:14] = 0.6
     assert fit_restoring_beam(with_island, cell) == pytest.approx(fit_restoring_beam(psf, cell), rel=1e-9)
     assert fit_restoring_beam(psf, cell) == pytest.approx(beam, rel=1e-6)
+
+
+def test_a_psf_narrower_than_a_pixel_is_one_clear_error():
+    from sdpflow.errors import DataError
+
+    psf = np.zeros((32, 32))
+    psf[16, 16], psf[16, 17] = 1.0, 0.2  # the main lobe is one pixel: the cell is far too large
+    with pytest.raises(DataError, match="choose a smaller --scale"):
+        fit_restoring_beam(psf, np.radians(60 / 3600))

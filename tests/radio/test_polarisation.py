@@ -189,9 +189,12 @@ def test_fits_stokes_axis_and_beams_table_round_trip(tmp_path):
         assert image.polarisation == names
         assert np.array_equal(image.data, data)
         assert np.allclose(read_beams(path), beams)
-    with pytest.raises(ValueError, match="evenly spaced"):
-        write_fits_image(tmp_path / "bad.fits", np.zeros((1, 3, 32, 32)), phase_centre=(0, 0), cell_rad=1e-4,
-                         frequency=[1e8], polarisation=("I", "Q", "V"))
+    # planes no linear STOKES axis lists (I, Q, V; a run's internal I, XX, YY) get a numbered PLANE axis, named
+    write_fits_image(tmp_path / "planes.fits", np.zeros((1, 3, 32, 32)), phase_centre=(0, 0), cell_rad=1e-4,
+                     frequency=[1e8], polarisation=("I", "XX", "YY"))
+    with astropy_fits.open(tmp_path / "planes.fits") as hdus:
+        assert hdus[0].header["CTYPE4"] == "PLANE" and hdus[0].header["POLNAMES"] == "I,XX,YY"
+    assert read_fits_image(tmp_path / "planes.fits").polarisation == ("I", "XX", "YY")
 
 
 def test_stokes_major_images_round_trip_through_the_cycle_files(linear_and_circular, tmp_path):

@@ -44,9 +44,13 @@ class ImagingConfig(Section):
                         json_schema_extra={"cli": "--weight"})
     channels_out: int = Field(1, ge=1, description="output channels (1 = multi-frequency synthesis)",
                               json_schema_extra={"cli": "--channels-out"})
-    pol: str = Field("I", description="polarisations to image, as WSClean's -pol: I, IQUV, IQU, QU, V (Stokes "
-                     "I is always imaged too: self-calibration and restored.fits use it); each gets "
-                     "restored-S.fits, residual-S.fits... cubes", json_schema_extra={"cli": "--pol"})
+    pol: str = Field("I", description="polarisations to image, as WSClean's -pol: I, IQUV, IQU, QU, V, or "
+                     "correlations xx,yy / rr,ll / xx,xy,yx,yy (Stokes I is always imaged too: self-calibration "
+                     "and restored.fits use it); each gets restored-S.fits, residual-S.fits... cubes",
+                     json_schema_extra={"cli": "--pol"})
+    name: str | None = Field(
+        None, description="also write each image under WSClean's file names in the run folder, one plane per file: "
+        "NAME-0003-Q-image.fits, NAME-MFS-I-residual.fits... (as WSClean's -name)", json_schema_extra={"cli": "--name"})
     data_column: Literal["DATA", "CORRECTED_DATA", "MODEL_DATA"] = Field(
         "DATA", description="MS column to image", json_schema_extra={"cli": "--data-column"})
     epsilon: float = Field(1e-4, gt=0, lt=0.1, description="gridder accuracy (relative); 1e-4 as WSClean's wgridder",
@@ -68,27 +72,33 @@ class ImagingConfig(Section):
             raise ValueError(f"image size {size[0]} {size[1]}: both sides must be even and at least 32")
         return size
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+            raise ValueError(f"name {name!r}: a file-name prefix of letters, digits and . _ + - (the files go into "
+                             "the run folder; choose the folder with --out)")
+        return name
+
     @field_validator("pol")
     @classmethod
     def _valid_pol(cls, pol: str) -> str:
         from sdpflow.radio.stokes import parse_pol  # numpy only: no radio science at import
 
-        names = parse_pol(pol)
-        if any(name not in "IQUV" for name in names):
-            raise ValueError(f"pol {pol!r}: instrumental correlations (xx,yy / rr,ll) are read by "
-                             "radio.ms.read_visibility(stokes=...) but not yet imaged; use I, IQUV, IQU, QU or V")
+        parse_pol(pol)  # ValueError: neither Stokes parameters nor correlations
         return pol
 
     @property
     def stokes(self) -> tuple[str, ...]:
-        """The Stokes parameters asked for, e.g. ("Q", "U")."""
+        """The Stokes parameters (or correlations) asked for, e.g. ("Q", "U") or ("XX", "YY")."""
         from sdpflow.radio.stokes import parse_pol
 
         return parse_pol(self.pol)
 
     @property
     def stokes_planes(self) -> tuple[str, ...]:
-        """What the chunks hold and grid: Stokes I first, then the others asked for (I, Q, U, V order)."""
+        """What the chunks hold and grid: Stokes I first (the PSF, weighting and self-calibration use it), then
+        the others asked for (I, Q, U, V order; correlations as asked)."""
         return ("I",) + tuple(name for name in self.stokes if name != "I")
 
     @field_validator("scale")
@@ -142,10 +152,15 @@ class DeconvolutionConfig(Section):
         False, description="clean the output channels together: peaks of their mean (with --join-polarizations, "
         "of the root sum of the squares of each Stokes parameter's mean), components at the same pixels in each "
         "channel, as WSClean's -join-channels; Hogbom only", json_schema_extra={"cli": "--join-channels"})
-
+    fit_spectral_pol: int | None = Field(
+        None, ge=1, description="with --join-channels: each component's values across the output channels are "
+        "replaced by the polynomial in frequency of this many terms fitted to them (weighted by the channels' "
+        "imaging weights), as WSClean's -fit-spectral-pol", json_schema_extra={"cli": "--fit-spectral-pol"})
 
     @model_validator(mode="after")
     def _joined_hogbom(self) -> "DeconvolutionConfig":
+        if self.fit_spectral_pol is not None and not self.join_channels:
+            raise ValueError("--fit-spectral-pol fits each component across the joined channels: add --join-channels")
         if (self.join_polarizations or self.join_channels) and self.multiscale:
             raise ValueError("joined cleaning is Hogbom only: drop --multiscale, or --join-polarizations and "
                              "--join-channels")
@@ -202,6 +217,14 @@ class ContinuumConfig(Section):
     deconvolution: DeconvolutionConfig = DeconvolutionConfig()
     partition: PartitionConfig = PartitionConfig()
     cluster: ClusterConfig = ClusterConfig()
+
+    @model_validator(mode="after")
+    def _enough_channels(self) -> "ContinuumConfig":
+        terms = self.deconvolution.fit_spectral_pol
+        if terms is not None and terms > self.imaging.channels_out:
+            raise ValueError(f"--fit-spectral-pol {terms} needs at least {terms} output channels "
+                             f"(--channels-out is {self.imaging.channels_out})")
+        return self
 
 
 class IcalConfig(ContinuumConfig):

@@ -21,6 +21,10 @@ from sdpflow.radio.datamodels import Image
 from sdpflow.radio.stokes import FITS_STOKES_NAMES, stokes_axis
 
 
+#: The fourth axis of an image whose planes no FITS STOKES axis can list (numbered 1.., named in POLNAMES).
+PLANE_AXIS = "PLANE"
+
+
 def image_wcs(npix_x: int, npix_y: int, *, phase_centre: tuple[float, float], cell_rad: float,
               frequency: Sequence[float], channel_width: Sequence[float] | None = None,
               polarisation: Sequence[str] = ("I",)):
@@ -34,10 +38,14 @@ def image_wcs(npix_x: int, npix_y: int, *, phase_centre: tuple[float, float], ce
         width = np.atleast_1d(np.asarray(channel_width, dtype=float))
         step = float(np.diff(frequency).mean()) if len(frequency) > 1 else float(width[0])
     wcs = WCS(naxis=4)
-    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
+    fourth = "STOKES"
+    try:
+        stokes_first, stokes_step = stokes_axis(polarisation)  # I=1, Q=2, U=3, V=4; RR=-1...; XX=-5...
+    except ValueError:  # e.g. I, XX, YY (a run's internal model): no linear STOKES axis holds them
+        stokes_first, stokes_step, fourth = 1, 1, PLANE_AXIS
+    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN", "FREQ", fourth]
     wcs.wcs.cunit = ["deg", "deg", "Hz", ""]
     wcs.wcs.crpix = [npix_x // 2 + 1, npix_y // 2 + 1, 1, 1]
-    stokes_first, stokes_step = stokes_axis(polarisation)  # I=1, Q=2, U=3, V=4; RR=-1...; XX=-5...
     wcs.wcs.crval = [np.degrees(phase_centre[0]) % 360.0, np.degrees(phase_centre[1]), frequency[0], stokes_first]
     wcs.wcs.cdelt = [-np.degrees(cell_rad), np.degrees(cell_rad), step, stokes_step]
     wcs.wcs.radesys = "FK5"
@@ -81,6 +89,8 @@ def write_fits_image(path: str | Path, data: np.ndarray, *, phase_centre: tuple[
                     channel_width=width, polarisation=polarisation)
     header = wcs.to_header()
     header["BUNIT"] = unit
+    if header["CTYPE4"] == PLANE_AXIS:
+        header["POLNAMES"] = (",".join(polarisation), "the planes of axis 4, in order")
     header["BTYPE"] = "Intensity"
     header["EQUINOX"] = 2000.0
     if beam is not None:
@@ -171,6 +181,8 @@ def read_fits_image(path: str | Path) -> Image:
     stokes_pixel = float(header.get("CRPIX4", 1.0))
     codes = [int(round(stokes0 + stokes_step * (i + 1 - stokes_pixel))) for i in range(n_pol)]
     polarisation = tuple(FITS_STOKES_NAMES.get(code, str(code)) for code in codes)
+    if header.get("CTYPE4") == PLANE_AXIS and header.get("POLNAMES"):
+        polarisation = tuple(str(header["POLNAMES"]).split(","))
     beam = None
     if header.get("BMAJ"):
         beam = (np.radians(header["BMAJ"]), np.radians(header["BMIN"]), np.radians(header.get("BPA", 0.0)))

@@ -41,16 +41,36 @@ def joined_stop_level(residual: np.ndarray, *, threshold: float, auto_threshold:
     return levels[reason], reason
 
 
+def spectral_projection(frequency: np.ndarray, terms: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """The [chan, chan] matrix that replaces values at ``frequency`` (Hz, [chan]) by the weighted least-squares
+    polynomial of ``terms`` terms in frequency through them (WSClean's ``-fit-spectral-pol``).
+
+    The polynomial is in ν/ν_mean − 1 (the same fit as in ν, better conditioned); weights
+    [chan] (summed imaging weights; default equal) weight each channel in the fit. With
+    ``terms`` ≥ the number of channels the values are kept as they are (the identity).
+    """
+    frequency = np.asarray(frequency, dtype=np.float64)
+    if terms >= len(frequency):
+        return np.eye(len(frequency))
+    weights = np.ones_like(frequency) if weights is None else np.asarray(weights, dtype=np.float64)
+    basis = np.vander(frequency / frequency.mean() - 1.0, terms, increasing=True)  # [chan, terms]
+    weighted = basis * weights[:, None]
+    return basis @ np.linalg.solve(basis.T @ weighted, weighted.T)
+
+
 def deconvolve_joined(residual: np.ndarray, psf: np.ndarray, *, gain: float = 0.1, niter: int = 1000,
                       threshold: float = 0.0, auto_threshold: float | None = None,
-                      mgain: float | None = None, groups: list[list[int]] | None = None) -> DeconvolutionResult:
+                      mgain: float | None = None, groups: list[list[int]] | None = None,
+                      spectral: np.ndarray | None = None) -> DeconvolutionResult:
     """Joined Hogbom CLEAN of the planes of ``residual`` [plane, y, x] (see the module).
 
     groups: plane indices of each group (default: each plane its own). Each iteration takes
     the pixel where the joined image peaks and adds gain × r_p there to
     plane p's model, subtracting it times plane p's unit-peak PSF. Stops after ``niter``
     components or when the joined peak falls to the stop level (:func:`joined_stop_level`).
-    Returns the model added (Jy/pixel), the residual, the number of components and the reason.
+    spectral: a [group size, group size] matrix (:func:`spectral_projection`) applied to each
+    group's values at the peak before they are added: the component's spectrum is then the
+    fitted polynomial, not the channels' raw values (groups of equal size, e.g. channels). Returns the model added (Jy/pixel), the residual, the number of components and the reason.
     """
     residual = np.array(residual, dtype=np.float64)
     n_planes, ny, nx = residual.shape
@@ -71,6 +91,9 @@ def deconvolve_joined(residual: np.ndarray, psf: np.ndarray, *, gain: float = 0.
         if np.sqrt(squares[y, x]) <= level:
             break
         amount = gain * residual[:, y, x]
+        if spectral is not None:
+            for group in groups:
+                amount[group] = spectral @ amount[group]
         model[:, y, x] += amount
         # the overlap of the PSF centred on (y, x) with the image
         y0, y1 = max(0, y - psf_cy), min(ny, y - psf_cy + unit_psf.shape[1])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sdpflow.errors import DataError
+
 _FWHM_PER_SIGMA = np.sqrt(8.0 * np.log(2.0))
 
 
@@ -42,6 +44,9 @@ def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, lobe_level: float = 
     cy, cx = np.unravel_index(np.argmax(psf), psf.shape)
     psf = psf / psf[cy, cx]
     ys, xs = np.nonzero(_connected_region(psf > lobe_level, cy, cx))
+    if len(ys) < 3:
+        raise DataError(f"the PSF's main lobe covers {len(ys)} pixel(s) above {lobe_level:g} of its peak: too few to "
+                        "fit a restoring beam; the pixels are too large for the resolution: choose a smaller --scale")
     east, north = -(xs - cx) * cell_rad, (ys - cy) * cell_rad
     values = psf[ys, xs]
     # Start from the second moments of the lobe.
@@ -89,7 +94,10 @@ def _levenberg_marquardt(misfit, params: np.ndarray, *, iterations: int = 100, t
                              for step, h in zip(np.diag(step_size), step_size)], axis=1)
         normal, gradient = jacobian.T @ jacobian, jacobian.T @ residual
         while True:
-            step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), -gradient)
+            try:
+                step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), -gradient)
+            except np.linalg.LinAlgError:  # a parameter the misfit does not depend on (a lobe a pixel wide)
+                return params
             trial = params + step
             trial_residual = misfit(trial)
             trial_cost = trial_residual @ trial_residual

@@ -17,7 +17,7 @@ IMAGING_TASKS = ("sdpflow.pipelines.imaging.chunks", "sdpflow.pipelines.imaging.
 
 def imaging_summary(out_dir: Path) -> str:
     """The headline numbers of an imaging run from its ``summary.json`` ("" before the run wrote it)."""
-    from sdpflow.pipelines.imaging.summary import SUMMARY_NAME, read_summary
+    from sdpflow.pipelines.imaging.summary import SUMMARY_NAME, format_channel_beams, format_noise, read_summary
     from sdpflow.pipelines.imaging.summary import format_figure as _number
 
     if not (Path(out_dir) / SUMMARY_NAME).exists():
@@ -29,7 +29,9 @@ def imaging_summary(out_dir: Path) -> str:
         f"Jy/beam, dynamic range {_number(summary.dynamic_range, '.0f')}, "
         f"beam {beam.bmaj_arcsec:.1f}″×{beam.bmin_arcsec:.1f}″ "
         f"after {cycles} major cycle{'' if cycles == 1 else 's'} (the last stopped by {summary.stop_reason})\n"
-        f"report: {Path(out_dir).resolve() / 'report.html'}"
+        + (f"noise per Stokes parameter: {format_noise(summary)}\n" if len(summary.stokes_noise_jy_per_beam) > 1 else "")
+        + (f"beam per channel: {format_channel_beams(summary)}\n" if len(summary.channel_beams) > 1 else "")
+        + f"report: {Path(out_dir).resolve() / 'report.html'}"
     )
 
 

@@ -35,7 +35,7 @@ from sdpflow.engine.flow import Stage, StageContext
 from sdpflow.engine.futures import gather, result
 from sdpflow.errors import ConfigError, DataError
 from sdpflow.pipelines.imaging import chunks as chunk_tasks
-from sdpflow.pipelines.imaging import polarisation, products
+from sdpflow.pipelines.imaging import polarisation, products, wsclean_names
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.imaging.partition import Chunk, chunk_bytes, image_bytes, plan_chunks
 from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
@@ -147,6 +147,17 @@ class ImagingSession:
         self.held.hold(model_name(cycle), model)
         self.held.release(model_name(cycle - 1))
 
+    def spectral_fit(self, ctx: StageContext) -> np.ndarray | None:
+        """The channel fit of ``--fit-spectral-pol`` ([chan, chan], weighted by the channels' imaging weights), or None."""
+        from sdpflow.radio.joined_clean import spectral_projection
+
+        terms = self.config.deconvolution.fit_spectral_pol
+        if terms is None:
+            return None
+        weights = _read_json(ctx.product("cycles/beam.json"))["channel_weights"]
+        return spectral_projection(products.output_frequencies(self.metadata, self.grid.channels_out)[0], terms,
+                                   np.asarray(weights))
+
     def terms_for(self, cycle: int) -> tuple[SolveTerm, ...]:
         """The gain terms solved when the model of ``cycle`` is subtracted (ARL's first_selfcal)."""
         if not self.calibrate:
@@ -221,6 +232,12 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
     stages.append(Stage("restore", lambda ctx: _restore_stage(ctx, session), outputs=tuple(final),
                         after=(previous,), config=restore_config, retries=1))
+    if config.imaging.name:
+        named = wsclean_names.wsclean_names(config.imaging.name, config.imaging.stokes, config.imaging.channels_out,
+                                            config.deconvolution.niter)
+        stages.append(Stage("wsclean-names", lambda ctx: wsclean_names.run_stage(ctx, session, named),
+                            outputs=tuple(plane.name for plane in named), after=("restore",),
+                            config={"name": config.imaging.name}))
     stages.append(Stage("report", _report_stage,
                         outputs=("report.html",), after=("restore",), config={}))
     return stages
@@ -280,7 +297,8 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
         ctx.log("non-finite-flagged", samples=non_finite)
         logging.getLogger(__name__).warning("%s: flagged %d samples with a NaN or infinite visibility, weight or UVW",
                                             session.config.ms, non_finite)
-    if not np.any(result(client.submit(chunk_tasks.weight_sum, psf_sum)) > 0):
+    channel_weights = np.asarray(result(client.submit(chunk_tasks.weight_sum, psf_sum)))
+    if not np.any(channel_weights > 0):
         session.pending = None
         why = f" ({non_finite} samples NaN or infinite)" if non_finite else ""
         raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight){why}: nothing to image")
@@ -289,6 +307,7 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
     ctx.progress(1, 2, "writing psf.fits")
     result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", ctx.provenance(), beam, priority=1))
     beam = polarisation.write_psf_cubes(session, client, ctx, psf, beam)  # adds the channels' beams
+    beam["channel_weights"] = channel_weights.ravel().tolist()  # the MFS images' weights
     ctx.output("cycles/beam.json").write_text(products.strict_json(beam))
     session.psf_future = psf
     ctx.progress(2, 2)
@@ -325,7 +344,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
     minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
                           deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far),
-                          polarisation.joined_planes(session.config))
+                          polarisation.joined_planes(session.config), session.spectral_fit(ctx))
     new_model = client.submit(operator.itemgetter(0), minor)
     stats = result(client.submit(operator.itemgetter(1), minor))
     # The next stage (the next cycle, or restore after the last or a converged one) grids this
@@ -382,6 +401,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
             result(client.submit(products.write_corrected, session.config.ms, part, table,
                                  session.config.imaging.data_column, pure=False))
     image_stats = result(client.submit(products.image_statistics, restored, residual, session.grid))
+    noise = result(client.submit(products.stokes_noise, residual, session.grid))
     cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]
     summary = ImagingSummary(
         pipeline="ical" if session.calibrate else "continuum",
@@ -397,6 +417,9 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
         stop_reason=next((c["stop_reason"] for c in reversed(cycles) if not c.get("skipped")), None),
         restoring_beam=beam,
         **image_stats,
+        stokes_noise_jy_per_beam=noise["stokes"], channel_noise_jy_per_beam=noise["channels"],
+        channel_beams=beam["channels"],
+        channel_frequencies_hz=products.output_frequencies(session.metadata, session.grid.channels_out)[0].tolist(),
         stage_seconds={**{cycle_name(m["cycle"]): m.get("elapsed_s") for m in cycles},
                        "restore": round(time.perf_counter() - started, 3)},
     )

@@ -68,14 +68,14 @@ def write_stokes_images(session, client, ctx, kind: str, image: Any, provenance:
 
 
 def write_psf_cubes(session, client, ctx, psf: Any, beam: dict) -> dict:
-    """Fit each channel's beam and write ``psf-S.fits``; the beam with its ``channels`` list added
-    (for beam.json). A Stokes I run's beam is returned as it is."""
+    """Fit each channel's beam and write ``psf-S.fits`` (a polarised run only); the beam with its
+    ``channels`` list added (for beam.json and the summary)."""
     from sdpflow.engine.futures import gather, result
     from sdpflow.pipelines.imaging import products
 
+    beam = {**beam, "channels": result(client.submit(products.fit_beams, psf, session.grid.cell_rad))}
     if not is_polarised(session.config):
         return beam
-    beam = {**beam, "channels": result(client.submit(products.fit_beams, psf, session.grid.cell_rad))}
     tiled = client.submit(tiled_psf, psf, len(session.grid.stokes))
     gather(write_stokes_images(session, client, ctx, "psf", tiled, ctx.provenance(), beam))
     return beam

@@ -20,14 +20,17 @@ ARCSEC_PER_RAD = 180 / np.pi * 3600
 
 
 def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None, settings: dict[str, Any],
-                niter: int, joined: tuple[int, ...] = ()) -> tuple[np.ndarray, dict[str, Any]]:
+                niter: int, joined: tuple[int, ...] = (),
+                spectral: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Clean ``residual`` (Jy/beam, [chan, y, x]) and add the components to ``model`` (Jy/pixel).
 
     settings: the deconvolution section (gain, mgain, threshold, auto_threshold, multiscale,
     scales); niter: components still allowed. Every plane is cleaned on its own, each Stokes
     plane of a [stokes × chan, y, x] residual with the Stokes I ``psf`` [chan, y, x] of its
     channel. joined: Stokes plane indices cleaned together channel by channel (Hogbom, see
-    :mod:`sdpflow.radio.joined_clean`), the others alone. Returns the new model and the cycle's metrics.
+    :mod:`sdpflow.radio.joined_clean`), the others alone. spectral: with joined channels, the
+    [chan, chan] fit applied to each component's channel values (``--fit-spectral-pol``, see
+    :func:`sdpflow.radio.joined_clean.spectral_projection`). Returns the new model and the cycle's metrics.
     """
     n_chan = psf.shape[0]
     if psf.shape[0] != residual.shape[0]:
@@ -41,7 +44,8 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
         options["scales"] = settings["scales"]
     join_channels = bool(settings.get("join_channels")) and n_chan > 1
     if niter > 0 and (joined or join_channels):
-        delta, components, reason, left = _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options)
+        delta, components, reason, left = _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options,
+                                                              spectral if join_channels else None)
     elif niter > 0:
         result = deconvolution.deconvolve(residual, psf, **options)
         delta, components, reason, left = result.model_delta, result.n_components, result.stop_reason, result.residual
@@ -60,7 +64,7 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
     return new_model, metrics
 
 
-def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options):
+def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options, spectral=None):
     """Clean the planes of [stokes × chan, y, x] in joined units (see :func:`minor_cycle`): with joined
     channels each Stokes parameter's channels together (the ``joined`` Stokes parameters all in one
     unit, one group each), else each channel's ``joined`` Stokes planes together; the rest alone."""
@@ -87,7 +91,7 @@ def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options):
     for planes, groups in units:
         result = deconvolve_joined(residual[planes], psf[planes], gain=options["gain"], niter=options["niter"],
                                    threshold=options["threshold"], auto_threshold=options["auto_threshold"],
-                                   mgain=options["mgain"], groups=groups)
+                                   mgain=options["mgain"], groups=groups, spectral=spectral)
         delta[planes], left[planes] = result.model_delta, result.residual
         components += result.n_components
         reasons.append(result.stop_reason)
@@ -153,6 +157,17 @@ def image_statistics(restored: np.ndarray, residual: np.ndarray, grid=None) -> d
             "dynamic_range": peak / noise if noise > 0 else float("inf")}
 
 
+def stokes_noise(residual: np.ndarray, grid) -> dict[str, Any]:
+    """Robust noise (σ from the MAD, Jy/beam) of each Stokes parameter's residual: over all its
+    channels ("stokes") and per output channel ("channels", Stokes -> [chan_out]).
+
+    residual: [stokes × chan, y, x] of ``grid`` (Stokes-major; [chan, y, x] for Stokes I).
+    """
+    cubes = {name: stokes_plane(residual, grid, name) for name in grid.stokes}
+    return {"stokes": {name: float(deconvolution.mad_sigma(cube)) for name, cube in cubes.items()},
+            "channels": {name: [float(deconvolution.mad_sigma(plane)) for plane in cube] for name, cube in cubes.items()}}
+
+
 def strict_json(value: Any, **dumps: Any) -> str:
     """``value`` as JSON that every parser reads: NaN and ±Infinity (not JSON) become null.
 
@@ -193,7 +208,7 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
         index = names.index(stokes)
         data, names = data[index * n_out:(index + 1) * n_out], (stokes,)
     cube = np.transpose(data.reshape(len(names), n_out, *data.shape[1:]), (1, 0, 2, 3))  # [chan, pol, y, x]
-    frequency, bandwidth = _output_frequencies(metadata, n_out)
+    frequency, bandwidth = output_frequencies(metadata, n_out)
     beams = [beam_rad(b) for b in beam["channels"]] if beam and stokes is not None and "channels" in beam else None
     fits.write_fits_image(
         path, cube, phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
@@ -203,7 +218,7 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
     )
 
 
-def _output_frequencies(metadata: MSMetadata, channels_out: int) -> tuple[np.ndarray, np.ndarray]:
+def output_frequencies(metadata: MSMetadata, channels_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Centre and width (Hz) of each output channel, grouped as the gridder groups them."""
     group = output_channel_index(metadata.n_channels, channels_out)
     centres = np.array([metadata.frequency[group == c].mean() for c in range(channels_out)])

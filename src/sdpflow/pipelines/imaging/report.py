@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from sdpflow.pipelines.imaging.summary import format_figure as _figure
-from sdpflow.pipelines.imaging.summary import read_summary
+from sdpflow.pipelines.imaging.summary import format_channel_beams, format_noise, read_summary
 from sdpflow.report.html import FigureSpec, ReportSection
 
 _IMAGES = (("restored.fits", "restored", "image"), ("residual.fits", "residual", "symmetric"),
@@ -27,6 +27,8 @@ def imaging_section(run_dir: str | Path) -> ReportSection:
         ("peak", f"{_figure(summary.peak_jy_per_beam, '.4g')} Jy/beam"),
         ("noise (MAD)", f"{_figure(summary.noise_jy_per_beam, '.3g')} Jy/beam"),
         ("dynamic range", _figure(summary.dynamic_range, ".0f")),
+        *([("noise per Stokes parameter (MAD)", format_noise(summary))] if len(summary.stokes_noise_jy_per_beam) > 1 else []),
+        *([("restoring beam per channel", format_channel_beams(summary))] if len(summary.channel_beams) > 1 else []),
         ("major cycles", f"{summary.major_cycles_run} run of {len(summary.cycles)} allowed "
                          f"(the last stopped by {summary.stop_reason})"),
         ("chunks", str(summary.chunks)),

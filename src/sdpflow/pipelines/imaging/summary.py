@@ -64,6 +64,14 @@ class ImagingSummary(BaseModel):
     noise_jy_per_beam: float | None
     rms_residual_jy_per_beam: float | None
     dynamic_range: float | None
+    #: robust noise (σ from the MAD, Jy/beam) of each imaged Stokes parameter's residual over all its channels
+    stokes_noise_jy_per_beam: dict[str, float | None] = {}
+    #: the same per output channel: Stokes parameter -> [chan_out]
+    channel_noise_jy_per_beam: dict[str, list[float | None]] = {}
+    #: the restoring beam of each output channel (fitted to that channel's PSF), [chan_out]
+    channel_beams: list[Beam] = []
+    #: centre frequency (Hz) of each output channel, [chan_out]
+    channel_frequencies_hz: list[float] = []
     stage_seconds: dict[str, float | None] = {}
 
 
@@ -85,6 +93,22 @@ def read_summary(path: str | Path) -> ImagingSummary:
         raise DataError(f"{path} does not exist: the imaging run has not written its summary yet") from None
     except ValueError as error:
         raise DataError(f"{path} is not an imaging summary sdpflow can read: {str(error).splitlines()[0]}") from None
+
+
+def format_noise(summary: ImagingSummary) -> str:
+    """Per-Stokes noise as one line, e.g. "I 1.2e-03, Q 9.8e-04 Jy/beam" ("" when the summary has none)."""
+    if not summary.stokes_noise_jy_per_beam:
+        return ""
+    parts = [f"{name} {format_figure(value, '.3g')}" for name, value in summary.stokes_noise_jy_per_beam.items()]
+    return ", ".join(parts) + " Jy/beam"
+
+
+def format_channel_beams(summary: ImagingSummary, most: int = 8) -> str:
+    """Per-channel restoring beams as one line: bmaj×bmin (arcsec) at each frequency (MHz); the first
+    and the last only when there are more than ``most`` channels."""
+    beams = [f"{beam.bmaj_arcsec:.1f}″×{beam.bmin_arcsec:.1f}″ at {frequency / 1e6:.1f} MHz"
+             for beam, frequency in zip(summary.channel_beams, summary.channel_frequencies_hz)]
+    return ", ".join(beams) if len(beams) <= most else f"{beams[0]} … {beams[-1]} ({len(beams)} channels)"
 
 
 def format_figure(value: float | None, spec: str) -> str:

@@ -458,7 +458,10 @@ class _Driver:
         now = iso_utc(time.time())
         size = self._chunk()
         specs = self.pool._specs
-        while len(self.inflight) + len(chunks) < self.window and self.next < self.total:
+        # Until a first chunk has told how long a task lasts, only one chunk of one task per
+        # worker thread (twice over) goes out: short tasks then travel in full chunks at once.
+        window = self.window if self.pool.chunk_size != "auto" or self.mean_s is not None else 2 * self.slots
+        while len(self.inflight) + len(chunks) < window and self.next < self.total:
             first = self.next
             last = min(self.total, first + size) - 1
             chunk = []

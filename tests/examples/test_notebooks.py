@@ -23,7 +23,7 @@ TIME_LIMIT_S = 120
 
 def test_there_are_notebooks():
     assert {path.name for path in NOTEBOOKS} >= {"imaging-dask.ipynb", "ical-api.ipynb", "task-pool.ipynb",
-                                                 "tiles.ipynb"}
+                                                 "tiles.ipynb", "polarimetry.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])

@@ -328,6 +328,11 @@ RUN_FLOW = cases(
     ("not-a-pipeline", ("json:loads", "--out", "out"), 2),
     ("no-colon", ("garbage", "--out", "out"), 2),
     ("path-traversal", ("../../etc/passwd", "--out", "out"), 2),
+    # a bug in a user's build(): one line naming the pipeline and where, exit 1, nothing recorded
+    ("build-raises", ("badbuild:P", "--out", "out"), 1,
+     text("badbuild.py", "from pydantic import BaseModel\nfrom sdpflow.pipelines import Pipeline\n"
+          "class C(BaseModel):\n    pass\ndef build(config):\n    raise RuntimeError('my bug')\n"
+          "P = Pipeline('bad', C, build)\n"), "RuntimeError: my bug (badbuild.py:6)"),
 )
 RUN_OTHER = cases("run", ("unknown-pipeline", ("nosuch", "--out", "out"), 2))
 

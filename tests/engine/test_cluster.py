@@ -215,3 +215,42 @@ def test_config_rejects_unknown_keys():
     with pytest.raises(ValidationError):
         ClusterConfig.model_validate({"adapt_kwargs": {"maximum_jobs": 0}})
     assert issubclass(ConfigError, Exception)
+
+
+def _slow_piece(index):
+    time.sleep(0.3)
+    return index
+
+
+def _slow_total(*pieces):
+    time.sleep(1.0)
+    return sum(pieces)
+
+
+def test_work_preferring_a_lost_worker_runs_on_the_next_one(tmp_path):
+    """The only worker killed while a task waits for its pieces: they ran on it (a loose preference), the
+    nanny's new worker joins, and everything is computed again there. Dask left the pieces in
+    'no-worker' for good and the driver waited for ever (the fault-injection suite found it)."""
+    from tests.faults.harness import ExternalCluster
+
+    from sdpflow.engine.futures import result
+
+    cluster = ExternalCluster(tmp_path)
+    cluster.start()
+    try:
+        from distributed import Client
+
+        with Client(cluster.address, timeout=30) as client:
+            client.wait_for_workers(1)
+            [worker] = client.scheduler_info(n_workers=-1)["workers"]
+            pieces = [client.submit(_slow_piece, i, workers=[worker], allow_other_workers=True, pure=False)
+                      for i in range(4)]
+            client.gather(pieces)
+            total = client.submit(_slow_total, *pieces, pure=False)
+            time.sleep(0.3)
+            cluster.kill_worker()
+            started = time.monotonic()
+            assert result(total, poll_s=2) == 6  # waited for ever
+            assert time.monotonic() - started < 60
+    finally:
+        cluster.stop()

@@ -174,3 +174,33 @@ def test_a_failing_input_checksum_fails_the_stage_before_its_outputs_land(tmp_pa
         run_flow(flow, store, run_id, tmp_path / "out")
     assert store.get_stages(run_id)["only"]["status"] == "failed"
     assert not (tmp_path / "out" / "out.txt").exists()
+
+
+def test_a_stage_starts_while_a_dead_drivers_tasks_still_write_its_staging_folder(tmp_path):
+    """A killed driver's batches keep running on the workers and recreate .staging/STAGE/<batch>/;
+    a resumed stage's start (remove the folder, make it) met the recreated folder and failed with
+    FileExistsError (the fault-injection suite found it)."""
+    import contextlib
+    import threading
+
+    source = tmp_path / "input.txt"
+    source.write_text("ab")
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    first = start_run(TOY_REF, ToyConfig(input=str(source)), tmp_path / "out", store=store)
+    orphan = tmp_path / "out" / ".staging" / "first" / "a-dead-drivers-batch"
+    stop = threading.Event()
+
+    def dead_drivers_batch():
+        while not stop.is_set():
+            with contextlib.suppress(OSError):  # the resumed stage removes the folder meanwhile
+                orphan.mkdir(parents=True, exist_ok=True)
+
+    writer = threading.Thread(target=dead_drivers_batch)
+    writer.start()
+    try:
+        for _ in range(30):  # the window is narrow: give it many chances
+            resume_run(first.run_id, store=store, from_stage="first", until_stage="first")
+    finally:
+        stop.set()
+        writer.join()
+    assert store.get_stages(first.run_id)["first"]["status"] == "completed"

@@ -324,4 +324,4 @@ def test_two_runs_on_one_database_at_once(tmp_path, drivers, cluster, postgres, 
         assert store.item_counts(run["id"]) == {"squares": {"completed": 400}}
         assert [row["square"] for row in store.result_rows(run["id"], "squares")] == [float(n * n) for n in range(400)]
         assert {key: (tmp_path / name / key).read_text() for key in expected} == expected
-    write_outcomes([Trial(f"two runs at once ({backend})", 0, "none", 0.0, survived=True)], {"seed": SEED})
+    write_outcomes([Trial(f"two runs at once ({backend})", 0, "none", 0.0, driver_exit=0, survived=True)], {"seed": SEED})

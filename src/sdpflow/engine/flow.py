@@ -460,7 +460,9 @@ class _StageAttempt:
             attempt += 1
             staging = run.out_dir / STAGING_DIR / stage.name
             shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
+            # a killed driver's batches may still run on the workers and write into their own
+            # subfolders here (the fault-injection suite met it): the folder may exist again
+            staging.mkdir(parents=True, exist_ok=True)
             ctx = StageContext(stage, run.run_id, run.out_dir, attempt, staging, self.inputs, run.open_client,
                                run.emit, stage_hash, run.store)
             if stage.fan_out is None or self.reason is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import traceback
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -111,7 +112,16 @@ def _claim(flow: Flow, config: BaseModel, out: Path, overwrite: bool) -> Path:
 def _flow(pipeline: Pipeline, config: BaseModel) -> Flow:
     """The pipeline's flow for this configuration, its cluster opened only when a stage needs it."""
     cluster_config = getattr(config, "cluster", None)
-    return Flow(pipeline.name, pipeline.build(config),
+    try:
+        stages = pipeline.build(config)
+    except SdpflowError:
+        raise
+    except Exception as error:  # a bug in the pipeline's code: one line here, the traceback with -v
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        raise SdpflowError(f"pipeline {pipeline.name!r} could not build its stages: {type(error).__name__}: {error} "
+                           f"({Path(frame.filename).name}:{frame.lineno}): fix the pipeline; -v shows the "
+                           "traceback") from error
+    return Flow(pipeline.name, stages,
                 client_factory=lambda: open_cluster(cluster_config, worker_imports=pipeline.worker_imports),
                 version=getattr(pipeline, "version", None))
 

@@ -76,10 +76,16 @@ def test_ctrl_c_while_waiting_interrupts_the_run(tmp_path):
                       wait=False, progress=False)
     while "squares" not in run._store.result_tables() or run.table("squares").empty:
         time.sleep(0.2)  # until some items are done: the fan-out is under way
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        run.wait()
+    # Python's own Ctrl-C handler, also where this test process was started with SIGINT ignored
+    # (a background job of a non-interactive shell, as CI may start it).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            run.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert run.status == "interrupted" and time.monotonic() - started < 30
     assert 0 < len(run.table("squares")) < 400
 

@@ -72,4 +72,4 @@ def test_defaults_show_required_keys_as_null():
     from tests.engine.toy_pipeline import ToyConfig
 
     assert yaml.safe_load(defaults_yaml(ToyConfig)) == {
-        "input": None, "first": {"repeat": 2}, "second": {"suffix": "!", "failures_before_success": 0}}
+        "input": None, "env": {}, "first": {"repeat": 2}, "second": {"suffix": "!", "failures_before_success": 0}}

@@ -26,13 +26,13 @@ import numpy as np
 from sdpflow.config.tiles import TilesConfig
 from sdpflow.engine.fanout import FanOut, Item
 from sdpflow.engine.flow import Stage
-from sdpflow.geo.geotiff import read_geotiff, write_geotiff
+from sdpflow.geo.geotiff import write_geotiff
 from sdpflow.geo.pyramid import parent_from_children
 from sdpflow.geo.raster import LONLAT, footprint_lonlat, open_raster, percentile_range, pixel_centres, sample
 from sdpflow.geo.render import colourise, palette_lut, write_png
-from sdpflow.geo.tilemath import TileIndex, check_quadtree, children, get_tms, parent, tile_bounds, tiles_of_bounds, tms_crs
+from sdpflow.geo.tilemath import TileIndex, check_quadtree, get_tms, parent, tile_bounds, tiles_of_bounds, tms_crs
 from sdpflow.pipelines.tiles.products import Layer, write_metadata
-from sdpflow.pipelines.tiles.tasks import tile_path
+from sdpflow.pipelines.tiles.tasks import children_bands, tile_path
 from sdpflow.store.results import ResultTable
 
 #: The web-tile layer (and GeoTIFF band) of an image.
@@ -184,9 +184,5 @@ def build_image_parent(item) -> dict[str, Any]:
     """A parent tile: each pixel the mean of the non-blank pixels of its 2×2 block of children."""
     (z, x, y), settings = item.payload
     tms, tile = get_tms(settings["tms_id"]), TileIndex(z, x, y)
-    arrays = []
-    for child in children(tile):
-        path = item.product(tile_path("geotiff", child, ".tif"))
-        arrays.append(read_geotiff(path) if path.exists() else None)
-    band = parent_from_children(arrays, ["nanmean"], settings["tile_size"])[0]
+    band = parent_from_children(children_bands(item, tile), ["nanmean"], settings["tile_size"])[0]
     return _write_image_tile(item, tile, band, tms, settings)

@@ -130,15 +130,17 @@ def rasterize_tile(item) -> dict[str, Any]:
 
 
 # -- parents: one tile from its 2×2 children -------------------------------------------------
+def children_bands(item, tile: TileIndex) -> list:
+    """The bands of a tile's four children from their GeoTIFFs (None for an absent child: nothing there)."""
+    paths = [item.product(tile_path("geotiff", child, ".tif")) for child in children(tile)]
+    return [read_geotiff(path) if path.exists() else None for path in paths]
+
+
 def build_parent(item) -> dict[str, Any]:
     """A parent tile from the GeoTIFFs of its children (an absent child: no polygons there)."""
     (z, x, y), settings = item.payload
     tms, tile = get_tms(settings["tms_id"]), TileIndex(z, x, y)
-    arrays = []
-    for child in children(tile):
-        path = item.product(tile_path("geotiff", child, ".tif"))
-        arrays.append(read_geotiff(path) if path.exists() else None)
-    bands = parent_from_children(arrays, settings["reducers"], settings["tile_size"])
+    bands = parent_from_children(children_bands(item, tile), settings["reducers"], settings["tile_size"])
     return _write_tile(item, tile, bands, settings["statistics"], tms)
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from sdpflow.engine import taskpool_worker as tw
 from sdpflow.engine.events import EventLog
-from sdpflow.errors import InputError
+from sdpflow.errors import ClusterError, InputError
 
 #: Seconds a chunk of short tasks should last (chunk size adapts to it).
 CHUNK_TARGET_S = 0.1
@@ -44,6 +44,8 @@ MAX_CHUNK = 100
 DB_FLUSH_ROWS = 5000
 #: Seconds between run-database writes while a pool runs.
 DB_FLUSH_S = 2.0
+#: Seconds between looks at finished chunks while none is ready (and at whether the client closed).
+WAIT_POLL_S = 0.005
 #: Characters kept of a return value's repr in the event log and the run database.
 RESULT_REPR_CHARS = 200
 
@@ -416,7 +418,7 @@ class _Driver:
             self.completed = as_completed([], loop=self.client.loop)
             self._fill()
             while self.inflight:
-                batch = self.completed.next_batch(block=True)
+                batch = self._next_batch()
                 self._handle_retries()
                 self._handle(batch)
                 if not self.cancelled:
@@ -440,6 +442,27 @@ class _Driver:
                 self.client.run(tw.forget_pool, self.token)
             if self.log is not None:
                 self.log.close()
+
+    def _next_batch(self) -> list:
+        """The chunks finished since the last call, waiting for one.
+
+        :class:`ClusterError` when the client closes (its scheduler lost): a blocking wait would
+        hang the pool for good, as retries sent to a closed client never finish. While the client
+        reconnects, its cancelled futures are not taken as the tasks' failures.
+        """
+        while True:
+            status = self.client.status
+            if status in ("closing", "closed"):
+                if self.cancelled:  # the pool's own cluster closing after a cancel: what is in flight ends cancelled
+                    with self.lock:
+                        return list(self.inflight.values())
+                raise ClusterError(f"pool {self.pool.name}: lost the Dask scheduler with {len(self.inflight)} chunks "
+                                   "of tasks in flight; check the cluster and run the pool again")
+            if status == "running":
+                batch = self.completed.next_batch(block=False)
+                if batch:
+                    return batch
+            time.sleep(WAIT_POLL_S)
 
     def _chunk(self) -> int:
         size = self.pool.chunk_size

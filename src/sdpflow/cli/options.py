@@ -15,7 +15,7 @@ import typer
 from pydantic import BaseModel
 
 from sdpflow.config import cli_options
-from sdpflow.config.base import set_dotted
+from sdpflow.config.base import cli_aliases, set_dotted
 
 #: WSClean spells Briggs weighting as two words (``-weight briggs 0``); we accept both spellings.
 TWO_WORD_OPTIONS = {"--weight": ("briggs",)}
@@ -57,9 +57,11 @@ def model_options(model: type[BaseModel]) -> list[tuple[str, str, inspect.Parame
         name = "opt_" + key.replace(".", "__")
         help_text = field.description or ""
         if kind is bool:
-            declaration = typer.Option(f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False)
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            declaration = typer.Option(f"{flag}/{extra.get('cli_off', '--no-' + flag[2:])}", help=help_text,
+                                       show_default=False)
         else:
-            declaration = typer.Option(flag, help=help_text, show_default=False)
+            declaration = typer.Option(flag, *cli_aliases(field), help=help_text, show_default=False)
         parameter = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                       annotation=typing.Annotated[Optional[kind], declaration])
         result.append((flag, key, parameter))

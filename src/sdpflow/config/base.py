@@ -35,6 +35,12 @@ def cli_options(model: type[BaseModel], prefix: str = "", flag_prefix: str = "--
     return options
 
 
+def cli_aliases(field: Any) -> tuple[str, ...]:
+    """Other flags of a field's option (``json_schema_extra={"cli_aliases": ["--nmajor"]}``), e.g. an older name."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return tuple(extra.get("cli_aliases", ()))
+
+
 def keyword_values(model: type[BaseModel], options: dict[str, Any], name: str | None = None) -> dict[str, Any]:
     """Python keyword options as the nested values :func:`sdpflow.config.load_config` takes.
 
@@ -46,6 +52,7 @@ def keyword_values(model: type[BaseModel], options: dict[str, Any], name: str | 
     from sdpflow.errors import ConfigError
 
     flags = cli_options(model)
+    flags.update({alias: entry for entry in list(flags.values()) for alias in cli_aliases(entry[1])})
     values: dict[str, Any] = {}
     for keyword, value in options.items():
         if isinstance(value, BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -142,8 +142,11 @@ class DeconvolutionConfig(Section):
                                          "(sigma from the MAD)", json_schema_extra={"cli": "--auto-threshold"})
     multiscale: bool = Field(False, description="multi-scale CLEAN instead of Hogbom",
                              json_schema_extra={"cli": "--multiscale"})
-    scales: list[int] | None = Field(None, description="multi-scale scales in pixels (default 0, 4, 8, 16...)")
-    nmajor: int = Field(5, ge=1, le=100, description="maximum major cycles", json_schema_extra={"cli": "--nmajor"})
+    scales: str | list[float] | None = Field(
+        None, description="multi-scale scales in pixels, a comma list as WSClean's -multiscale-scales 0,4,16 "
+        "(default 0, 4, 8, 16)", json_schema_extra={"cli": "--multiscale-scales"})
+    nmajor: int = Field(5, ge=1, le=100, description="maximum major cycles (WSClean's -nmiter; --nmajor too)",
+                        json_schema_extra={"cli": "--nmiter", "cli_aliases": ["--nmajor"]})
     join_polarizations: bool = Field(
         False, description="with --pol: clean the Stokes parameters asked for together (peaks of the root sum of "
         "their squares, components at the same pixels in each), per channel, as WSClean's -join-polarizations; "
@@ -157,6 +160,75 @@ class DeconvolutionConfig(Section):
         "replaced by the polynomial in frequency of this many terms fitted to them (weighted by the channels' "
         "imaging weights), as WSClean's -fit-spectral-pol", json_schema_extra={"cli": "--fit-spectral-pol"})
 
+    # -- masks, restoring beam and source list, as WSClean's options (issue 15) --
+    auto_mask: float | None = Field(
+        None, ge=0, description="clean to this many sigma everywhere, then only where components were found, down "
+        "to --auto-threshold, as WSClean's -auto-mask (default: 5 for ical, off for continuum; 0: off)",
+        json_schema_extra={"cli": "--auto-mask"})
+    local_rms: bool = Field(False, description="thresholds relative to the local noise (a sliding-window RMS map of "
+                            "the residual) instead of one sigma, as WSClean's -local-rms; Hogbom only",
+                            json_schema_extra={"cli": "--local-rms"})
+    local_rms_window: float = Field(25.0, gt=0, description="width of the --local-rms window in restoring beams",
+                                    json_schema_extra={"cli": "--local-rms-window"})
+    fits_mask: str | None = Field(None, description="FITS image of the image's size and grid: clean only where it is "
+                                  "non-zero, as WSClean's -fits-mask", json_schema_extra={"cli": "--fits-mask"})
+    no_negative: bool = Field(False, description="no negative components, as WSClean's -no-negative; Hogbom only",
+                              json_schema_extra={"cli": "--no-negative", "cli_off": "--negative"})
+    circular_beam: bool = Field(False, description="restore with a circular beam (minor axis = the fitted major "
+                                "axis), as WSClean's -circular-beam", json_schema_extra={"cli": "--circular-beam"})
+    beam_size: str | None = Field(None, description="circular restoring beam FWHM (a bare number is arcsec; or 1amin...)"
+                                  ", as WSClean's -beam-size", json_schema_extra={"cli": "--beam-size"})
+    beam_shape: tuple[str, str, str] | None = Field(
+        None, description="restoring beam MAJ MIN PA (bare numbers: arcsec, arcsec, deg), as WSClean's -beam-shape",
+        json_schema_extra={"cli": "--beam-shape"})
+    save_source_list: bool = Field(False, description="write the components to sources.txt in WSClean's (BBS/DP3) "
+                                   "format, as -save-source-list", json_schema_extra={"cli": "--save-source-list"})
+
+    @field_validator("scales", mode="before")
+    @classmethod
+    def _comma_scales(cls, scales):
+        if isinstance(scales, str):
+            try:
+                scales = [float(part) for part in scales.split(",") if part.strip()]
+            except ValueError:
+                raise ValueError(f"multiscale scales {scales!r}: give pixels as a comma list, e.g. 0,4,16") from None
+        return scales
+
+    @field_validator("scales")
+    @classmethod
+    def _valid_scales(cls, scales):
+        if scales is not None and (not scales or any(not 0 <= s < 1e6 for s in scales)):
+            raise ValueError(f"multiscale scales {scales!r}: give non-negative pixels, e.g. 0,4,16")
+        return scales
+
+    @field_validator("beam_size")
+    @classmethod
+    def _valid_beam_size(cls, size: str | None) -> str | None:
+        if size is not None:
+            _beam_angle_rad(size, "asec")
+        return size
+
+    @field_validator("beam_shape")
+    @classmethod
+    def _valid_beam_shape(cls, shape: tuple[str, str, str] | None) -> tuple[str, str, str] | None:
+        if shape is not None:
+            major, minor = _beam_angle_rad(shape[0], "asec"), _beam_angle_rad(shape[1], "asec")
+            _beam_angle_rad(shape[2], "deg", positive=False)
+            if minor > major:
+                raise ValueError(f"beam shape {' '.join(shape)}: the minor axis is larger than the major")
+        return shape
+
+    @property
+    def fixed_beam_rad(self) -> tuple[float, float, float] | None:
+        """(bmaj, bmin, bpa) radians of --beam-shape or --beam-size (FWHM), or None: the beam fitted to the PSF."""
+        if self.beam_shape is not None:
+            return (_beam_angle_rad(self.beam_shape[0], "asec"), _beam_angle_rad(self.beam_shape[1], "asec"),
+                    _beam_angle_rad(self.beam_shape[2], "deg", positive=False))
+        if self.beam_size is not None:
+            size = _beam_angle_rad(self.beam_size, "asec")
+            return size, size, 0.0
+        return None
+
     @model_validator(mode="after")
     def _joined_hogbom(self) -> "DeconvolutionConfig":
         if self.fit_spectral_pol is not None and not self.join_channels:
@@ -164,7 +236,22 @@ class DeconvolutionConfig(Section):
         if (self.join_polarizations or self.join_channels) and self.multiscale:
             raise ValueError("joined cleaning is Hogbom only: drop --multiscale, or --join-polarizations and "
                              "--join-channels")
+        weighted = [flag for flag, on in (("--local-rms", self.local_rms), ("--no-negative", self.no_negative)) if on]
+        if weighted and (self.multiscale or self.join_polarizations or self.join_channels):
+            raise ValueError(f"{' and '.join(weighted)}: Hogbom only, each plane on its own: drop --multiscale, "
+                             "--join-polarizations and --join-channels")
+        if self.beam_size is not None and self.beam_shape is not None:
+            raise ValueError("--beam-size and --beam-shape both set the restoring beam: give one")
         return self
+
+
+def _beam_angle_rad(text: str, bare_unit: str, *, positive: bool = True) -> float:
+    """An angle of the restoring beam options in radians; a bare number is in ``bare_unit`` (as WSClean)."""
+    text = str(text).strip()
+    value = angle_to_rad(text + bare_unit if re.fullmatch(r"[0-9.eE+-]+", text) else text)
+    if positive and not 0 < value < math.pi:
+        raise ValueError(f"beam axis {text!r} must be positive and below 180 deg, e.g. 30asec")
+    return value
 
 
 class TermConfig(Section):
@@ -218,6 +305,15 @@ class ContinuumConfig(Section):
     partition: PartitionConfig = PartitionConfig()
     cluster: ClusterConfig = ClusterConfig()
 
+    #: --auto-mask when none is given (sigma; 0: off)
+    default_auto_mask: ClassVar[float] = 0.0
+
+    @property
+    def auto_mask_sigma(self) -> float:
+        """The auto-mask level in sigma (0: no auto-mask): --auto-mask, else the pipeline's default."""
+        chosen = self.deconvolution.auto_mask
+        return self.default_auto_mask if chosen is None else chosen
+
     @model_validator(mode="after")
     def _enough_channels(self) -> "ContinuumConfig":
         terms = self.deconvolution.fit_spectral_pol
@@ -231,6 +327,9 @@ class IcalConfig(ContinuumConfig):
     """ICAL: continuum imaging with self-calibration between major cycles."""
 
     calibration: CalibrationConfig = CalibrationConfig()
+    # self-calibration from a model cleaned into the noise would fit the noise: clean to 5 sigma
+    # everywhere, then deeper only where the components are (as WSClean's -auto-mask 5)
+    default_auto_mask: ClassVar[float] = 5.0
 
     @model_validator(mode="after")
     def _time_only_partition(self) -> "IcalConfig":

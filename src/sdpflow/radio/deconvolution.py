@@ -117,11 +117,23 @@ def _hogbom_loop(residual, psf, psf_row_peak, model, mask, use_mask, gain, niter
     return niter
 
 
-def _stop_level(residual, mask, *, threshold, auto_threshold, mgain) -> tuple[float, str]:
-    peak = float(np.max(np.abs(residual[mask]))) if mask is not None and mask.any() else float(np.max(np.abs(residual)))
+def _stop_level(residual, mask, *, threshold, auto_threshold, mgain, auto_mask=None, weight=None, sigma=None,
+                positive_only=False) -> tuple[float, str]:
+    """The level (Jy/beam; weighted by ``weight`` when given) at which the peak search stops, and why.
+
+    sigma: the noise the auto levels scale (default: the MAD σ of the residual); positive_only:
+    the peak is the largest value, not the largest |value| (with -no-negative).
+    """
+    searched = residual if weight is None else residual * weight
+    if mask is not None and mask.any():
+        searched = searched[mask]
+    peak = float(np.max(searched) if positive_only else np.max(np.abs(searched)))
+    sigma = mad_sigma(residual) if sigma is None else sigma
     levels = {"threshold": float(threshold)}
     if auto_threshold:
-        levels["auto-threshold"] = float(auto_threshold) * mad_sigma(residual)
+        levels["auto-threshold"] = float(auto_threshold) * sigma
+    if auto_mask:
+        levels["auto-mask"] = float(auto_mask) * sigma
     if mgain is not None and mgain < 1:
         levels["mgain"] = peak * (1.0 - float(mgain))
     reason = max(levels, key=levels.get)
@@ -144,7 +156,8 @@ def _prepare(residual: np.ndarray, psf: np.ndarray, mask: np.ndarray | None):
 def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbom", gain: float = 0.1,
                niter: int = 1000, threshold: float = 0.0, auto_threshold: float | None = None,
                mgain: float | None = None, scales: Sequence[float] = (0, 4, 8, 16), scale_bias: float = 0.6,
-               mask: np.ndarray | None = None) -> DeconvolutionResult:
+               mask: np.ndarray | None = None, auto_mask: float | None = None,
+               local_rms_window: float | None = None, no_negative: bool = False) -> DeconvolutionResult:
     """Clean a residual image with its PSF until niter, the threshold, auto-threshold or mgain stops it.
 
     residual: [y, x] or [chan, y, x] Jy/beam; psf: [y, x] (for all channels) or [chan, y, x];
@@ -152,8 +165,13 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
     stop at this many σ (σ = 1.4826 × MAD of the residual); mgain: stop at (1 - mgain) × the
     starting peak (major-cycle gain); algorithm: "hogbom" or "multiscale" (scales in pixels,
     0 = a point; a bias 1 - scale_bias * s / max(s) favours small scales); mask: [y, x] bool,
-    components only where true. Returns the model added (Jy/pixel), the residual left, the
-    number of components and why it stopped ("niter", "threshold", "auto-threshold", "mgain").
+    components only where true; auto_mask: stop at this many σ as well (WSClean's -auto-mask: the
+    caller cleans again within :func:`sdpflow.radio.masks.component_mask` once this level stops a
+    minor cycle); local_rms_window: search the residual times σ_min / σ_local, σ_local the RMS in a
+    window this many pixels wide, so the auto levels are relative to the local noise (-local-rms);
+    no_negative: only positive components (-no-negative). The last two are Hogbom only. Returns the
+    model added (Jy/pixel), the residual left, the number of components and why it stopped
+    ("niter", "threshold", "auto-threshold", "auto-mask", "mgain").
     Arrays come back float64, in the shape of ``residual``.
 
     A 0.5 Jy source at the centre of a dirty image is found there, to the threshold:
@@ -177,13 +195,28 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
     """
     if algorithm not in ("hogbom", "multiscale"):
         raise ValueError(f"unknown algorithm {algorithm!r}: choose hogbom or multiscale")
+    weighted = local_rms_window is not None or no_negative
+    if weighted and algorithm != "hogbom":
+        raise ValueError("local RMS and no-negative cleaning are Hogbom only")
     residual, psf, mask, squeeze = _prepare(residual, psf, mask)
     residual = residual.copy()
     model = np.zeros_like(residual)
     total, reasons = 0, []
     for chan in range(residual.shape[0]):
-        level, reason = _stop_level(residual[chan], mask, threshold=threshold, auto_threshold=auto_threshold, mgain=mgain)
-        if algorithm == "hogbom":
+        weight = sigma = None
+        if local_rms_window is not None:
+            from sdpflow.radio.masks import local_rms_weights
+
+            weight, sigma = local_rms_weights(residual[chan], local_rms_window)
+        level, reason = _stop_level(residual[chan], mask, threshold=threshold, auto_threshold=auto_threshold,
+                                    mgain=mgain, auto_mask=auto_mask, weight=weight, sigma=sigma,
+                                    positive_only=no_negative)
+        if weighted:
+            from sdpflow.radio.weighted_hogbom import weighted_hogbom
+
+            count = weighted_hogbom(residual[chan], psf[chan], model[chan], mask, weight=weight,
+                                    positive_only=no_negative, gain=gain, niter=niter, stop_level=level)
+        elif algorithm == "hogbom":
             count = _hogbom(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=niter, stop_level=level)
         else:
             count = _multiscale(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=niter,

@@ -24,17 +24,22 @@ def _group_means(residual: np.ndarray, groups: list[list[int]]) -> np.ndarray:
 
 
 def joined_stop_level(residual: np.ndarray, *, threshold: float, auto_threshold: float | None,
-                      mgain: float | None, groups: list[list[int]] | None = None) -> tuple[float, str]:
+                      mgain: float | None, groups: list[list[int]] | None = None,
+                      auto_mask: float | None = None) -> tuple[float, str]:
     """The level of the joined image (see the module) at which cleaning stops, and which criterion set it.
 
     threshold: Jy/beam; auto_threshold: in units of sqrt(Σ_g σ_g²), σ_g the MAD noise of each
-    group's mean; mgain: stop at (1 - mgain) × the joined starting peak.
+    group's mean; mgain: stop at (1 - mgain) × the joined starting peak; auto_mask: as
+    auto_threshold (WSClean's -auto-mask level).
     """
     means = _group_means(residual, groups or [[p] for p in range(len(residual))])
     joined = np.sqrt(np.sum(means**2, axis=0))
     levels = {"threshold": float(threshold)}
+    sigma = float(np.sqrt(sum(mad_sigma(m) ** 2 for m in means)))
     if auto_threshold:
-        levels["auto-threshold"] = float(auto_threshold) * float(np.sqrt(sum(mad_sigma(m) ** 2 for m in means)))
+        levels["auto-threshold"] = float(auto_threshold) * sigma
+    if auto_mask:
+        levels["auto-mask"] = float(auto_mask) * sigma
     if mgain is not None and mgain < 1:
         levels["mgain"] = float(joined.max()) * (1.0 - float(mgain))
     reason = max(levels, key=levels.get)
@@ -61,7 +66,8 @@ def spectral_projection(frequency: np.ndarray, terms: int, weights: np.ndarray |
 def deconvolve_joined(residual: np.ndarray, psf: np.ndarray, *, gain: float = 0.1, niter: int = 1000,
                       threshold: float = 0.0, auto_threshold: float | None = None,
                       mgain: float | None = None, groups: list[list[int]] | None = None,
-                      spectral: np.ndarray | None = None) -> DeconvolutionResult:
+                      spectral: np.ndarray | None = None, mask: np.ndarray | None = None,
+                      auto_mask: float | None = None) -> DeconvolutionResult:
     """Joined Hogbom CLEAN of the planes of ``residual`` [plane, y, x] (see the module).
 
     groups: plane indices of each group (default: each plane its own). Each iteration takes
@@ -70,7 +76,8 @@ def deconvolve_joined(residual: np.ndarray, psf: np.ndarray, *, gain: float = 0.
     components or when the joined peak falls to the stop level (:func:`joined_stop_level`).
     spectral: a [group size, group size] matrix (:func:`spectral_projection`) applied to each
     group's values at the peak before they are added: the component's spectrum is then the
-    fitted polynomial, not the channels' raw values (groups of equal size, e.g. channels). Returns the model added (Jy/pixel), the residual, the number of components and the reason.
+    fitted polynomial, not the channels' raw values (groups of equal size, e.g. channels). mask:
+    [y, x] bool, components only where true; auto_mask: see :func:`joined_stop_level`. Returns the model added (Jy/pixel), the residual, the number of components and the reason.
     """
     residual = np.array(residual, dtype=np.float64)
     n_planes, ny, nx = residual.shape
@@ -81,14 +88,17 @@ def deconvolve_joined(residual: np.ndarray, psf: np.ndarray, *, gain: float = 0.
     psf_cy, psf_cx = np.unravel_index(np.argmax(unit_psf[0]), unit_psf.shape[1:])
     groups = groups or [[p] for p in range(n_planes)]
     level, reason = joined_stop_level(residual, threshold=threshold, auto_threshold=auto_threshold, mgain=mgain,
-                                      groups=groups)
+                                      groups=groups, auto_mask=auto_mask)
     model = np.zeros_like(residual)
     squares = np.sum(_group_means(residual, groups) ** 2, axis=0)
+    outside = None if mask is None else ~np.asarray(mask, bool)
+    if outside is not None:
+        squares[outside] = -1.0
     count = 0
     while count < niter:
         where = int(np.argmax(squares))
         y, x = divmod(where, nx)
-        if np.sqrt(squares[y, x]) <= level:
+        if squares[y, x] < 0 or np.sqrt(squares[y, x]) <= level:  # < 0: the mask excludes every pixel
             break
         amount = gain * residual[:, y, x]
         if spectral is not None:
@@ -101,5 +111,7 @@ def deconvolve_joined(residual: np.ndarray, psf: np.ndarray, *, gain: float = 0.
         window = unit_psf[:, y0 - y + psf_cy:y1 - y + psf_cy, x0 - x + psf_cx:x1 - x + psf_cx]
         residual[:, y0:y1, x0:x1] -= amount[:, None, None] * window
         squares[y0:y1, x0:x1] = np.sum(_group_means(residual[:, y0:y1, x0:x1], groups) ** 2, axis=0)
+        if outside is not None:
+            squares[y0:y1, x0:x1][outside[y0:y1, x0:x1]] = -1.0
         count += 1
     return DeconvolutionResult(model, residual, count, "niter" if count >= niter else reason)

@@ -61,6 +61,7 @@ class ImagingSession:
     placement: list[dict] = field(default_factory=list)
     ahead: SubmittedAhead = field(default_factory=SubmittedAhead)  # major cycles by (model key, terms)
     held: HeldProducts = field(default_factory=lambda: HeldProducts(products.read_image))  # psf, models
+    fits_mask: np.ndarray | None = None  # --fits-mask [y, x] bool
 
     # -- on the workers ---------------------------------------------------------------
     def load(self, client) -> list[Any]:
@@ -207,6 +208,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
                          solution_intervals_s=intervals, integration_s=metadata.integration_s)
     check_memory(config, grid, metadata, chunks)
     session = ImagingSession(config, calibrate, metadata, grid, chunks)
+    session.fits_mask = load_fits_mask(config, grid, metadata)
     sections = {"imaging": config.imaging.model_dump(), "partition": config.partition.model_dump()}
     cycle_config = {**sections, "deconvolution": config.deconvolution.model_dump()}
     if calibrate:
@@ -224,9 +226,12 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
         if session.terms_for(cycle - 1):
             outputs.append(f"cycles/gains-{cycle:02d}.h5")
         stages.append(Stage(cycle_name(cycle), lambda ctx, c=cycle: _cycle_stage(ctx, session, c),
-                            outputs=tuple(outputs), after=(previous,), config=cycle_config, retries=1))
+                            outputs=tuple(outputs), after=(previous,), config=cycle_config, retries=1,
+                            inputs=tuple(filter(None, [config.deconvolution.fits_mask]))))
         previous = cycle_name(cycle)
     final = ["model.fits", "residual.fits", "restored.fits", "summary.json", *polarisation.stokes_outputs(config, "restore")]
+    if config.deconvolution.save_source_list:
+        final.append("sources.txt")
     if calibrate:
         final.append("gains.h5")
     restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
@@ -241,6 +246,16 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     stages.append(Stage("report", _report_stage,
                         outputs=("report.html",), after=("restore",), config={}))
     return stages
+
+
+def load_fits_mask(config: ContinuumConfig, grid: ImageGrid, metadata: MSMetadata) -> np.ndarray | None:
+    """The --fits-mask as [y, x] bool, checked against the image grid (DataError, exit 2, before anything runs)."""
+    if not config.deconvolution.fits_mask:
+        return None
+    from sdpflow.radio.masks import read_fits_mask
+
+    return read_fits_mask(config.deconvolution.fits_mask, npix_x=grid.npix_x, npix_y=grid.npix_y,
+                          cell_rad=grid.cell_rad, phase_centre=metadata.phase_centre)
 
 
 def check_memory(config: ContinuumConfig, grid: ImageGrid, metadata: MSMetadata, chunks: list[Chunk]) -> None:
@@ -342,9 +357,11 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")),
                                     session.gain_tables(client, results), ctx.provenance()))
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
+    settings = {**deconvolution.model_dump(), "auto_mask": session.config.auto_mask_sigma,
+                "auto_mask_reached": bool(previous and previous.get("auto_mask_reached"))}
     minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
-                          deconvolution.model_dump(), max(0, deconvolution.niter - components_so_far),
-                          polarisation.joined_planes(session.config), session.spectral_fit(ctx))
+                          settings, max(0, deconvolution.niter - components_so_far),
+                          polarisation.joined_planes(session.config), session.spectral_fit(ctx), session.fits_mask)
     new_model = client.submit(operator.itemgetter(0), minor)
     stats = result(client.submit(operator.itemgetter(1), minor))
     # The next stage (the next cycle, or restore after the last or a converged one) grids this
@@ -380,7 +397,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     ctx.progress(0, 2, "final major cycle")
     results = session.major_cycles(client, model, terms)
     residual = session.residual(client, results)
-    beam = _read_json(ctx.product("cycles/beam.json"))
+    beam = products.chosen_beam(_read_json(ctx.product("cycles/beam.json")), session.config.deconvolution)
     provenance = ctx.provenance()
     restored = client.submit(products.restore_image, model, residual, polarisation.first_beam(beam),
                              session.grid.cell_rad, session.grid)
@@ -394,6 +411,10 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     if session.calibrate:
         tables = session.gain_tables(client, results)
         writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
+    if session.config.deconvolution.save_source_list:
+        writes.append(client.submit(products.write_sources, str(ctx.output("sources.txt")), model, session.grid,
+                                    session.metadata, beam.get("channel_weights"),
+                                    session.config.deconvolution.fit_spectral_pol))
     gather(writes)
     if session.calibrate and session.config.calibration.write_corrected:
         # One chunk at a time: concurrent writers to one MS would contend for its table lock.

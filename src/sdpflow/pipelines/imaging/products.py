@@ -21,7 +21,8 @@ ARCSEC_PER_RAD = 180 / np.pi * 3600
 
 def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None, settings: dict[str, Any],
                 niter: int, joined: tuple[int, ...] = (),
-                spectral: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                spectral: np.ndarray | None = None,
+                fits_mask: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Clean ``residual`` (Jy/beam, [chan, y, x]) and add the components to ``model`` (Jy/pixel).
 
     settings: the deconvolution section (gain, mgain, threshold, auto_threshold, multiscale,
@@ -30,7 +31,11 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
     channel. joined: Stokes plane indices cleaned together channel by channel (Hogbom, see
     :mod:`sdpflow.radio.joined_clean`), the others alone. spectral: with joined channels, the
     [chan, chan] fit applied to each component's channel values (``--fit-spectral-pol``, see
-    :func:`sdpflow.radio.joined_clean.spectral_projection`). Returns the new model and the cycle's metrics.
+    :func:`sdpflow.radio.joined_clean.spectral_projection`). fits_mask: [y, x] bool (``--fits-mask``).
+    Masks as WSClean's: settings ``auto_mask`` (σ, 0: off) cleans to that level until a minor cycle
+    stops there (``auto_mask_reached``), then only where ``model`` has components (see :func:`clean_mask`);
+    ``local_rms`` and ``no_negative`` as in :func:`sdpflow.radio.deconvolution.deconvolve`.
+    Returns the new model and the cycle's metrics.
     """
     n_chan = psf.shape[0]
     if psf.shape[0] != residual.shape[0]:
@@ -42,6 +47,13 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
                    algorithm="multiscale" if settings["multiscale"] else "hogbom")
     if settings["multiscale"] and settings.get("scales"):
         options["scales"] = settings["scales"]
+    options["mask"], options["auto_mask"] = clean_mask(model, settings, fits_mask, residual.shape[-2:])
+    if settings.get("local_rms"):
+        from sdpflow.radio.masks import beam_pixels
+
+        options["local_rms_window"] = settings["local_rms_window"] * beam_pixels(psf[0])
+    if settings.get("no_negative"):
+        options["no_negative"] = True
     join_channels = bool(settings.get("join_channels")) and n_chan > 1
     if niter > 0 and (joined or join_channels):
         delta, components, reason, left = _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options,
@@ -61,7 +73,28 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
         "peak_after_minor_jy": float(np.max(np.abs(left))),
         "model_flux_jy": float(np.sum(new_model[0]) if new_model.ndim == 3 else np.sum(new_model)),
     }
+    if settings.get("auto_mask"):
+        metrics["auto_mask_reached"] = bool(settings.get("auto_mask_reached")) or reason == "auto-mask"
     return new_model, metrics
+
+
+def clean_mask(model: np.ndarray | None, settings: dict[str, Any],
+               fits_mask: np.ndarray | None, shape: tuple[int, int]) -> tuple[np.ndarray | None, float | None]:
+    """(mask [y, x] bool or None, auto-mask level σ or None) of a minor cycle, as WSClean's -auto-mask.
+
+    Until a minor cycle has stopped at the auto-mask level (settings ``auto_mask_reached``), it
+    cleans everywhere (within ``fits_mask``) down to ``auto_mask`` σ; after, only where ``model``
+    ([plane, y, x] Jy/pixel, None: none yet) holds components, down to the usual thresholds. shape: (y, x).
+    """
+    level = settings.get("auto_mask") or 0.0
+    if not level:
+        return fits_mask, None
+    if not settings.get("auto_mask_reached"):
+        return fits_mask, float(level)
+    from sdpflow.radio.masks import component_mask
+
+    found = component_mask(model) if model is not None else np.zeros(shape, bool)
+    return (found & fits_mask if fits_mask is not None else found), None
 
 
 def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options, spectral=None):
@@ -91,7 +124,8 @@ def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options, s
     for planes, groups in units:
         result = deconvolve_joined(residual[planes], psf[planes], gain=options["gain"], niter=options["niter"],
                                    threshold=options["threshold"], auto_threshold=options["auto_threshold"],
-                                   mgain=options["mgain"], groups=groups, spectral=spectral)
+                                   mgain=options["mgain"], groups=groups, spectral=spectral,
+                                   mask=options.get("mask"), auto_mask=options.get("auto_mask"))
         delta[planes], left[planes] = result.model_delta, result.residual
         components += result.n_components
         reasons.append(result.stop_reason)
@@ -114,6 +148,38 @@ def fit_beams(psf: np.ndarray, cell_rad: float) -> list[dict[str, float]]:
 def beam_rad(beam: dict[str, float]) -> tuple[float, float, float]:
     """(bmaj, bmin, bpa) in radians of a beam as :func:`fit_beam` writes it (arcsec, deg)."""
     return beam["bmaj_arcsec"] / ARCSEC_PER_RAD, beam["bmin_arcsec"] / ARCSEC_PER_RAD, np.radians(beam["bpa_deg"])
+
+
+def chosen_beam(beam: dict[str, Any], deconvolution) -> dict[str, Any]:
+    """The restoring beam (as :func:`fit_beam` writes it, with its ``channels``) after ``--beam-shape``,
+    ``--beam-size`` (every channel gets that beam) or ``--circular-beam`` (minor axis = major, PA 0),
+    as WSClean's options; ``deconvolution``: the DeconvolutionConfig."""
+    fixed = deconvolution.fixed_beam_rad
+
+    def chosen(one: dict[str, Any]) -> dict[str, Any]:
+        if fixed is not None:
+            one = {**one, "bmaj_arcsec": fixed[0] * ARCSEC_PER_RAD, "bmin_arcsec": fixed[1] * ARCSEC_PER_RAD,
+                   "bpa_deg": float(np.degrees(fixed[2]))}
+        if deconvolution.circular_beam:
+            one = {**one, "bmin_arcsec": one["bmaj_arcsec"], "bpa_deg": 0.0}
+        return one
+
+    result = chosen(beam)
+    if "channels" in beam:
+        result["channels"] = [chosen(channel) for channel in beam["channels"]]
+    return result
+
+
+def write_sources(path: str, model: np.ndarray | None, grid, metadata: MSMetadata,
+                  channel_weights: list[float] | None, terms: int | None = None) -> int:
+    """Write the Stokes I components of ``model`` ([stokes × chan, y, x] Jy/pixel) as WSClean's sources.txt."""
+    from sdpflow.radio.source_list import write_source_list
+
+    frequency = output_frequencies(metadata, grid.channels_out)[0]
+    planes = stokes_plane(model, grid, "I") if model is not None else np.zeros((grid.channels_out, grid.npix_y,
+                                                                                 grid.npix_x))
+    return write_source_list(path, planes, phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad,
+                             frequency=frequency, weights=channel_weights, terms=terms or 1)
 
 
 def restore_image(model: np.ndarray | None, residual: np.ndarray, beam: dict[str, float], cell_rad: float,

@@ -88,6 +88,27 @@ BOMB = "a: &a [x, x, x, x, x, x]\n" + "".join(
     f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, n in zip("abcde", "bcdef"))
 
 
+def sky_image(name: str, side: int) -> Setup:
+    """A one-plane SIN image of side × side pixels (a mask of the wrong size for a 64-pixel image)."""
+    def make(w: Path, ctx: dict) -> None:
+        import numpy as np
+
+        from sdpflow.radio.fits import write_fits_image
+
+        write_fits_image(w / name, np.ones((side, side)), phase_centre=(0.0, -0.5), cell_rad=1e-4, frequency=1e8)
+    return make
+
+
+def plain_fits(name: str, side: int) -> Setup:
+    """A FITS image without sky axes."""
+    def make(w: Path, ctx: dict) -> None:
+        import numpy as np
+        from astropy.io import fits
+
+        fits.PrimaryHDU(np.ones((side, side), np.float32)).writeto(w / name)
+    return make
+
+
 def ms_copy(name: str = "obs.ms", damage: Callable[[Path], None] | None = None) -> Setup:
     """A copy of the session's small MS, then ``damage(copy)``."""
     def make(w: Path, ctx: dict) -> None:
@@ -267,6 +288,21 @@ CONTINUUM = cases(
                                    *MS_ARGS), 2, ms_copy(), "--join-channels"),
     ("fit-spectral-pol-too-many-terms", ("--ms", "obs.ms", "--out", "out", "--channels-out", "2", "--join-channels",
                                          "--fit-spectral-pol", "3", *MS_ARGS), 2, ms_copy(), "at least 3 output channels"),
+    # --fits-mask: checked against the image grid before anything runs
+    ("fits-mask-missing", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "nope.fits", *MS_ARGS), 2, ms_copy(),
+     "nope.fits"),
+    ("fits-mask-not-fits", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "m.fits", *MS_ARGS), 2,
+     both(ms_copy(), text("m.fits", "SIMPLE = T\n")), "m.fits"),
+    ("fits-mask-binary", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "m.fits", *MS_ARGS), 2,
+     both(ms_copy(), data("m.fits", BINARY)), "m.fits"),
+    ("fits-mask-wrong-size", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "m.fits", *MS_ARGS), 2,
+     both(ms_copy(), sky_image("m.fits", 32)), "give a mask of the image's --size"),
+    ("fits-mask-no-sky-axes", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "m.fits", *MS_ARGS), 2,
+     both(ms_copy(), plain_fits("m.fits", 64)), "RA---SIN"),
+    ("multiscale-scales-garbage", ("--ms", "obs.ms", "--out", "out", "--multiscale", "--multiscale-scales", "0,x",
+                                   *MS_ARGS), 2, ms_copy(), "comma list"),
+    ("local-rms-multiscale", ("--ms", "obs.ms", "--out", "out", "--multiscale", "--local-rms", *MS_ARGS), 2, ms_copy(),
+     "Hogbom only"),
     needs=("ms",),
 )
 

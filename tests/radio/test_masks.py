@@ -116,6 +116,10 @@ def test_fits_mask_restricts_components_to_the_mask(tmp_path, grid):
     assert np.count_nonzero(result.model_delta[~box]) == 0
     assert result.model_delta[box].sum() == pytest.approx(30.0, rel=0.1)
     assert abs(result.residual[90, 90]) > 25.0                  # the source outside the mask stays
+    weighted = deconvolve(image, gaussian_psf(), niter=3000, auto_threshold=2.0, mask=mask, no_negative=True,
+                          local_rms_window=40)                  # the weighted loop, whole rows masked out
+    assert weighted.n_components > 10 and np.count_nonzero(weighted.model_delta[~box]) == 0
+    assert weighted.model_delta.min() == 0.0
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -12,12 +12,15 @@ import numpy as np
 
 from sdpflow.radio.deconvolution import _subtract_shifted
 
+#: the bound of a row the mask excludes: finite, as _subtract_shifted (fastmath) adds to it
+_EXCLUDED = -1.0e300
+
 
 @numba.njit(cache=True, nogil=True)
 def _row_best(image, weight, mask, row, use_mask, positive_only):
     """(largest weighted value, its column) of a row: |value| × weight, or value × weight when
-    positive_only; (-inf, -1) when the mask excludes the whole row."""
-    best, where = -np.inf, -1
+    positive_only; (_EXCLUDED, -1) when the mask excludes the whole row."""
+    best, where = _EXCLUDED, -1
     for x in range(image.shape[1]):
         if use_mask and not mask[row, x]:
             continue
@@ -36,7 +39,7 @@ def _peak_row(image, weight, row_bound, mask, use_mask, positive_only):
         row = np.argmax(row_bound)
         exact = _row_best(image, weight, mask, row, use_mask, positive_only)[0]
         row_bound[row] = exact
-        if np.argmax(row_bound) == row or exact == -np.inf:
+        if np.argmax(row_bound) == row or exact <= _EXCLUDED:
             return row
 
 

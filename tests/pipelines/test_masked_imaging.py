@@ -1,0 +1,107 @@
+"""WSClean's mask, beam and source-list options in a continuum run on a small simulated observation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from sdpflow.config.imaging import ContinuumConfig, DeconvolutionConfig, IcalConfig, ImagingConfig
+from sdpflow.config.simulate import SimulateConfig
+from sdpflow.pipelines import start_run
+from sdpflow.pipelines.imaging.products import chosen_beam
+from sdpflow.pipelines.simulate import simulate_observation
+from sdpflow.radio import fits
+from sdpflow.radio.source_list import read_source_list
+from sdpflow.store import RunStore
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def masked_run(tmp_path_factory):
+    """A continuum run with --fits-mask (the image's left half), --auto-mask 5, --circular-beam, --save-source-list."""
+    out = tmp_path_factory.mktemp("masked")
+    observation = simulate_observation(SimulateConfig(preset="small", phase_error_rad=0.0, amplitude_error=0.0,
+                                                      seed=5), out / "obs.ms")
+    imaging = ImagingConfig(size=(SIZE, SIZE), scale="60asec", weight="natural")
+    dirty_grid = ContinuumConfig(ms=str(observation.ms), imaging=imaging)  # for the mask's WCS
+    from sdpflow.pipelines.imaging.flow import image_grid
+    from sdpflow.radio.ms import read_ms_metadata
+
+    metadata = read_ms_metadata(str(observation.ms))
+    grid = image_grid(dirty_grid, metadata)
+    half = np.zeros((SIZE, SIZE))
+    half[:, :SIZE // 2] = 1.0
+    fits.write_fits_image(out / "mask.fits", half, phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad,
+                          frequency=float(metadata.frequency.mean()), unit="")
+    config = ContinuumConfig(
+        ms=str(observation.ms), imaging=imaging,
+        deconvolution=DeconvolutionConfig(niter=2000, mgain=0.8, auto_threshold=1.0, nmajor=4, auto_mask=5.0,
+                                          fits_mask=str(out / "mask.fits"), circular_beam=True,
+                                          save_source_list=True))
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster:
+        with Client(cluster):
+            result = start_run("continuum", config, out / "run", store=RunStore(f"sqlite:///{out / 'runs.db'}"),
+                               cluster_spec=cluster.scheduler_address)
+    return result.out_dir, half.astype(bool)
+
+
+def test_components_only_inside_the_fits_mask(masked_run):
+    run_dir, inside = masked_run
+    model = fits.read_fits_image(run_dir / "model.fits").data[0, 0]
+    assert np.count_nonzero(model[inside]) >= 3
+    assert np.count_nonzero(model[~inside]) == 0
+
+
+def test_auto_mask_then_cleans_within_the_components(masked_run):
+    run_dir, _ = masked_run
+    cycles = json.loads((run_dir / "summary.json").read_text())["cycles"]
+    reasons = [cycle["stop_reason"] for cycle in cycles if not cycle.get("skipped")]
+    assert "auto-mask" in reasons                            # cleaned to 5 sigma everywhere first
+    assert cycles[-1]["auto_mask_reached"] is True
+    assert reasons[-1] in ("auto-threshold", "mgain", "niter")  # then on, within the mask of the components
+
+
+def test_circular_beam_in_the_restored_header(masked_run):
+    run_dir, _ = masked_run
+    from astropy.io import fits as astropy_fits
+
+    header = astropy_fits.getheader(run_dir / "restored.fits")
+    psf_header = astropy_fits.getheader(run_dir / "psf.fits")
+    assert header["BMAJ"] == header["BMIN"] == pytest.approx(psf_header["BMAJ"], rel=1e-6)
+    assert header["BPA"] == 0.0
+    assert psf_header["BMIN"] < psf_header["BMAJ"]            # the fitted beam itself is elliptical
+
+
+def test_source_list_sums_to_the_model(masked_run):
+    run_dir, inside = masked_run
+    model = fits.read_fits_image(run_dir / "model.fits")
+    components = read_source_list(run_dir / "sources.txt")
+    assert len(components) == np.count_nonzero(model.data[0, 0])
+    assert sum(c.flux for c in components) == pytest.approx(float(model.data[0, 0].sum()), rel=1e-5)
+    x, y = model.wcs.celestial.world_to_pixel_values(np.degrees([c.ra for c in components]),
+                                                     np.degrees([c.dec for c in components]))
+    assert np.max(np.abs(x - np.round(x))) < 0.01 and np.max(np.abs(y - np.round(y))) < 0.01
+    assert all(inside[int(round(j)), int(round(i))] for i, j in zip(x, y))
+
+
+def test_beam_size_and_shape_replace_the_fitted_beam():
+    fitted = {"bmaj_arcsec": 300.0, "bmin_arcsec": 250.0, "bpa_deg": 40.0,
+              "channels": [{"bmaj_arcsec": 310.0, "bmin_arcsec": 240.0, "bpa_deg": 41.0}]}
+    sized = chosen_beam(fitted, DeconvolutionConfig(beam_size="2amin"))
+    assert (sized["bmaj_arcsec"], sized["bmin_arcsec"], sized["bpa_deg"]) == pytest.approx((120.0, 120.0, 0.0))
+    assert sized["channels"][0]["bmin_arcsec"] == pytest.approx(120.0)
+    shaped = chosen_beam(fitted, DeconvolutionConfig(beam_shape=("200", "100", "30")))
+    assert (shaped["bmaj_arcsec"], shaped["bmin_arcsec"], shaped["bpa_deg"]) == pytest.approx((200.0, 100.0, 30.0))
+    circular = chosen_beam(fitted, DeconvolutionConfig(circular_beam=True))
+    assert circular["bmin_arcsec"] == 300.0 and circular["channels"][0]["bmin_arcsec"] == 310.0
+
+
+def test_ical_auto_masks_by_default_and_continuum_does_not():
+    assert IcalConfig().auto_mask_sigma == 5.0
+    assert ContinuumConfig().auto_mask_sigma == 0.0
+    assert IcalConfig(deconvolution=DeconvolutionConfig(auto_mask=0)).auto_mask_sigma == 0.0
+    assert DeconvolutionConfig(scales="0,4,16").scales == [0.0, 4.0, 16.0]

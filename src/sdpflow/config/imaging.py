@@ -330,6 +330,7 @@ class IcalConfig(ContinuumConfig):
     # self-calibration from a model cleaned into the noise would fit the noise: clean to 5 sigma
     # everywhere, then deeper only where the components are (as WSClean's -auto-mask 5)
     default_auto_mask: ClassVar[float] = 5.0
+    deconvolution: DeconvolutionConfig = DeconvolutionConfig(auto_mask=default_auto_mask)
 
     @model_validator(mode="after")
     def _time_only_partition(self) -> "IcalConfig":

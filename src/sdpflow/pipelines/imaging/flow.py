@@ -37,6 +37,7 @@ from sdpflow.errors import ConfigError, DataError
 from sdpflow.pipelines.imaging import chunks as chunk_tasks
 from sdpflow.pipelines.imaging import polarisation, products, wsclean_names
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
+from sdpflow.pipelines.imaging.headers import ProductHeader, product_header
 from sdpflow.pipelines.imaging.partition import Chunk, chunk_bytes, image_bytes, plan_chunks
 from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
@@ -61,6 +62,7 @@ class ImagingSession:
     placement: list[dict] = field(default_factory=list)
     ahead: SubmittedAhead = field(default_factory=SubmittedAhead)  # major cycles by (model key, terms)
     held: HeldProducts = field(default_factory=lambda: HeldProducts(products.read_image))  # psf, models
+    weight_sum: float | None = None  # the summed imaging weights, once the psf stage has them
 
     # -- on the workers ---------------------------------------------------------------
     def load(self, client) -> list[Any]:
@@ -120,11 +122,21 @@ class ImagingSession:
         """Each chunk's solved gain tables, from major-cycle ``results``."""
         return [client.submit(operator.itemgetter(1), part) for part in results]
 
-    def write_image(self, client, path: Path, image: Any, kind: str, provenance: dict, beam: dict | None = None,
+    def write_image(self, client, path: Path, image: Any, kind: str, header: ProductHeader, beam: dict | None = None,
                     stokes: str | None = "I", **submit: Any) -> Any:
         """Write ``image`` (a future, None: empty model) as FITS on a worker, the plane ``stokes`` (None: all)."""
-        return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, provenance,
+        return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, header,
                              stokes, **submit)
+
+    def header(self, ctx: StageContext, *, final: bool = False) -> ProductHeader:
+        """The header of this stage's image products (:mod:`sdpflow.pipelines.imaging.headers`); ``final``: a
+        product written after the last major cycle, whose header counts the cycles run."""
+        if self.weight_sum is None and ctx.product("cycles/beam.json").is_file():
+            self.weight_sum = float(np.sum(_read_json(ctx.product("cycles/beam.json"))["channel_weights"]))
+        nmajor = self.config.deconvolution.nmajor
+        cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)] if final else None
+        return product_header(self.config, self.calibrate, self.metadata, ctx.provenance(),
+                              weight_sum=self.weight_sum, cycles=cycles)
 
     def non_finite_flagged(self, client) -> int:
         """Samples flagged at read for a NaN or infinite visibility, weight or UVW, over all chunks."""
@@ -303,9 +315,10 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
         why = f" ({non_finite} samples NaN or infinite)" if non_finite else ""
         raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight){why}: nothing to image")
     psf = client.submit(chunk_tasks.normalised, psf_sum)
+    session.weight_sum = float(channel_weights.sum())
     beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
     ctx.progress(1, 2, "writing psf.fits")
-    result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", ctx.provenance(), beam, priority=1))
+    result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", session.header(ctx), beam, priority=1))
     beam = polarisation.write_psf_cubes(session, client, ctx, psf, beam)  # adds the channels' beams
     beam["channel_weights"] = channel_weights.ravel().tolist()  # the MFS images' weights
     ctx.output("cycles/beam.json").write_text(products.strict_json(beam))
@@ -325,7 +338,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     if previous and previous["converged"] and not session.calibrate:
         # Continuum stops when the minor cycle has reached its threshold: carry the model on.
         result(session.write_image(client, ctx.output(model_name(cycle)), model, "model",
-                                   ctx.provenance(), stokes=None))
+                                   session.header(ctx), _beam(ctx), stokes=None))
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))
         session.model_future, session.model_cycle = model, cycle
@@ -336,8 +349,9 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     residual = session.residual(client, results)
     writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
-        writes.append(session.write_image(client, ctx.output("dirty.fits"), residual, "dirty", ctx.provenance()))
-        writes += polarisation.write_stokes_images(session, client, ctx, "dirty", residual, ctx.provenance())
+        header, beam = session.header(ctx), _beam(ctx)
+        writes.append(session.write_image(client, ctx.output("dirty.fits"), residual, "dirty", header, beam))
+        writes += polarisation.write_stokes_images(session, client, ctx, "dirty", residual, header, beam)
     if terms:
         writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")),
                                     session.gain_tables(client, results), ctx.provenance()))
@@ -352,7 +366,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     session.submit_ahead(client, new_model, session.terms_for(cycle))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
     writes.append(session.write_image(client, ctx.output(model_name(cycle)), new_model, "model",
-                                      ctx.provenance(), stokes=None, priority=1))
+                                      session.header(ctx), _beam(ctx), stokes=None, priority=1))
     gather(writes)
     metrics = {
         "cycle": cycle,
@@ -381,16 +395,15 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     results = session.major_cycles(client, model, terms)
     residual = session.residual(client, results)
     beam = _read_json(ctx.product("cycles/beam.json"))
-    provenance = ctx.provenance()
+    provenance, header = ctx.provenance(), session.header(ctx, final=True)
     restored = client.submit(products.restore_image, model, residual, polarisation.first_beam(beam),
                              session.grid.cell_rad, session.grid)
     writes = [
-        session.write_image(client, ctx.output(name), image, kind, provenance,
-                            polarisation.first_beam(beam) if kind == "restored" else None)
+        session.write_image(client, ctx.output(name), image, kind, header, polarisation.first_beam(beam))
         for name, image, kind in (("model.fits", model, "model"), ("residual.fits", residual, "residual"),
                                   ("restored.fits", restored, "restored"))
     ]
-    writes += polarisation.write_restored_cubes(session, client, ctx, model, residual, beam, provenance)
+    writes += polarisation.write_restored_cubes(session, client, ctx, model, residual, beam, header)
     if session.calibrate:
         tables = session.gain_tables(client, results)
         writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
@@ -440,6 +453,11 @@ def _report_stage(ctx: StageContext) -> None:
     section = imaging_section(ctx.out_dir)
     write_report(ctx.out_dir, ctx.output("report.html"), [section, run_section(ctx.out_dir)],
                  title=f"sdpflow {section.title.split()[0]} run", map_function=on_workers)
+
+
+def _beam(ctx: StageContext) -> dict:
+    """The restoring beam of ``restored.fits`` (beam.json's first channel), for the BMAJ/BMIN/BPA of every product."""
+    return polarisation.first_beam(_read_json(ctx.product("cycles/beam.json")))
 
 
 def _read_json(path: Path) -> dict:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sdpflow.pipelines.imaging.headers import ProductHeader
 from sdpflow.radio import deconvolution, fits, hdf5, quality, restore
 from sdpflow.radio.datamodels import GainTable, concatenate_gaintables
 from sdpflow.radio.ms import MSMetadata, write_column
@@ -194,8 +195,9 @@ def read_image(path: str) -> np.ndarray:
 
 
 def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata, kind: str,
-                beam: dict[str, float] | None, provenance: dict[str, Any], stokes: str | None = None) -> None:
-    """Write an image (None = empty model) as FITS with its WCS, beam and provenance.
+                beam: dict[str, float] | None, header: ProductHeader, stokes: str | None = None) -> None:
+    """Write an image (None = empty model) as FITS with its WCS, beam and ``header`` (observation and
+    imaging keywords, command line, provenance: see :mod:`sdpflow.pipelines.imaging.headers`).
 
     image: [chan, y, x] (Stokes I) or [stokes × chan, y, x] with the grid's Stokes planes;
     stokes: write only that Stokes plane (None: every plane the image holds). A beam with
@@ -213,8 +215,8 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
     fits.write_fits_image(
         path, cube, phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
         channel_width=bandwidth, beam=beam_rad(beam) if beam else None, polarisation=names,
-        unit="JY/PIXEL" if kind == "model" else "JY/BEAM", provenance=provenance,
-        history=[f"sdpflow {kind} image"], beams=beams,
+        unit="JY/PIXEL" if kind == "model" else "JY/BEAM", provenance=header.provenance,
+        history=[f"sdpflow {kind} image", *header.history], beams=beams, cards=header.cards,
     )
 
 

@@ -34,6 +34,7 @@ from sdpflow.engine.distribute import HeldProducts, SubmittedAhead, spread_over_
 from sdpflow.engine.flow import Stage, StageContext
 from sdpflow.engine.futures import gather, result
 from sdpflow.errors import ConfigError, DataError
+from sdpflow.provenance import checksum
 from sdpflow.pipelines.imaging import chunks as chunk_tasks
 from sdpflow.pipelines.imaging import polarisation, products, wsclean_names
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
@@ -63,6 +64,7 @@ class ImagingSession:
     ahead: SubmittedAhead = field(default_factory=SubmittedAhead)  # major cycles by (model key, terms)
     held: HeldProducts = field(default_factory=lambda: HeldProducts(products.read_image))  # psf, models
     weight_sum: float | None = None  # the summed imaging weights, once the psf stage has them
+    solutions: Any = None  # --apply-solutions: the GainTable applied at read (antennas and channels of the MS)
 
     # -- on the workers ---------------------------------------------------------------
     def load(self, client) -> list[Any]:
@@ -77,7 +79,8 @@ class ImagingSession:
         imaging = self.config.imaging
         self.placement = spread_over_workers(client, len(self.chunks))
         raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column, self.metadata,
-                             self.grid.stokes, key=f"read-chunk-{chunk.index:04d}-{_token(self)}", **where)
+                             self.grid.stokes, self.solutions, key=f"read-chunk-{chunk.index:04d}-{_token(self)}",
+                             **where)
                for chunk, where in zip(self.chunks, self.placement)]
         density = None
         if imaging.weighting != "natural":
@@ -218,7 +221,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
                          frequency_chunks=config.partition.frequency_chunks,
                          solution_intervals_s=intervals, integration_s=metadata.integration_s)
     check_memory(config, grid, metadata, chunks)
-    session = ImagingSession(config, calibrate, metadata, grid, chunks)
+    session = ImagingSession(config, calibrate, metadata, grid, chunks, solutions=_solutions(config, metadata))
     sections = {"imaging": config.imaging.model_dump(), "partition": config.partition.model_dump()}
     cycle_config = {**sections, "deconvolution": config.deconvolution.model_dump()}
     if calibrate:
@@ -226,8 +229,10 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     nmajor = config.deconvolution.nmajor
     stages = [Stage("psf", lambda ctx: _psf_stage(ctx, session),
                     outputs=("psf.fits", "cycles/beam.json", *polarisation.stokes_outputs(config, "psf")),
-                    inputs=(config.ms,), config=sections, retries=1,
-                    input_checksum=lambda path: ms_checksum(path, config.imaging.data_column))]
+                    inputs=(config.ms, *([config.apply_solutions] if config.apply_solutions else [])),
+                    config=sections, retries=1,
+                    input_checksum=lambda path: ms_checksum(path, config.imaging.data_column) if path == config.ms
+                    else checksum(path))]
     previous = "psf"
     for cycle in range(1, nmajor + 1):
         outputs = [model_name(cycle), f"cycles/cycle-{cycle:02d}.json"]
@@ -240,7 +245,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
         previous = cycle_name(cycle)
     final = ["model.fits", "residual.fits", "restored.fits", "summary.json", *polarisation.stokes_outputs(config, "restore")]
     if calibrate:
-        final.append("gains.h5")
+        final += ["gains.h5", "gains.h5parm"]
     restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
     stages.append(Stage("restore", lambda ctx: _restore_stage(ctx, session), outputs=tuple(final),
                         after=(previous,), config=restore_config, retries=1))
@@ -253,6 +258,15 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     stages.append(Stage("report", _report_stage,
                         outputs=("report.html",), after=("restore",), config={}))
     return stages
+
+
+def _solutions(config: ContinuumConfig, metadata: MSMetadata):
+    """The ``--apply-solutions`` table for this MS (DataError, exit 2, before anything runs), or None."""
+    if not config.apply_solutions:
+        return None
+    from sdpflow.radio.h5parm import solutions_for_ms
+
+    return solutions_for_ms(config.apply_solutions, metadata.antenna_names, metadata.frequency, metadata.times)
 
 
 def check_memory(config: ContinuumConfig, grid: ImageGrid, metadata: MSMetadata, chunks: list[Chunk]) -> None:
@@ -407,6 +421,8 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     if session.calibrate:
         tables = session.gain_tables(client, results)
         writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
+        writes.append(client.submit(products.write_h5parm_gains, str(ctx.output("gains.h5parm")), tables,
+                                    session.metadata, provenance))
     gather(writes)
     if session.calibrate and session.config.calibration.write_corrected:
         # One chunk at a time: concurrent writers to one MS would contend for its table lock.

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from sdpflow.pipelines.imaging.headers import ProductHeader
-from sdpflow.radio import deconvolution, fits, hdf5, quality, restore
+from sdpflow.radio import deconvolution, fits, hdf5, restore
+from sdpflow.radio.calibration import combined_gains
 from sdpflow.radio.datamodels import GainTable, concatenate_gaintables
 from sdpflow.radio.ms import MSMetadata, write_column
 from sdpflow.radio.weighting import output_channel_index
@@ -228,14 +229,31 @@ def output_frequencies(metadata: MSMetadata, channels_out: int) -> tuple[np.ndar
     return centres, widths
 
 
-def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[str, Any]) -> None:
-    """Write each term's gain table, the chunks' solutions joined in time, to one HDF5 file."""
+def joined_terms(tables: list[dict[str, GainTable]]) -> dict[str, GainTable]:
+    """Each term's gain table (T, G, B), the chunks' solutions joined in time."""
     terms: dict[str, list[GainTable]] = {}
     for chunk_tables in tables:
         for name, table in chunk_tables.items():
             terms.setdefault(name, []).append(table)
-    joined = {name: concatenate_gaintables(parts) for name, parts in terms.items()}
-    hdf5.write_gaintables_hdf5(path, joined, quality.combined_gains(list(joined.values())), provenance=provenance)
+    return {name: concatenate_gaintables(parts) for name, parts in terms.items()}
+
+
+def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[str, Any]) -> None:
+    """Write each term's gain table, the chunks' solutions joined in time, to one HDF5 file."""
+    joined = joined_terms(tables)
+    hdf5.write_gaintables_hdf5(path, joined, combined_gains(list(joined.values())), provenance=provenance)
+
+
+def write_h5parm_gains(path: str, tables: list[dict[str, GainTable]], metadata: MSMetadata,
+                       provenance: dict[str, Any]) -> None:
+    """Write the product of the terms (the gains to apply) as H5parm (LoSoTo/DP3, see :mod:`sdpflow.radio.h5parm`),
+    with the MS's antenna names and positions and a pol axis of its parallel hands."""
+    from sdpflow.radio.h5parm import write_h5parm
+
+    combined = combined_gains(list(joined_terms(tables).values()))
+    hands = {"linear": ("XX", "YY"), "circular": ("RR", "LL")}.get(metadata.feed_type, ("I",))
+    write_h5parm(path, combined, antenna_names=metadata.antenna_names, antenna_positions=metadata.antenna_positions,
+                 phase_centre=metadata.phase_centre, correlations=hands, provenance=provenance)
 
 
 def write_corrected(ms_path: str, data, tables: dict[str, GainTable], data_column: str = "DATA") -> None:

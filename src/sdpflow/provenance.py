@@ -60,10 +60,23 @@ def _update_with_file(digest: "hashlib._Hash", file: Path) -> None:
             digest.update(chunk)
 
 
+def canonical_json(value: Any) -> str:
+    """``value`` as compact JSON with sorted keys (non-JSON values as their ``str``): the text that is hashed."""
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
 def config_hash(section: Any) -> str:
     """A stable hash of a JSON-serialisable configuration (keys sorted)."""
-    text = json.dumps(section, sort_keys=True, default=str, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_json(section).encode()).hexdigest()
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """The SHA-256 (64 hex digits) of a provenance record's :func:`canonical_json` text.
+
+    FITS products carry it as ``SDPPROV`` beside the record itself, so a reader can check that
+    the record it parses is the one the product was written with.
+    """
+    return hashlib.sha256(canonical_json(record).encode()).hexdigest()
 
 
 def provenance_record(
@@ -71,7 +84,8 @@ def provenance_record(
 ) -> dict[str, Any]:
     """What made a product: versions, configuration hash, input checksums, host, user and time.
 
-    Stored in the run database and inside the product (FITS HISTORY cards, HDF5 attributes).
+    Stored in the run database and inside the product (a FITS PROVENANCE extension with its digest in
+    ``SDPPROV``, HDF5 attributes).
     """
     return {
         "versions": dependency_versions(),

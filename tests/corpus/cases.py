@@ -82,6 +82,22 @@ def both(*setups: Setup) -> Setup:
     return make
 
 
+def h5parm_for(name: str, antennas: list[str]) -> Setup:
+    """An H5parm of unit gains for the antennas named (not the session MS's)."""
+    def make(w: Path, ctx: dict) -> None:
+        import numpy as np
+
+        from sdpflow.radio.datamodels import GainTable
+        from sdpflow.radio.h5parm import write_h5parm
+
+        shape = (1, len(antennas), 1, 1)
+        table = GainTable(gain=np.ones(shape, complex), weight=np.ones(shape), time=np.zeros(1), interval=np.ones(1),
+                          frequency=np.array([1e8]))
+        write_h5parm(w / name, table, antenna_names=antennas, antenna_positions=np.zeros((len(antennas), 3)),
+                     phase_centre=(0.0, 0.0))
+    return make
+
+
 BINARY = bytes(range(256)) * 8 + b"\x00\xff\xfe"
 # An anchor "bomb", kept small: 6 levels of 6 = 46656 leaves when expanded.
 BOMB = "a: &a [x, x, x, x, x, x]\n" + "".join(
@@ -303,6 +319,13 @@ CONTINUUM = cases(
                                    *MS_ARGS), 2, ms_copy(), "comma list"),
     ("local-rms-multiscale", ("--ms", "obs.ms", "--out", "out", "--multiscale", "--local-rms", *MS_ARGS), 2, ms_copy(),
      "Hogbom only"),
+    # --apply-solutions: a file that is no H5parm, none at all, or one for another array
+    ("apply-solutions-not-hdf5", ("--ms", "obs.ms", "--out", "out", "--apply-solutions", "g.h5", *MS_ARGS), 2,
+     both(ms_copy(), text("g.h5", "not an H5parm\n")), "not an HDF5 file"),
+    ("apply-solutions-missing", ("--ms", "obs.ms", "--out", "out", "--apply-solutions", "none.h5", *MS_ARGS), 2,
+     ms_copy(), "no such H5parm"),
+    ("apply-solutions-other-antennas", ("--ms", "obs.ms", "--out", "out", "--apply-solutions", "g.h5", *MS_ARGS), 2,
+     both(ms_copy(), h5parm_for("g.h5", ["CS001", "CS002"])), "no solutions for antenna"),
     needs=("ms",),
 )
 

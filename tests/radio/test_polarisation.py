@@ -201,13 +201,14 @@ def test_stokes_major_images_round_trip_through_the_cycle_files(linear_and_circu
     """What a resumed run reads back: a [stokes × chan, y, x] model written with every plane, and one plane alone."""
     from sdpflow.pipelines.imaging import products
     from sdpflow.pipelines.imaging.chunks import ImageGrid
+    from sdpflow.pipelines.imaging.headers import ProductHeader
 
     metadata = read_ms_metadata(linear_and_circular[0].ms)
     grid = ImageGrid(64, 64, 1e-4, channels_out=4, stokes=("I", "Q", "U"))
     image = np.random.default_rng(2).normal(size=(grid.n_planes, 64, 64))
-    products.write_image(str(tmp_path / "model.fits"), image, grid, metadata, "model", None, {}, None)
+    products.write_image(str(tmp_path / "model.fits"), image, grid, metadata, "model", None, ProductHeader((), ()), None)
     assert np.allclose(products.read_image(str(tmp_path / "model.fits")), image, atol=1e-6)
-    products.write_image(str(tmp_path / "model-U.fits"), image, grid, metadata, "model", None, {}, "U")
+    products.write_image(str(tmp_path / "model-U.fits"), image, grid, metadata, "model", None, ProductHeader((), ()), "U")
     assert np.allclose(products.read_image(str(tmp_path / "model-U.fits")), image[8:], atol=1e-6)
     assert np.allclose(products.stokes_plane(image, grid, "Q"), image[4:8])
 

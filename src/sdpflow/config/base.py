@@ -76,3 +76,49 @@ def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
     for section in sections:
         node = node.setdefault(section, {})
     node[last] = list(value) if isinstance(value, tuple) else value
+
+
+def command_arguments(config: BaseModel, *, leave_out: tuple[str, ...] = ("cluster",)) -> list[str]:
+    """The options of ``sdpflow run`` that give ``config``: every value that differs from its default.
+
+    A field with a flag is given as the flag (``--size 512 512``, ``--no-wstacking``), one
+    without as ``--set key=value`` (JSON, which --set reads as YAML). Sections named in
+    ``leave_out`` are left out (the cluster says where a run ran, not what it made).
+    """
+    import json
+
+    default = type(config)().model_dump(mode="json")
+    given = config.model_dump(mode="json")
+    flags = {key: flag for flag, (key, _) in cli_options(type(config)).items()}
+    arguments: list[str] = []
+    for key, value in _leaves(given):
+        if key.split(".")[0] in leave_out or _value_at(default, key) == value:
+            continue
+        flag = flags.get(key)
+        if flag is None or value is None:
+            arguments.append(f"--set={key}={json.dumps(value)}")
+        elif isinstance(value, bool):
+            arguments.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, list):
+            arguments += [flag, *(str(item) for item in value)]
+        else:
+            arguments += [flag, str(value)]
+    return arguments
+
+
+def _leaves(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    leaves = []
+    for name, value in values.items():
+        if isinstance(value, dict):
+            leaves += _leaves(value, f"{prefix}{name}.")
+        else:
+            leaves.append((f"{prefix}{name}", value))
+    return leaves
+
+
+def _value_at(values: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return None
+        values = values[part]
+    return values

@@ -304,6 +304,10 @@ class ContinuumConfig(Section):
     deconvolution: DeconvolutionConfig = DeconvolutionConfig()
     partition: PartitionConfig = PartitionConfig()
     cluster: ClusterConfig = ClusterConfig()
+    # -- applying an existing gain table (issue 15) --
+    apply_solutions: str | None = Field(
+        None, description="H5parm of gain solutions (LoSoTo/DP3 layout, e.g. an ICAL run's gains.h5parm) applied to "
+        "the visibilities before imaging", json_schema_extra={"cli": "--apply-solutions"})
 
     #: --auto-mask when none is given (sigma; 0: off)
     default_auto_mask: ClassVar[float] = 0.0

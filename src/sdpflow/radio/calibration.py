@@ -173,6 +173,16 @@ def gain_slot_of(gaintable: GainTable, times: np.ndarray) -> np.ndarray:
     return np.clip(index, 0, len(gaintable.time) - 1)
 
 
+def combined_gains(tables: list[GainTable]) -> GainTable:
+    """The product of gain terms (e.g. T then G) sampled on the last term's solution times."""
+    base = tables[-1]
+    total = base.gain.copy()
+    for table in tables[:-1]:
+        total = total * table.gain[gain_slot_of(table, base.time)]
+    return GainTable(gain=total, weight=base.weight, time=base.time, interval=base.interval,
+                     frequency=base.frequency, receptors=base.receptors, mode="combined")
+
+
 def apply_gains(vis_array: np.ndarray, gaintable: GainTable, antenna1: np.ndarray, antenna2: np.ndarray,
                 times: np.ndarray, *, inverse: bool = True) -> np.ndarray:
     """Corrupt (inverse=False: V g_p conj(g_q)) or correct (inverse=True: V / (g_p conj(g_q))) visibilities.
@@ -189,6 +199,18 @@ def apply_gains(vis_array: np.ndarray, gaintable: GainTable, antenna1: np.ndarra
     if vis_array.ndim == 3:
         factor = factor[:, :, None]
     return vis_array * factor
+
+
+def apply_solutions(vis: Visibility, gaintable: GainTable) -> Visibility:
+    """``vis`` corrected by scalar antenna gains, every correlation or Stokes plane alike: V / (g_p conj(g_q)).
+
+    gaintable: antennas in the MS's order, one channel or ``vis``'s channels. Samples whose
+    antennas have no solution are flagged with weight 0.
+    """
+    corrected = apply_gains(vis.vis, gaintable, vis.antenna1, vis.antenna2, vis.time, inverse=True)
+    unsolved = unsolved_samples(vis.n_channels, gaintable, vis.antenna1, vis.antenna2, vis.time)[:, :, None]
+    return vis.with_vis(corrected.astype(vis.vis.dtype), weight=np.where(unsolved, 0.0, vis.weight).astype(vis.weight.dtype),
+                        flag=vis.flag | unsolved)
 
 
 def unsolved_samples(n_channels: int, gaintable: GainTable, antenna1: np.ndarray, antenna2: np.ndarray,

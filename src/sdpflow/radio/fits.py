@@ -1,21 +1,27 @@
-"""FITS images as WSClean writes them: RA---SIN, DEC--SIN, FREQ, STOKES axes, beam keywords, history.
+"""FITS images as WSClean writes them: RA---SIN, DEC--SIN, FREQ, STOKES axes, beam, observation and
+imaging keywords, history.
 
 On disk the axes are (NAXIS1 = RA, NAXIS2 = Dec, NAXIS3 = FREQ, NAXIS4 = STOKES), so the
 numpy array is [stokes, freq, y, x]; in memory images are [chan, pol, y, x] (see
 :mod:`sdpflow.radio.datamodels`). CDELT1 = -cell (RA increases to the left), CRPIX = npix/2 + 1.
+
+Provenance is parseable: the record (JSON) is the one row of a ``PROVENANCE`` binary-table
+extension, and ``SDPPROV`` in the primary header holds the SHA-256 of that text
+(:func:`sdpflow.provenance.record_digest`); :func:`read_provenance` checks one against the other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import textwrap
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from sdpflow.errors import DataError
-from sdpflow.provenance import atomic_path, replace_atomically
+from sdpflow.provenance import atomic_path, canonical_json, record_digest, replace_atomically
 from sdpflow.radio.datamodels import Image
 
 from sdpflow.radio.stokes import FITS_STOKES_NAMES, stokes_axis
@@ -23,6 +29,29 @@ from sdpflow.radio.stokes import FITS_STOKES_NAMES, stokes_axis
 
 #: The fourth axis of an image whose planes no FITS STOKES axis can list (numbered 1.., named in POLNAMES).
 PLANE_AXIS = "PLANE"
+
+#: The extension that holds a product's provenance record (its digest is SDPPROV in the primary header).
+PROVENANCE_EXTENSION = "PROVENANCE"
+
+#: Day 0 of the Modified Julian Date, the origin of MeasurementSet times.
+MJD_EPOCH = datetime(1858, 11, 17)
+
+#: A header card: (keyword of at most 8 characters, value, comment).
+Card = tuple[str, Any, str]
+
+
+def observation_cards(*, telescope: str, observer: str, field: str, start_time_s: float) -> list[Card]:
+    """The observation keywords WSClean copies from the MeasurementSet into every image.
+
+    telescope: OBSERVATION TELESCOPE_NAME; observer: OBSERVATION OBSERVER; field: FIELD NAME;
+    start_time_s: the first row's TIME (seconds, MJD UTC), written as DATE-OBS (ISO, UTC) and
+    MJD-OBS (days), both, so that a WCS reader has nothing to fill in.
+    """
+    start = MJD_EPOCH + timedelta(seconds=float(start_time_s))  # MJD days are 86400 s, as in the MS
+    return [("TELESCOP", telescope, "telescope (MS OBSERVATION)"), ("OBSERVER", observer, "MS OBSERVATION"),
+            ("OBJECT", field, "field name (MS FIELD)"),
+            ("DATE-OBS", start.isoformat(timespec="milliseconds"), "UTC of the first integration (MS TIME)"),
+            ("MJD-OBS", float(start_time_s) / 86400.0, "[d] MJD of DATE-OBS")]
 
 
 def image_wcs(npix_x: int, npix_y: int, *, phase_centre: tuple[float, float], cell_rad: float,
@@ -59,13 +88,15 @@ def write_fits_image(path: str | Path, data: np.ndarray, *, phase_centre: tuple[
                      beam: tuple[float, float, float] | None = None, unit: str = "JY/BEAM",
                      polarisation: Sequence[str] = ("I",), history: Sequence[str] = (),
                      provenance: dict | None = None,
-                     beams: Sequence[tuple[float, float, float]] | None = None) -> Path:
+                     beams: Sequence[tuple[float, float, float]] | None = None, cards: Sequence[Card] = ()) -> Path:
     """Write an image atomically (temporary file renamed onto ``path``).
 
     data: [y, x], [chan, y, x] or [chan, pol, y, x]; phase_centre: (ra, dec) radians of
     pixel (npix_y//2, npix_x//2); cell_rad: pixel size (radians); frequency: Hz per channel;
-    beam: (bmaj, bmin, bpa) radians, written as BMAJ/BMIN/BPA degrees; unit: BUNIT; history
-    lines and the provenance record go into HISTORY cards (the record also as SDPPROV).
+    beam: (bmaj, bmin, bpa) radians, written as BMAJ/BMIN/BPA degrees; unit: BUNIT; history:
+    HISTORY lines (long ones continue on further cards); provenance: the record, written to the
+    PROVENANCE extension with its digest as SDPPROV; cards: further primary-header keywords
+    (observation, imaging parameters), in order.
     Raises DataError (and writes nothing) when a pixel is NaN or infinite: such an image is
     never a product. beams: a restoring beam (bmaj, bmin, bpa) radians per channel, written as
     CASA's per-plane beam table (a BEAMS binary table: BMAJ, BMIN arcsec, BPA deg, CHAN, POL for
@@ -98,13 +129,14 @@ def write_fits_image(path: str | Path, data: np.ndarray, *, phase_centre: tuple[
         header["BMIN"] = np.degrees(beam[1])
         header["BPA"] = np.degrees(beam[2])
     header["ORIGIN"] = "sdpflow"
+    for keyword, value, comment in cards:
+        header[keyword] = (value, comment)
     for line in history:
         header.add_history(line)
-    if provenance is not None:
-        text = json.dumps(provenance, sort_keys=True, default=str)
-        for piece in textwrap.wrap("sdpflow provenance: " + text, 70):
-            header.add_history(piece)
     hdus = [fits.PrimaryHDU(data=np.transpose(data, (1, 0, 2, 3)), header=header)]
+    if provenance is not None:
+        hdus[0].header["SDPPROV"] = record_digest(provenance)  # sha256 of the PROVENANCE record (no room for a comment)
+        hdus.append(_provenance_table(provenance))
     if beams is not None:
         if len(beams) != n_chan:
             raise ValueError(f"{len(beams)} beams for {n_chan} channels")
@@ -137,6 +169,33 @@ def _beams_table(beams: Sequence[tuple[float, float, float]], n_pol: int):
     table.header["NCHAN"] = n_chan
     table.header["NPOL"] = n_pol
     return table
+
+
+def _provenance_table(record: dict):
+    """The PROVENANCE extension: one row, column RECORD holding the record's canonical JSON."""
+    from astropy.io import fits
+
+    text = canonical_json(record).encode()
+    column = fits.Column(name="RECORD", format=f"{len(text)}A", array=np.array([text]))
+    return fits.BinTableHDU.from_columns([column], name=PROVENANCE_EXTENSION)
+
+
+def read_provenance(path: str | Path) -> dict | None:
+    """The provenance record of a FITS product (None when it has none), checked against its SDPPROV.
+
+    Raises DataError when the record's digest differs from SDPPROV (the file was altered).
+    """
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        if PROVENANCE_EXTENSION not in hdus:
+            return None
+        text = hdus[PROVENANCE_EXTENSION].data["RECORD"][0]
+        expected = hdus[0].header.get("SDPPROV")
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    if hashlib.sha256(text.encode()).hexdigest() != expected:
+        raise DataError(f"{path}: the provenance record does not match its SDPPROV digest: the file was altered")
+    return json.loads(text)
 
 
 def read_beams(path: str | Path) -> np.ndarray | None:

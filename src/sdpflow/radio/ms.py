@@ -38,7 +38,9 @@ class MSMetadata:
     times: unique integration times [time] (seconds, MJD UTC); time_rows: (start, stop) row
     range of each; frequency, channel_width: [chan] Hz; phase_centre: (ra, dec) radians;
     antenna_positions: ITRF [antenna, 3] metres; polarisation: correlation names; feed_type:
-    "linear", "circular" or "stokes"; data_columns: which of DATA/CORRECTED_DATA/MODEL_DATA exist.
+    "linear", "circular" or "stokes"; data_columns: which of DATA/CORRECTED_DATA/MODEL_DATA exist;
+    observer: OBSERVATION OBSERVER; field_name: FIELD NAME; start_time: the first row's TIME
+    (seconds, MJD UTC) -- what an image's header says of the observation.
     """
 
     path: str
@@ -58,6 +60,9 @@ class MSMetadata:
     feed_type: str
     data_columns: tuple[str, ...]
     has_weight_spectrum: bool
+    observer: str = ""
+    field_name: str = ""
+    start_time: float = 0.0
 
     @property
     def n_channels(self) -> int:
@@ -135,15 +140,18 @@ def _read_ms_metadata(path: str | Path) -> MSMetadata:
         polarisation = tuple(CORRELATION_NAMES.get(int(c), str(c)) for c in pol.getcell("CORR_TYPE", pol_id))
     with _subtable(path, "FIELD") as field:
         direction = np.asarray(field.getcell("PHASE_DIR", int(field_id[0])), float).reshape(-1, 2)[0]
+        field_name = str(field.getcell("NAME", int(field_id[0]))) if "NAME" in field.colnames() else ""
     with _subtable(path, "ANTENNA") as antenna:
         antenna_names = list(antenna.getcol("NAME"))
         positions = np.asarray(antenna.getcol("POSITION"), float)
         diameters = np.asarray(antenna.getcol("DISH_DIAMETER"), float)
-    telescope = ""
+    telescope = observer = ""
     try:
         with _subtable(path, "OBSERVATION") as observation:
             if observation.nrows():
                 telescope = str(observation.getcell("TELESCOPE_NAME", 0))
+                if "OBSERVER" in observation.colnames():
+                    observer = str(observation.getcell("OBSERVER", 0))
     except RuntimeError:
         pass
     ranges = time_row_ranges(time)
@@ -154,6 +162,7 @@ def _read_ms_metadata(path: str | Path) -> MSMetadata:
         antenna_names=antenna_names, antenna_positions=positions, antenna_diameters=diameters,
         telescope=telescope, polarisation=polarisation, feed_type=_feed_type(polarisation),
         data_columns=tuple(c for c in DATA_COLUMNS if c in names), has_weight_spectrum="WEIGHT_SPECTRUM" in names,
+        observer=observer, field_name=field_name, start_time=float(time[0]),
     )
 
 

@@ -109,16 +109,6 @@ def flux_excess_sigma(source: SourceMeasurement, noise_jy: float, tolerance: flo
     return outside / noise_jy if noise_jy > 0 else np.inf
 
 
-def combined_gains(tables: list[GainTable]) -> GainTable:
-    """The product of gain terms (e.g. T then G) sampled on the last term's solution times."""
-    base = tables[-1]
-    total = base.gain.copy()
-    for table in tables[:-1]:
-        total = total * table.gain[gain_slot_of(table, base.time)]
-    return GainTable(gain=total, weight=base.weight, time=base.time, interval=base.interval,
-                     frequency=base.frequency, receptors=base.receptors, mode="combined")
-
-
 def phase_error_deg(solved: GainTable | None, truth: GainTable) -> float:
     """RMS (degrees) over antennas and intervals of the solved minus the true antenna phases.
 

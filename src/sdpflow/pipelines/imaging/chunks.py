@@ -7,11 +7,11 @@ run; only images, models and gain tables travel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sdpflow.radio.calibration import apply_gains, normalise_amplitudes, solve_gains, unsolved_samples
+from sdpflow.radio.calibration import apply_gains, apply_solutions, normalise_amplitudes, solve_gains, unsolved_samples
 from sdpflow.radio.datamodels import GainTable, Visibility
 from sdpflow.radio.imaging import ImageSum, gridding_dtypes, invert, invert_psf, predict
 from sdpflow.radio.ms import MSMetadata, read_visibility_counted
@@ -95,12 +95,19 @@ class ChunkData:
 
 
 def read_chunk(ms_path: str, chunk: Chunk, data_column: str, metadata: MSMetadata | None = None,
-               stokes: tuple[str, ...] = ("I",)) -> ChunkData:
+               stokes: tuple[str, ...] = ("I",), solutions: GainTable | None = None) -> ChunkData:
     """Read one chunk from the MS as its Stokes planes (on the worker that will keep it); ``metadata``:
-    the MS's, if known; stokes: the planes, Stokes I first."""
+    the MS's, if known; stokes: the planes, Stokes I first; solutions: gains to correct the data by
+    (``--apply-solutions``: antennas in the MS's order, one channel or the MS's channels)."""
     vis, non_finite = read_visibility_counted(ms_path, rows=chunk.rows, channels=chunk.channels,
                                               data_column=data_column, allow_all_flagged=True, metadata=metadata,
                                               stokes=None if stokes == ("I",) else stokes)
+    if solutions is not None:
+        if len(solutions.frequency) > 1:
+            solutions = replace(solutions, gain=solutions.gain[:, :, slice(*chunk.channels)],
+                                weight=solutions.weight[:, :, slice(*chunk.channels)],
+                                frequency=solutions.frequency[slice(*chunk.channels)])
+        vis = apply_solutions(vis, solutions)
     return ChunkData(chunk, vis, non_finite=non_finite)
 
 

@@ -34,9 +34,11 @@ from sdpflow.engine.distribute import HeldProducts, SubmittedAhead, spread_over_
 from sdpflow.engine.flow import Stage, StageContext
 from sdpflow.engine.futures import gather, result
 from sdpflow.errors import ConfigError, DataError
+from sdpflow.provenance import checksum
 from sdpflow.pipelines.imaging import chunks as chunk_tasks
 from sdpflow.pipelines.imaging import polarisation, products, wsclean_names
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
+from sdpflow.pipelines.imaging.headers import ProductHeader, product_header
 from sdpflow.pipelines.imaging.partition import Chunk, chunk_bytes, image_bytes, plan_chunks
 from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
@@ -62,6 +64,8 @@ class ImagingSession:
     ahead: SubmittedAhead = field(default_factory=SubmittedAhead)  # major cycles by (model key, terms)
     held: HeldProducts = field(default_factory=lambda: HeldProducts(products.read_image))  # psf, models
     fits_mask: np.ndarray | None = None  # --fits-mask [y, x] bool
+    weight_sum: float | None = None  # the summed imaging weights, once the psf stage has them
+    solutions: Any = None  # --apply-solutions: the GainTable applied at read (antennas and channels of the MS)
 
     # -- on the workers ---------------------------------------------------------------
     def load(self, client) -> list[Any]:
@@ -76,7 +80,8 @@ class ImagingSession:
         imaging = self.config.imaging
         self.placement = spread_over_workers(client, len(self.chunks))
         raw = [client.submit(chunk_tasks.read_chunk, self.config.ms, chunk, imaging.data_column, self.metadata,
-                             self.grid.stokes, key=f"read-chunk-{chunk.index:04d}-{_token(self)}", **where)
+                             self.grid.stokes, self.solutions, key=f"read-chunk-{chunk.index:04d}-{_token(self)}",
+                             **where)
                for chunk, where in zip(self.chunks, self.placement)]
         density = None
         if imaging.weighting != "natural":
@@ -121,11 +126,21 @@ class ImagingSession:
         """Each chunk's solved gain tables, from major-cycle ``results``."""
         return [client.submit(operator.itemgetter(1), part) for part in results]
 
-    def write_image(self, client, path: Path, image: Any, kind: str, provenance: dict, beam: dict | None = None,
+    def write_image(self, client, path: Path, image: Any, kind: str, header: ProductHeader, beam: dict | None = None,
                     stokes: str | None = "I", **submit: Any) -> Any:
         """Write ``image`` (a future, None: empty model) as FITS on a worker, the plane ``stokes`` (None: all)."""
-        return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, provenance,
+        return client.submit(products.write_image, str(path), image, self.grid, self.metadata, kind, beam, header,
                              stokes, **submit)
+
+    def header(self, ctx: StageContext, *, final: bool = False) -> ProductHeader:
+        """The header of this stage's image products (:mod:`sdpflow.pipelines.imaging.headers`); ``final``: a
+        product written after the last major cycle, whose header counts the cycles run."""
+        if self.weight_sum is None and ctx.product("cycles/beam.json").is_file():
+            self.weight_sum = float(np.sum(_read_json(ctx.product("cycles/beam.json"))["channel_weights"]))
+        nmajor = self.config.deconvolution.nmajor
+        cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)] if final else None
+        return product_header(self.config, self.calibrate, self.metadata, ctx.provenance(),
+                              weight_sum=self.weight_sum, cycles=cycles)
 
     def non_finite_flagged(self, client) -> int:
         """Samples flagged at read for a NaN or infinite visibility, weight or UVW, over all chunks."""
@@ -207,7 +222,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
                          frequency_chunks=config.partition.frequency_chunks,
                          solution_intervals_s=intervals, integration_s=metadata.integration_s)
     check_memory(config, grid, metadata, chunks)
-    session = ImagingSession(config, calibrate, metadata, grid, chunks)
+    session = ImagingSession(config, calibrate, metadata, grid, chunks, solutions=_solutions(config, metadata))
     session.fits_mask = load_fits_mask(config, grid, metadata)
     sections = {"imaging": config.imaging.model_dump(), "partition": config.partition.model_dump()}
     cycle_config = {**sections, "deconvolution": config.deconvolution.model_dump()}
@@ -216,8 +231,10 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     nmajor = config.deconvolution.nmajor
     stages = [Stage("psf", lambda ctx: _psf_stage(ctx, session),
                     outputs=("psf.fits", "cycles/beam.json", *polarisation.stokes_outputs(config, "psf")),
-                    inputs=(config.ms,), config=sections, retries=1,
-                    input_checksum=lambda path: ms_checksum(path, config.imaging.data_column))]
+                    inputs=(config.ms, *([config.apply_solutions] if config.apply_solutions else [])),
+                    config=sections, retries=1,
+                    input_checksum=lambda path: ms_checksum(path, config.imaging.data_column) if path == config.ms
+                    else checksum(path))]
     previous = "psf"
     for cycle in range(1, nmajor + 1):
         outputs = [model_name(cycle), f"cycles/cycle-{cycle:02d}.json"]
@@ -233,7 +250,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
     if config.deconvolution.save_source_list:
         final.append("sources.txt")
     if calibrate:
-        final.append("gains.h5")
+        final += ["gains.h5", "gains.h5parm"]
     restore_config = {**cycle_config, "write_corrected": calibrate and config.calibration.write_corrected}
     stages.append(Stage("restore", lambda ctx: _restore_stage(ctx, session), outputs=tuple(final),
                         after=(previous,), config=restore_config, retries=1))
@@ -256,6 +273,15 @@ def load_fits_mask(config: ContinuumConfig, grid: ImageGrid, metadata: MSMetadat
 
     return read_fits_mask(config.deconvolution.fits_mask, npix_x=grid.npix_x, npix_y=grid.npix_y,
                           cell_rad=grid.cell_rad, phase_centre=metadata.phase_centre)
+
+
+def _solutions(config: ContinuumConfig, metadata: MSMetadata):
+    """The ``--apply-solutions`` table for this MS (DataError, exit 2, before anything runs), or None."""
+    if not config.apply_solutions:
+        return None
+    from sdpflow.radio.h5parm import solutions_for_ms
+
+    return solutions_for_ms(config.apply_solutions, metadata.antenna_names, metadata.frequency, metadata.times)
 
 
 def check_memory(config: ContinuumConfig, grid: ImageGrid, metadata: MSMetadata, chunks: list[Chunk]) -> None:
@@ -318,9 +344,10 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
         why = f" ({non_finite} samples NaN or infinite)" if non_finite else ""
         raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight){why}: nothing to image")
     psf = client.submit(chunk_tasks.normalised, psf_sum)
+    session.weight_sum = float(channel_weights.sum())
     beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
     ctx.progress(1, 2, "writing psf.fits")
-    result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", ctx.provenance(), beam, priority=1))
+    result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", session.header(ctx), beam, priority=1))
     beam = polarisation.write_psf_cubes(session, client, ctx, psf, beam)  # adds the channels' beams
     beam["channel_weights"] = channel_weights.ravel().tolist()  # the MFS images' weights
     ctx.output("cycles/beam.json").write_text(products.strict_json(beam))
@@ -340,7 +367,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     if previous and previous["converged"] and not session.calibrate:
         # Continuum stops when the minor cycle has reached its threshold: carry the model on.
         result(session.write_image(client, ctx.output(model_name(cycle)), model, "model",
-                                   ctx.provenance(), stokes=None))
+                                   session.header(ctx), _beam(ctx), stokes=None))
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))
         session.model_future, session.model_cycle = model, cycle
@@ -351,8 +378,9 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     residual = session.residual(client, results)
     writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
-        writes.append(session.write_image(client, ctx.output("dirty.fits"), residual, "dirty", ctx.provenance()))
-        writes += polarisation.write_stokes_images(session, client, ctx, "dirty", residual, ctx.provenance())
+        header, beam = session.header(ctx), _beam(ctx)
+        writes.append(session.write_image(client, ctx.output("dirty.fits"), residual, "dirty", header, beam))
+        writes += polarisation.write_stokes_images(session, client, ctx, "dirty", residual, header, beam)
     if terms:
         writes.append(client.submit(products.write_gains, str(ctx.output(f"cycles/gains-{cycle:02d}.h5")),
                                     session.gain_tables(client, results), ctx.provenance()))
@@ -369,7 +397,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     session.submit_ahead(client, new_model, session.terms_for(cycle))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
     writes.append(session.write_image(client, ctx.output(model_name(cycle)), new_model, "model",
-                                      ctx.provenance(), stokes=None, priority=1))
+                                      session.header(ctx), _beam(ctx), stokes=None, priority=1))
     gather(writes)
     metrics = {
         "cycle": cycle,
@@ -398,19 +426,20 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     results = session.major_cycles(client, model, terms)
     residual = session.residual(client, results)
     beam = products.chosen_beam(_read_json(ctx.product("cycles/beam.json")), session.config.deconvolution)
-    provenance = ctx.provenance()
+    provenance, header = ctx.provenance(), session.header(ctx, final=True)
     restored = client.submit(products.restore_image, model, residual, polarisation.first_beam(beam),
                              session.grid.cell_rad, session.grid)
     writes = [
-        session.write_image(client, ctx.output(name), image, kind, provenance,
-                            polarisation.first_beam(beam) if kind == "restored" else None)
+        session.write_image(client, ctx.output(name), image, kind, header, polarisation.first_beam(beam))
         for name, image, kind in (("model.fits", model, "model"), ("residual.fits", residual, "residual"),
                                   ("restored.fits", restored, "restored"))
     ]
-    writes += polarisation.write_restored_cubes(session, client, ctx, model, residual, beam, provenance)
+    writes += polarisation.write_restored_cubes(session, client, ctx, model, residual, beam, header)
     if session.calibrate:
         tables = session.gain_tables(client, results)
         writes.append(client.submit(products.write_gains, str(ctx.output("gains.h5")), tables, provenance))
+        writes.append(client.submit(products.write_h5parm_gains, str(ctx.output("gains.h5parm")), tables,
+                                    session.metadata, provenance))
     if session.config.deconvolution.save_source_list:
         writes.append(client.submit(products.write_sources, str(ctx.output("sources.txt")), model, session.grid,
                                     session.metadata, beam.get("channel_weights"),
@@ -461,6 +490,11 @@ def _report_stage(ctx: StageContext) -> None:
     section = imaging_section(ctx.out_dir)
     write_report(ctx.out_dir, ctx.output("report.html"), [section, run_section(ctx.out_dir)],
                  title=f"sdpflow {section.title.split()[0]} run", map_function=on_workers)
+
+
+def _beam(ctx: StageContext) -> dict:
+    """The restoring beam of ``restored.fits`` (beam.json's first channel), for the BMAJ/BMIN/BPA of every product."""
+    return polarisation.first_beam(_read_json(ctx.product("cycles/beam.json")))
 
 
 def _read_json(path: Path) -> dict:

@@ -52,18 +52,19 @@ def first_beam(beam: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in beam.items() if key != "channels"}
 
 
-def write_stokes_images(session, client, ctx, kind: str, image: Any, provenance: dict,
+def write_stokes_images(session, client, ctx, kind: str, image: Any, header,
                         beam: dict | None = None) -> list[Any]:
     """Submit the writes of ``kind-S.fits`` for every Stokes parameter asked for; their futures.
 
-    image: a future of a [stokes × chan, y, x] image of the session's grid (None: empty model).
+    image: a future of a [stokes × chan, y, x] image of the session's grid (None: empty model);
+    header: the products' :class:`sdpflow.pipelines.imaging.headers.ProductHeader`.
     """
     from sdpflow.pipelines.imaging import products
 
     if not is_polarised(session.config):
         return []
     return [client.submit(products.write_image, str(ctx.output(f"{kind}-{name}.fits")), image, session.grid,
-                          session.metadata, kind, beam, provenance, name)
+                          session.metadata, kind, beam, header, name)
             for name in session.config.imaging.stokes]
 
 
@@ -77,11 +78,11 @@ def write_psf_cubes(session, client, ctx, psf: Any, beam: dict) -> dict:
     if not is_polarised(session.config):
         return beam
     tiled = client.submit(tiled_psf, psf, len(session.grid.stokes))
-    gather(write_stokes_images(session, client, ctx, "psf", tiled, ctx.provenance(), beam))
+    gather(write_stokes_images(session, client, ctx, "psf", tiled, session.header(ctx), beam))
     return beam
 
 
-def write_restored_cubes(session, client, ctx, model: Any, residual: Any, beam: dict, provenance: dict) -> list[Any]:
+def write_restored_cubes(session, client, ctx, model: Any, residual: Any, beam: dict, header) -> list[Any]:
     """Submit the writes of ``model-S``, ``residual-S`` and ``restored-S.fits`` (restored channel by channel
     with ``beam["channels"]``); their futures (none for a Stokes I run)."""
     from sdpflow.pipelines.imaging import products
@@ -91,6 +92,6 @@ def write_restored_cubes(session, client, ctx, model: Any, residual: Any, beam: 
     cube = client.submit(products.restore_cube, model, residual, beam["channels"], session.grid.cell_rad)
     writes = []
     for kind, image in (("model", model), ("residual", residual), ("restored", cube)):
-        writes += write_stokes_images(session, client, ctx, kind, image, provenance,
-                                      beam if kind == "restored" else None)
+        writes += write_stokes_images(session, client, ctx, kind, image, header,
+                                      beam if kind == "restored" else first_beam(beam))
     return writes

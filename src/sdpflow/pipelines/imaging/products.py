@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from sdpflow.radio import deconvolution, fits, hdf5, quality, restore
+from sdpflow.pipelines.imaging.headers import ProductHeader
+from sdpflow.radio import deconvolution, fits, hdf5, restore
+from sdpflow.radio.calibration import combined_gains
 from sdpflow.radio.datamodels import GainTable, concatenate_gaintables
 from sdpflow.radio.ms import MSMetadata, write_column
 from sdpflow.radio.weighting import output_channel_index
@@ -260,8 +262,9 @@ def read_image(path: str) -> np.ndarray:
 
 
 def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata, kind: str,
-                beam: dict[str, float] | None, provenance: dict[str, Any], stokes: str | None = None) -> None:
-    """Write an image (None = empty model) as FITS with its WCS, beam and provenance.
+                beam: dict[str, float] | None, header: ProductHeader, stokes: str | None = None) -> None:
+    """Write an image (None = empty model) as FITS with its WCS, beam and ``header`` (observation and
+    imaging keywords, command line, provenance: see :mod:`sdpflow.pipelines.imaging.headers`).
 
     image: [chan, y, x] (Stokes I) or [stokes × chan, y, x] with the grid's Stokes planes;
     stokes: write only that Stokes plane (None: every plane the image holds). A beam with
@@ -279,8 +282,8 @@ def write_image(path: str, image: np.ndarray | None, grid, metadata: MSMetadata,
     fits.write_fits_image(
         path, cube, phase_centre=metadata.phase_centre, cell_rad=grid.cell_rad, frequency=frequency,
         channel_width=bandwidth, beam=beam_rad(beam) if beam else None, polarisation=names,
-        unit="JY/PIXEL" if kind == "model" else "JY/BEAM", provenance=provenance,
-        history=[f"sdpflow {kind} image"], beams=beams,
+        unit="JY/PIXEL" if kind == "model" else "JY/BEAM", provenance=header.provenance,
+        history=[f"sdpflow {kind} image", *header.history], beams=beams, cards=header.cards,
     )
 
 
@@ -292,14 +295,31 @@ def output_frequencies(metadata: MSMetadata, channels_out: int) -> tuple[np.ndar
     return centres, widths
 
 
-def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[str, Any]) -> None:
-    """Write each term's gain table, the chunks' solutions joined in time, to one HDF5 file."""
+def joined_terms(tables: list[dict[str, GainTable]]) -> dict[str, GainTable]:
+    """Each term's gain table (T, G, B), the chunks' solutions joined in time."""
     terms: dict[str, list[GainTable]] = {}
     for chunk_tables in tables:
         for name, table in chunk_tables.items():
             terms.setdefault(name, []).append(table)
-    joined = {name: concatenate_gaintables(parts) for name, parts in terms.items()}
-    hdf5.write_gaintables_hdf5(path, joined, quality.combined_gains(list(joined.values())), provenance=provenance)
+    return {name: concatenate_gaintables(parts) for name, parts in terms.items()}
+
+
+def write_gains(path: str, tables: list[dict[str, GainTable]], provenance: dict[str, Any]) -> None:
+    """Write each term's gain table, the chunks' solutions joined in time, to one HDF5 file."""
+    joined = joined_terms(tables)
+    hdf5.write_gaintables_hdf5(path, joined, combined_gains(list(joined.values())), provenance=provenance)
+
+
+def write_h5parm_gains(path: str, tables: list[dict[str, GainTable]], metadata: MSMetadata,
+                       provenance: dict[str, Any]) -> None:
+    """Write the product of the terms (the gains to apply) as H5parm (LoSoTo/DP3, see :mod:`sdpflow.radio.h5parm`),
+    with the MS's antenna names and positions and a pol axis of its parallel hands."""
+    from sdpflow.radio.h5parm import write_h5parm
+
+    combined = combined_gains(list(joined_terms(tables).values()))
+    hands = {"linear": ("XX", "YY"), "circular": ("RR", "LL")}.get(metadata.feed_type, ("I",))
+    write_h5parm(path, combined, antenna_names=metadata.antenna_names, antenna_positions=metadata.antenna_positions,
+                 phase_centre=metadata.phase_centre, correlations=hands, provenance=provenance)
 
 
 def write_corrected(ms_path: str, data, tables: dict[str, GainTable], data_column: str = "DATA") -> None:

@@ -74,12 +74,13 @@ def mfs_band(frequency: np.ndarray, width: np.ndarray) -> tuple[float, float]:
 
 def write_planes(targets: list[tuple[str, NamedPlane]], sources: dict[str, str], cell_rad: float,
                  phase_centre: tuple[float, float], frequency: np.ndarray, width: np.ndarray,
-                 beam: dict[str, Any], provenance: dict[str, Any]) -> None:
+                 beam: dict[str, Any], header) -> None:
     """Write the WSClean-named files ``targets`` ((path, plane), all of one polarisation) from the run's cubes.
 
     sources: the cube [chan, y, x] of each product (see :func:`source_cube`); frequency, width:
     Hz per output channel; beam: beam.json's record (``channels``: each output channel's beam,
-    ``channel_weights``: each channel's summed imaging weights).
+    ``channel_weights``: each channel's summed imaging weights); header: the products'
+    :class:`sdpflow.pipelines.imaging.headers.ProductHeader`.
     """
     from sdpflow.pipelines.imaging.products import beam_rad, fit_beam
     from sdpflow.radio import fits, restore
@@ -110,7 +111,8 @@ def write_planes(targets: list[tuple[str, NamedPlane]], sources: dict[str, str],
         fits.write_fits_image(
             path, data, phase_centre=phase_centre, cell_rad=cell_rad, frequency=[centre], channel_width=[band],
             beam=this_beam, unit="JY/PIXEL" if plane.kind == "model" else "JY/BEAM", polarisation=(plane.stokes,),
-            provenance=provenance, history=[f"sdpflow {plane.kind} image (WSClean's file name)"])
+            provenance=header.provenance, cards=header.cards,
+            history=[f"sdpflow {plane.kind} image (WSClean's file name)", *header.history])
 
 
 def run_stage(ctx, session, planes: list[NamedPlane]) -> dict[str, int]:
@@ -131,6 +133,6 @@ def run_stage(ctx, session, planes: list[NamedPlane]) -> dict[str, int]:
                    for kind in ("dirty", "model", "residual", "psf")}
         writes.append(client.submit(write_planes, [(str(ctx.output(p.name)), p) for p in mine], sources,
                                     session.grid.cell_rad, session.metadata.phase_centre, frequency, width, beam,
-                                    ctx.provenance(), pure=False))
+                                    session.header(ctx, final=True), pure=False))
     gather(writes)
     return {"files": len(planes)}

@@ -70,9 +70,11 @@ def accept_single_dash(root: Any, argv: list[str], note: Callable[[str], None]) 
         params = _options_by_name(command)
         match = _SINGLE_DASH_LONG.fullmatch(word)
         name = word.split("=", 1)[0]
-        if match and name not in params and not _short_cluster(name, params) and not _accepts_anything(command):
-            long_name = "-" + name
-            if long_name not in params:
+        long_name = "-" + name
+        known_long = long_name in params  # WSClean's -channel-range wins over click's -c VALUE written together
+        if match and name not in params and (known_long or not _short_cluster(name, params)) \
+                and not _accepts_anything(command):
+            if not known_long:
                 close = difflib.get_close_matches(long_name, [o for o in params if o.startswith("--")], n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise InputError(f"no such option {name} for '{' '.join(path)}'{hint} (see '{' '.join(path)} --help')")

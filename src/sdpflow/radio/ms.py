@@ -58,10 +58,38 @@ class MSMetadata:
     feed_type: str
     data_columns: tuple[str, ...]
     has_weight_spectrum: bool
+    # the field and spectral window of the rows, how many the MS's subtables list, and a selection:
+    # channel_offset: the MS channel of this metadata's channel 0; ms_phase_centre: the MS's own phase
+    # centre when ``phase_centre`` is a shifted one (reads rotate the visibilities to it)
+    field_id: int = 0
+    n_fields: int = 1
+    spw_id: int = 0
+    n_spws: int = 1
+    channel_offset: int = 0
+    ms_phase_centre: tuple[float, float] | None = None
 
     @property
     def n_channels(self) -> int:
         return len(self.frequency)
+
+    def select(self, *, timesteps: tuple[int, int] | None = None, channels: tuple[int, int] | None = None,
+               phase_centre: tuple[float, float] | None = None) -> "MSMetadata":
+        """This metadata for timesteps [start, stop) and channels [start, stop) of the MS, and a new phase
+        centre (RA, Dec radians): what reads with it return (channel ranges are then relative to the selection)."""
+        import dataclasses
+
+        changes: dict[str, Any] = {}
+        if timesteps is not None:
+            start, stop = timesteps
+            changes.update(times=self.times[start:stop], time_rows=self.time_rows[start:stop])
+        if channels is not None:
+            start, stop = channels
+            changes.update(frequency=self.frequency[start:stop], channel_width=self.channel_width[start:stop],
+                           channel_offset=self.channel_offset + start)
+        if phase_centre is not None:
+            changes.update(phase_centre=(float(phase_centre[0]), float(phase_centre[1])),
+                           ms_phase_centre=self.ms_phase_centre or self.phase_centre)
+        return dataclasses.replace(self, **changes)
 
 
 def _open(path: str | Path, *, readonly: bool = True):
@@ -129,11 +157,13 @@ def _read_ms_metadata(path: str | Path) -> MSMetadata:
         spw_id = int(dd.getcell("SPECTRAL_WINDOW_ID", ddid))
         pol_id = int(dd.getcell("POLARIZATION_ID", ddid))
     with _subtable(path, "SPECTRAL_WINDOW") as spw:
+        n_spws = spw.nrows()
         frequency = np.asarray(spw.getcell("CHAN_FREQ", spw_id), float)
         channel_width = np.abs(np.asarray(spw.getcell("CHAN_WIDTH", spw_id), float))
     with _subtable(path, "POLARIZATION") as pol:
         polarisation = tuple(CORRELATION_NAMES.get(int(c), str(c)) for c in pol.getcell("CORR_TYPE", pol_id))
     with _subtable(path, "FIELD") as field:
+        n_fields = field.nrows()
         direction = np.asarray(field.getcell("PHASE_DIR", int(field_id[0])), float).reshape(-1, 2)[0]
     with _subtable(path, "ANTENNA") as antenna:
         antenna_names = list(antenna.getcol("NAME"))
@@ -154,6 +184,7 @@ def _read_ms_metadata(path: str | Path) -> MSMetadata:
         antenna_names=antenna_names, antenna_positions=positions, antenna_diameters=diameters,
         telescope=telescope, polarisation=polarisation, feed_type=_feed_type(polarisation),
         data_columns=tuple(c for c in DATA_COLUMNS if c in names), has_weight_spectrum="WEIGHT_SPECTRUM" in names,
+        field_id=int(field_id[0]), n_fields=n_fields, spw_id=spw_id, n_spws=n_spws,
     )
 
 
@@ -199,7 +230,8 @@ def read_visibility_counted(path: str | Path, *, rows: tuple[int, int] | None = 
         raise DataError(f"{path}: channel range {chan_start}:{chan_stop} is outside its {metadata.n_channels} channels")
     n_rows = row_stop - row_start
     n_pol = len(metadata.polarisation)
-    blc, trc = [chan_start, 0], [chan_stop - 1, n_pol - 1]
+    offset = metadata.channel_offset  # channels are counted from a --channel-range's start
+    blc, trc = [chan_start + offset, 0], [chan_stop - 1 + offset, n_pol - 1]
     with _open(path) as main:
         try:
             data = main.getcolslice(data_column, blc, trc, startrow=row_start, nrow=n_rows)
@@ -215,6 +247,11 @@ def read_visibility_counted(path: str | Path, *, rows: tuple[int, int] | None = 
                    for name in ("UVW", "TIME", "INTERVAL", "ANTENNA1", "ANTENNA2")}
     flag = flag | flag_row[:, None, None]
     data, weight, uvw, non_finite = _flag_non_finite(data, weight, columns["UVW"], flag)
+    if metadata.ms_phase_centre is not None:  # --shift
+        from sdpflow.radio.phase_shift import rephase
+
+        data, uvw = rephase(data, uvw, metadata.frequency[chan_start:chan_stop],
+                            from_centre=metadata.ms_phase_centre, to_centre=metadata.phase_centre)
     if non_finite:
         log.warning("%s: flagged %d samples of rows %d:%d, channels %d:%d with a NaN or infinite visibility, "
                     "weight or UVW", path, non_finite, row_start, row_stop, chan_start, chan_stop)

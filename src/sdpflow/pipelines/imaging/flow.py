@@ -37,6 +37,7 @@ from sdpflow.errors import ConfigError, DataError
 from sdpflow.pipelines.imaging import chunks as chunk_tasks
 from sdpflow.pipelines.imaging import polarisation, products, wsclean_names
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
+from sdpflow.pipelines.imaging.selection import selected_metadata
 from sdpflow.pipelines.imaging.partition import Chunk, chunk_bytes, image_bytes, plan_chunks
 from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
@@ -197,6 +198,7 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
         raise DataError(f"{config.ms}: has no column {config.imaging.data_column} (it has "
                         f"{', '.join(metadata.data_columns) or 'no data column'}): choose one with --data-column")
     check_stokes(config.ms, metadata, config.imaging.stokes_planes)  # DataError: a correlation is missing
+    metadata = selected_metadata(config, metadata)  # --interval, --channel-range, --field, --spws, --shift
     if calibrate and config.calibration.refant >= metadata.n_antennas:
         raise ConfigError(f"--refant {config.calibration.refant}: {config.ms} has antennas 0..{metadata.n_antennas - 1}")
     grid = image_grid(config, metadata)
@@ -282,6 +284,8 @@ def observation_uvw_max(ms_path: str, metadata: MSMetadata) -> tuple[float, floa
     from sdpflow.radio.ms import max_uvw_m
 
     uv_m, w_m = max_uvw_m(ms_path)
+    if metadata.ms_phase_centre is not None:  # --shift rotates uvw: each part is bounded by the baseline's length
+        uv_m = w_m = float(np.hypot(uv_m, w_m))
     per_metre = float(np.max(metadata.frequency)) / SPEED_OF_LIGHT
     return uv_m * per_metre, w_m * per_metre
 

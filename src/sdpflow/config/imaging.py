@@ -155,6 +155,14 @@ class ImagingConfig(Section):
         None, description="RA DEC of a new phase centre (05h30m00s -30d00m00s, or degrees): the visibilities are "
         "phase-rotated to it and the image is centred on it, as WSClean's -shift", json_schema_extra={"cli": "--shift"})
 
+    predict: str | None = Field(
+        None, description="only predict: the visibilities of this model image (Jy/pixel, e.g. a model.fits or "
+        "WSClean's NAME-model.fits, at its own phase centre) are written to the MS's MODEL_DATA; nothing is imaged "
+        "(WSClean's -predict, which reads NAME-model.fits)", json_schema_extra={"cli": "--predict"})
+    overwrite_model_data: bool = Field(
+        False, description="with --predict: replace a MODEL_DATA that another tool wrote (sdpflow replaces its "
+        "own without asking)", json_schema_extra={"cli": "--overwrite-model-data"})
+
     @field_validator("interval", "channel_range")
     @classmethod
     def _ordered_range(cls, span: tuple[int, int] | None) -> tuple[int, int] | None:

@@ -359,6 +359,8 @@ def write_ms(path: str | Path, vis: Visibility, *, data_column: str = "DATA", ex
     main = tables.default_ms(str(tmp), table_desc, dminfo)
     try:
         _write_main(main, vis, data_columns)
+        for name in data_columns:
+            main.putcolkeyword(name, WRITER_KEYWORD, "sdpflow")
     finally:
         main.close()
     _write_subtables(tmp, vis, history=history, provenance=provenance)
@@ -502,6 +504,22 @@ def _receptors(polarisation: tuple[str, ...]) -> list[str]:
     return ["R", "L"] if _feed_type(polarisation) == "circular" else ["X", "Y"]
 
 
+#: The column keyword sdpflow puts on the data columns it creates: only these it replaces without consent.
+WRITER_KEYWORD = "SDPFLOW_WRITER"
+
+
+def mark_written(path: str | Path, column: str) -> None:
+    """Record that ``column`` of the MS holds what sdpflow wrote (a column keyword)."""
+    with _open(path, readonly=False) as main:
+        main.putcolkeyword(column, WRITER_KEYWORD, "sdpflow")
+
+
+def written_by_sdpflow(path: str | Path, column: str) -> bool:
+    """Whether sdpflow created (or was allowed to replace) ``column`` of the MS."""
+    with _open(path) as main:
+        return column in main.colnames() and main.getcolkeywords(column).get(WRITER_KEYWORD) == "sdpflow"
+
+
 def add_column(path: str | Path, column: str, *, like: str = "DATA") -> None:
     """Add a data column (zeros) shaped like ``like`` if the MS lacks it; do this once before parallel writes."""
     from casacore import tables
@@ -517,6 +535,7 @@ def add_column(path: str | Path, column: str, *, like: str = "DATA") -> None:
         dminfo = {"TYPE": "TiledColumnStMan", "NAME": f"Tiled{column}",
                   "SPEC": {"DEFAULTTILESHAPE": np.array([shape[1], shape[0], 1024], np.int32)}} if shape else {}
         main.addcols(tables.makecoldesc(column, description), dminfo)
+        main.putcolkeyword(column, WRITER_KEYWORD, "sdpflow")
         if shape:
             zeros = np.zeros((main.nrows(),) + shape, np.complex64)
             main.putcol(column, zeros)

@@ -199,6 +199,10 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
                         f"{', '.join(metadata.data_columns) or 'no data column'}): choose one with --data-column")
     check_stokes(config.ms, metadata, config.imaging.stokes_planes)  # DataError: a correlation is missing
     metadata = selected_metadata(config, metadata)  # --interval, --channel-range, --field, --spws, --shift
+    if config.imaging.predict:  # WSClean's -predict: the model's visibilities into MODEL_DATA, no imaging
+        from sdpflow.pipelines.imaging.predict import predict_stages
+
+        return predict_stages(config, metadata)
     if calibrate and config.calibration.refant >= metadata.n_antennas:
         raise ConfigError(f"--refant {config.calibration.refant}: {config.ms} has antennas 0..{metadata.n_antennas - 1}")
     grid = image_grid(config, metadata)

@@ -153,7 +153,8 @@ def model_options(model: type[BaseModel]) -> list[tuple[str, str, inspect.Parame
     for flag, (key, field) in cli_options(model).items():
         kind = _option_type(field.annotation)
         name = "opt_" + key.replace(".", "__")
-        help_text = (field.description or "") + f" (default: {_shown(_dotted(defaults, key))}{wsclean_default_note(flag)})"
+        shown = _shown(_dotted(defaults, key))
+        help_text = (field.description or "") + f" (default: {shown}{wsclean_default_note(flag)})"
         if kind is bool:
             declaration = typer.Option(f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False)
         else:

@@ -155,6 +155,9 @@ class ImagingConfig(Section):
         None, description="RA DEC of a new phase centre (05h30m00s -30d00m00s, or degrees): the visibilities are "
         "phase-rotated to it and the image is centred on it, as WSClean's -shift", json_schema_extra={"cli": "--shift"})
 
+    padding: float = Field(1.0, ge=1.0, le=4.0, description="grid an image this many times larger on a side and "
+                           "keep its centre, as WSClean's -padding (1.0: ducc0's kernel already holds aliasing "
+                           "below --epsilon)", json_schema_extra={"cli": "--padding"})
     predict: str | None = Field(
         None, description="only predict: the visibilities of this model image (Jy/pixel, e.g. a model.fits or "
         "WSClean's NAME-model.fits, at its own phase centre) are written to the MS's MODEL_DATA; nothing is imaged "

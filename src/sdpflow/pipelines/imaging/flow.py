@@ -42,6 +42,7 @@ from sdpflow.pipelines.imaging.partition import Chunk, chunk_bytes, image_bytes,
 from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
 from sdpflow.radio.ms import MSMetadata, check_stokes, ms_checksum, read_ms_metadata
+from sdpflow.radio.imaging import padded_size
 from sdpflow.radio.small_inversion import image_bandwidth
 
 
@@ -277,10 +278,12 @@ def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
     if uv_max is not None and not uv_max > 0:
         raise DataError(f"{config.ms}: no row has a finite, non-zero UVW: nothing to image")
     cell = 1.0 / (3.0 * uv_max) if auto else angle_to_rad(config.imaging.scale)
-    bandwidth = image_bandwidth(uv_max, w_max, width, height, cell) if small else None
+    padding = config.imaging.padding  # the small grid must Nyquist-sample the padded field's w term too
+    bandwidth = image_bandwidth(uv_max, w_max, padded_size(width, padding), padded_size(height, padding),
+                                cell) if small else None
     return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
                      config.imaging.wstacking, config.imaging.threads_per_task, config.imaging.precision,
-                     config.imaging.small_inversion, bandwidth, config.imaging.stokes_planes)
+                     config.imaging.small_inversion, bandwidth, config.imaging.stokes_planes, padding=padding)
 
 
 def observation_uvw_max(ms_path: str, metadata: MSMetadata) -> tuple[float, float]:

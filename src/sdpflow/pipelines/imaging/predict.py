@@ -37,7 +37,8 @@ def predict_stages(config: ContinuumConfig, metadata: MSMetadata) -> list[Stage]
     chunks = plan_chunks(metadata.time_rows, metadata.times, metadata.n_channels,
                          time_chunks=config.partition.time_chunks, integration_s=metadata.integration_s)
     settings = {"model": model_path, "model_sha256": checksum(model_path), "epsilon": config.imaging.epsilon,
-                "interval": config.imaging.interval, "channel_range": config.imaging.channel_range}
+                "padding": config.imaging.padding, "interval": config.imaging.interval,
+                "channel_range": config.imaging.channel_range}
     return [Stage("predict", lambda ctx: _predict_stage(ctx, config, metadata.select(phase_centre=centre), chunks,
                                                         model, cell_rad),
                   outputs=("predict.json",), inputs=(config.ms,), config=settings, retries=0,
@@ -61,7 +62,7 @@ def read_model(path: str) -> tuple[np.ndarray, tuple[float, float], float]:
 
 
 def predict_chunk(ms_path: str, chunk: Chunk, metadata: MSMetadata, model: np.ndarray, cell_rad: float,
-                  epsilon: float, data_column: str) -> np.ndarray:
+                  epsilon: float, data_column: str, padding: float = 1.0) -> np.ndarray:
     """Model visibilities [row, chan] complex64 (Jy, Stokes I) of one chunk, at the MS's phase centre.
 
     metadata: the MS's, moved to the model's phase centre (reads rotate uvw to it); model: [plane, y, x].
@@ -75,7 +76,7 @@ def predict_chunk(ms_path: str, chunk: Chunk, metadata: MSMetadata, model: np.nd
                           allow_all_flagged=True, metadata=metadata)
     channel_index = output_channel_index(chunk.band_channels, model.shape[0])[chunk.channels[0]:chunk.channels[1]]
     model_vis = predict(vis, model, cell_rad=cell_rad, epsilon=epsilon, channel_index=channel_index,
-                        precision="double")
+                        precision="double", padding=padding)
     if metadata.ms_phase_centre is not None and metadata.ms_phase_centre != metadata.phase_centre:
         model_vis, _ = rephase(model_vis, vis.uvw, vis.frequency, from_centre=metadata.phase_centre,
                                to_centre=metadata.ms_phase_centre)
@@ -98,7 +99,8 @@ def _predict_stage(ctx: StageContext, config: ContinuumConfig, metadata: MSMetad
     client = ctx.client
     model_future = client.scatter(model, broadcast=True)
     predicted = [client.submit(predict_chunk, config.ms, chunk, metadata, model_future, cell_rad,
-                               config.imaging.epsilon, config.imaging.data_column, pure=False) for chunk in chunks]
+                               config.imaging.epsilon, config.imaging.data_column, config.imaging.padding,
+                               pure=False) for chunk in chunks]
     written = 0
     for index, (chunk, future) in enumerate(zip(chunks, predicted)):
         ctx.progress(index, len(chunks), f"writing {MODEL_COLUMN}")

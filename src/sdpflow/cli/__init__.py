@@ -99,9 +99,11 @@ def main() -> None:
     """Entry point of the ``sdpflow`` console script."""
     verbose = any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:])
     try:
-        from sdpflow.cli.options import join_two_word_options
+        from sdpflow.cli.options import accept_single_dash, join_two_word_options
 
-        sys.exit(_run_app(join_two_word_options(sys.argv[1:])))
+        args = accept_single_dash(typer.main.get_command(app), sys.argv[1:],
+                                  lambda line: err_console.print(line, highlight=False, soft_wrap=True, markup=False))
+        sys.exit(_run_app(join_two_word_options(args)))
     except SystemExit as stop:
         if stop.code == EXIT_INTERRUPTED:
             # Everything the run started is closed and recorded by now; tearing down the

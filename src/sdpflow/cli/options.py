@@ -6,7 +6,9 @@ the pipeline's ``run`` command; a value given on the command line overrides the 
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import re
 import types
 import typing
 from typing import Any, Callable, Literal, Optional
@@ -16,6 +18,7 @@ from pydantic import BaseModel
 
 from sdpflow.config import cli_options
 from sdpflow.config.base import cli_aliases, set_dotted
+from sdpflow.config.wsclean import wsclean_default_note
 
 #: WSClean spells Briggs weighting as two words (``-weight briggs 0``); we accept both spellings.
 TWO_WORD_OPTIONS = {"--weight": ("briggs",)}
@@ -36,6 +39,94 @@ def join_two_word_options(argv: list[str]) -> list[str]:
     return joined
 
 
+#: A WSClean-style long option with one dash (``-size``, ``-channel-range``), perhaps with ``=VALUE``.
+_SINGLE_DASH_LONG = re.compile(r"-([A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)(=.*)?")
+
+
+def accept_single_dash(root: Any, argv: list[str], note: Callable[[str], None]) -> list[str]:
+    """``-size 512 512`` -> ``--size 512 512`` where ``--size`` is an option of the command being called.
+
+    root: the click command of ``sdpflow``; argv: the words after ``sdpflow``; note: called with one
+    line per rewritten option (WSClean's spelling and ours). The command is followed through its
+    groups (``run`` -> ``continuum``) so only options it has are rewritten; real short options
+    (``-v``, ``-vv``, ``-o DIR``, ``-j 4``) are left as they are, and so is every option's value
+    (``--shift 5h -30d``). A single-dash word that is neither raises InputError naming the nearest option.
+    """
+    from sdpflow.errors import InputError
+
+    command, path = root, ["sdpflow"]
+    words = list(argv)
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--":
+            break
+        if not word.startswith("-") or word == "-":
+            sub = _subcommand(command, word)
+            if sub is not None:
+                command, path = sub, path + [word]
+            index += 1
+            continue
+        params = _options_by_name(command)
+        match = _SINGLE_DASH_LONG.fullmatch(word)
+        name = word.split("=", 1)[0]
+        long_name = "-" + name
+        known_long = long_name in params  # WSClean's -channel-range wins over click's -c VALUE written together
+        if match and name not in params and (known_long or not _short_cluster(name, params)) \
+                and not _accepts_anything(command):
+            if not known_long:
+                close = difflib.get_close_matches(long_name, [o for o in params if o.startswith("--")], n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise InputError(f"no such option {name} for '{' '.join(path)}'{hint} (see '{' '.join(path)} --help')")
+            note(f"note: {name} is WSClean's spelling; sdpflow's is {long_name}")
+            word = long_name + (match.group(2) or "")
+            words[index] = word
+            name = long_name
+        index += 1
+        param = params.get(name)
+        if param is not None and "=" not in word and not (getattr(param, "is_flag", False)
+                                                          or getattr(param, "count", False)):
+            index += max(1, param.nargs)  # the option's values, whatever they look like
+    return words
+
+
+def _subcommand(command: Any, word: str) -> Any:
+    """The subcommand ``word`` of a group (None for a plain command or an unknown word)."""
+    if not hasattr(command, "get_command"):
+        return None
+    import click
+
+    try:
+        return command.get_command(click.Context(command), word)
+    except Exception:  # an argument, not a command name: typer reports it
+        return None
+
+
+def _options_by_name(command: Any) -> dict[str, Any]:
+    names = {}
+    for param in getattr(command, "params", ()):
+        for name in [*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())]:
+            if name.startswith("-"):
+                names[name] = param
+    names.setdefault("--help", None)
+    names.setdefault("-h", None)
+    return names
+
+
+def _short_cluster(word: str, params: dict[str, Any]) -> bool:
+    """``-vv`` (short flags together) or ``-oDIR`` (a short option and its value): click's own short forms."""
+    first = params.get(word[:2], False)
+    if first is False:
+        return False
+    if first is not None and not (getattr(first, "is_flag", False) or getattr(first, "count", False)):
+        return True
+    return all(f"-{char}" in params for char in word[1:])
+
+
+def _accepts_anything(command: Any) -> bool:
+    return bool(getattr(command, "context_settings", {}).get("ignore_unknown_options"))
+
+
 def _option_type(annotation: Any) -> Any:
     """The type typer should parse: Optional unwrapped, Literal as str."""
     origin = typing.get_origin(annotation)
@@ -50,12 +141,20 @@ def _option_type(annotation: Any) -> Any:
 
 
 def model_options(model: type[BaseModel]) -> list[tuple[str, str, inspect.Parameter]]:
-    """(flag, dotted key, parameter) for every option the model declares."""
+    """(flag, dotted key, parameter) for every option the model declares.
+
+    Each option's help ends with its default and, where it differs, WSClean's
+    (:data:`sdpflow.config.wsclean.WSCLEAN_DEFAULTS`).
+    """
+    from sdpflow.config import default_values
+
+    defaults = default_values(model)
     result = []
     for flag, (key, field) in cli_options(model).items():
         kind = _option_type(field.annotation)
         name = "opt_" + key.replace(".", "__")
-        help_text = field.description or ""
+        shown = _shown(_dotted(defaults, key))
+        help_text = (field.description or "") + f" (default: {shown}{wsclean_default_note(flag)})"
         if kind is bool:
             extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
             declaration = typer.Option(f"{flag}/{extra.get('cli_off', '--no-' + flag[2:])}", help=help_text,
@@ -66,6 +165,23 @@ def model_options(model: type[BaseModel]) -> list[tuple[str, str, inspect.Parame
                                       annotation=typing.Annotated[Optional[kind], declaration])
         result.append((flag, key, parameter))
     return result
+
+
+def _dotted(values: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
+
+
+def _shown(value: Any) -> str:
+    """A default as a user would type it: ``512 512``, ``on``/``off``, ``none``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_shown(item) for item in value) or "none"
+    return str(value)
 
 
 def with_model_options(model: type[BaseModel], function: Callable[..., Any]) -> Callable[..., Any]:

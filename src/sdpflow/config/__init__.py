@@ -23,23 +23,53 @@ __all__ = [
     "ClusterConfig",
     "Section",
     "cli_options",
+    "default_values",
     "defaults_yaml",
     "load_config",
     "parse_overrides",
 ]
 
 
+def default_values(model: type[BaseModel]) -> dict[str, Any]:
+    """The defaults of a configuration model as plain (JSON) values; a key without a default is None."""
+    try:
+        return model().model_dump(mode="json")
+    except ValidationError:
+        defaults = model.model_construct().model_dump(mode="json", warnings=False)
+        return {name: defaults.get(name) for name in model.model_fields}
+
+
 def defaults_yaml(model: type[BaseModel]) -> str:
     """The defaults of a configuration model, as YAML a user can copy and edit.
 
-    A key without a default (one the user must give) is shown as ``null``.
+    A key without a default (one the user must give) is shown as ``null``. Each key is preceded
+    by its description as a YAML comment.
     """
-    try:
-        data = model().model_dump(mode="json")
-    except ValidationError:
-        defaults = model.model_construct().model_dump(mode="json", warnings=False)
-        data = {name: defaults.get(name) for name in model.model_fields}
-    return yaml.safe_dump(data, sort_keys=False)
+    return "".join(_commented_yaml(model, default_values(model), indent=0))
+
+
+def _commented_yaml(model: type[BaseModel], data: dict[str, Any], indent: int) -> list[str]:
+    """Lines of YAML for ``data`` (a dump of ``model``), each key after its field's description as ``# ...``."""
+    import textwrap
+
+    lines: list[str] = []
+    pad = " " * indent
+    for name, value in data.items():
+        field = model.model_fields.get(name)
+        annotation = field.annotation if field is not None else None
+        description = (field.description or "") if field is not None else ""
+        if not description and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            description = (annotation.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        if description:
+            lines += [f"{pad}# {line}\n" for line in textwrap.wrap(description, width=max(40, 100 - indent))]
+        if isinstance(value, dict) and value and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            lines.append(f"{pad}{name}:\n")
+            lines += _commented_yaml(annotation, value, indent + 2)
+            continue
+        flow = None if isinstance(value, list) else False  # a list of numbers on one line: size: [512, 512]
+        dumped = yaml.safe_dump({name: value}, sort_keys=False, default_flow_style=flow, width=1000)
+        lines += [pad + line + "\n" for line in dumped.splitlines()]
+    return lines
 
 
 def parse_overrides(overrides: Iterable[str], source: str = "--set") -> dict[str, Any]:

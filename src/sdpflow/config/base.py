@@ -28,7 +28,7 @@ def cli_options(model: type[BaseModel], prefix: str = "", flag_prefix: str = "--
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if "cli" in extra:
             flag = str(extra["cli"])
-            options[flag if flag.startswith("--") else flag_prefix + flag] = (key, field)
+            options[flag if flag.startswith("-") else flag_prefix + flag] = (key, field)
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             options.update(cli_options(annotation, prefix=f"{key}.", flag_prefix=str(extra.get("cli_prefix", "--"))))
@@ -61,6 +61,8 @@ def keyword_values(model: type[BaseModel], options: dict[str, Any], name: str | 
             key = keyword
         elif "--" + keyword.replace("_", "-") in flags:
             key = flags["--" + keyword.replace("_", "-")][0]
+        elif "-" + keyword in flags:  # a short flag: j for -j
+            key = flags["-" + keyword][0]
         else:
             hint = f": see `sdpflow config show {name}` for the valid keys" if name else ""
             raise ConfigError(f"{keyword!r} is not an option of {name or model.__name__}{hint} "

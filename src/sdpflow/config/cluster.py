@@ -126,3 +126,27 @@ class ClusterConfig(Section):
     tls: TLSConfig = Field(default_factory=TLSConfig)
     ssh: SSHConfig = Field(default_factory=SSHConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+
+
+def local_threads_and_memory(cluster: ClusterConfig, threads: int | None, percent: float | None) -> None:
+    """Size a local cluster as WSClean's ``-j THREADS`` and ``-mem PERCENT`` size WSClean (in place).
+
+    threads: the threads of all workers together (workers of ``threads_per_worker``, else single-threaded
+    workers, unless ``n_workers`` is given: then the threads are shared over them); percent: of this
+    machine's memory (or its cgroup's), shared equally by the workers as ``memory_limit``.
+    """
+    import os
+
+    if threads is not None:
+        if cluster.n_workers is not None:
+            if cluster.threads_per_worker is None:
+                cluster.threads_per_worker = max(1, threads // cluster.n_workers)
+        else:
+            cluster.n_workers = max(1, threads // (cluster.threads_per_worker or 1))
+            cluster.threads_per_worker = cluster.threads_per_worker or 1
+    if percent is not None and cluster.memory_limit is None:
+        from distributed.deploy.utils import nprocesses_nthreads
+        from distributed.system import MEMORY_LIMIT
+
+        workers = cluster.n_workers or nprocesses_nthreads(os.cpu_count() or 1)[0]
+        cluster.memory_limit = f"{int(MEMORY_LIMIT * percent / 100 / workers)}B"

@@ -33,6 +33,18 @@ def angle_to_rad(text: str) -> float:
     return value * _ANGLE_UNITS_RAD[unit]
 
 
+def sexagesimal_to_rad(text: str, *, hours: bool) -> float:
+    """An RA (``05h30m12.5s``, ``5:30:12.5``; ``hours``) or a Dec (``-30d00m00s``, ``-30.0.0``) in radians;
+    a plain angle (``83.5deg``, ``83.5``: degrees) is taken as it is, as WSClean's -shift takes them."""
+    units = "hms" if hours else "dms"
+    match = re.fullmatch(rf"\s*([+-]?)(\d+)[{units[0]}:.](\d+)[{units[1]}:.](\d+(?:\.\d*)?){units[2]}?\s*", str(text))
+    if not match:
+        return angle_to_rad(text)
+    sign, whole, minutes, seconds = match.groups()
+    value = int(whole) + int(minutes) / 60 + float(seconds) / 3600
+    return (-1 if sign == "-" else 1) * math.radians(value * (15 if hours else 1))
+
+
 class ImagingConfig(Section):
     """How visibilities become images (ducc0 w-gridder)."""
 
@@ -127,6 +139,66 @@ class ImagingConfig(Section):
     def robust(self) -> float:
         parts = self.weight.split()
         return float(parts[1]) if len(parts) == 2 else 0.0
+
+    # -- data selection and phase shift, as WSClean's options (checked against the MS when a run starts) --
+    interval: tuple[int, int] | None = Field(
+        None, description="image timesteps START to END (END exclusive, from 0), as WSClean's -interval",
+        json_schema_extra={"cli": "--interval"})
+    channel_range: tuple[int, int] | None = Field(
+        None, description="image channels START to END (END exclusive, from 0), as WSClean's -channel-range",
+        json_schema_extra={"cli": "--channel-range"})
+    field: int = Field(0, ge=0, description="field id to image, as WSClean's -field (one field per MS: a MS "
+                       "whose rows hold several must be split first)", json_schema_extra={"cli": "--field"})
+    spws: str | None = Field(None, description="spectral window ids to image, comma-separated, as WSClean's -spws "
+                             "(one per MS: its rows' window must be among them)", json_schema_extra={"cli": "--spws"})
+    shift: tuple[str, str] | None = Field(
+        None, description="RA DEC of a new phase centre (05h30m00s -30d00m00s, or degrees): the visibilities are "
+        "phase-rotated to it and the image is centred on it, as WSClean's -shift", json_schema_extra={"cli": "--shift"})
+
+    padding: float = Field(1.0, ge=1.0, le=4.0, description="grid an image this many times larger on a side and "
+                           "keep its centre, as WSClean's -padding (1.0: ducc0's kernel already holds aliasing "
+                           "below --epsilon)", json_schema_extra={"cli": "--padding"})
+    predict: str | None = Field(
+        None, description="only predict: the visibilities of this model image (Jy/pixel, e.g. a model.fits or "
+        "WSClean's NAME-model.fits, at its own phase centre) are written to the MS's MODEL_DATA; nothing is imaged "
+        "(WSClean's -predict, which reads NAME-model.fits)", json_schema_extra={"cli": "--predict"})
+    overwrite_model_data: bool = Field(
+        False, description="with --predict: replace a MODEL_DATA that another tool wrote (sdpflow replaces its "
+        "own without asking)", json_schema_extra={"cli": "--overwrite-model-data"})
+
+    @field_validator("interval", "channel_range")
+    @classmethod
+    def _ordered_range(cls, span: tuple[int, int] | None) -> tuple[int, int] | None:
+        if span is not None and not 0 <= span[0] < span[1]:
+            raise ValueError(f"{span[0]} {span[1]}: give START END with 0 <= START < END (END exclusive)")
+        return span
+
+    @field_validator("spws")
+    @classmethod
+    def _spw_list(cls, spws: str | None) -> str | None:
+        if spws is not None and not re.fullmatch(r"\s*\d+\s*(,\s*\d+\s*)*", spws):
+            raise ValueError(f"spectral windows {spws!r}: give ids separated by commas, e.g. 0 or 0,1")
+        return spws
+
+    @field_validator("shift")
+    @classmethod
+    def _valid_shift(cls, shift: tuple[str, str] | None) -> tuple[str, str] | None:
+        if shift is not None:
+            ra, dec = sexagesimal_to_rad(shift[0], hours=True), sexagesimal_to_rad(shift[1], hours=False)
+            if not abs(dec) <= math.pi / 2 or not math.isfinite(ra):
+                raise ValueError(f"shift {shift[0]} {shift[1]}: the declination must lie within -90 and +90 degrees")
+        return shift
+
+    @property
+    def spw_ids(self) -> tuple[int, ...] | None:
+        return None if self.spws is None else tuple(int(part) for part in self.spws.split(","))
+
+    @property
+    def shift_rad(self) -> tuple[float, float] | None:
+        """(RA, Dec) of --shift in radians, or None."""
+        if self.shift is None:
+            return None
+        return sexagesimal_to_rad(self.shift[0], hours=True), sexagesimal_to_rad(self.shift[1], hours=False)
 
 
 class DeconvolutionConfig(Section):
@@ -326,6 +398,21 @@ class ContinuumConfig(Section):
                              f"(--channels-out is {self.imaging.channels_out})")
         return self
 
+    # -- WSClean's -j and -mem, for a local cluster --
+    threads: int | None = Field(None, ge=1, description="threads of the local cluster in all, as WSClean's -j: "
+                                "that many single-threaded workers (or that many threads over cluster.n_workers)",
+                                json_schema_extra={"cli": "-j"})
+    mem: float | None = Field(None, gt=0, le=100, description="percent of this machine's memory the local cluster's "
+                              "workers may use together, as WSClean's -mem (sets cluster.memory_limit)",
+                              json_schema_extra={"cli": "--mem"})
+
+    @model_validator(mode="after")
+    def _threads_and_memory(self) -> "ContinuumConfig":
+        from sdpflow.config.cluster import local_threads_and_memory
+
+        local_threads_and_memory(self.cluster, self.threads, self.mem)
+        return self
+
 
 class IcalConfig(ContinuumConfig):
     """ICAL: continuum imaging with self-calibration between major cycles."""
@@ -335,6 +422,13 @@ class IcalConfig(ContinuumConfig):
     # everywhere, then deeper only where the components are (as WSClean's -auto-mask 5)
     default_auto_mask: ClassVar[float] = 5.0
     deconvolution: DeconvolutionConfig = DeconvolutionConfig(auto_mask=default_auto_mask)
+
+    @model_validator(mode="after")
+    def _corrected_in_place(self) -> "IcalConfig":
+        if self.calibration.write_corrected and (self.imaging.shift or self.imaging.channel_range):
+            raise ValueError("--write-corrected writes the MS's own channels at its own phase centre: drop --shift "
+                             "and --channel-range, or --write-corrected")
+        return self
 
     @model_validator(mode="after")
     def _time_only_partition(self) -> "IcalConfig":

@@ -22,6 +22,12 @@ benchmark (bench/README.md). All chunks of an observation must pass the same ``b
 (the observation's, :func:`sdpflow.radio.small_inversion.image_bandwidth`) so that partial
 images are sums on one grid.
 
+``padding`` (WSClean's -padding): grid on an image ``padding`` times larger on a side (rounded up to
+even) and keep its centre. WSClean pads by 1.2 by default to keep sources outside the field from
+aliasing in; ducc0's kernel already holds that aliasing below ``epsilon`` (its own grid is oversampled
+by 1.1-2.6), so the default here is 1.0: with 1.2 the images differ by less than ``epsilon`` of the peak
+(tests/radio/test_padding.py) for 1.44 times the pixels.
+
 ``precision``: "double" grids complex128 visibilities with float64 weights; "single" grids
 complex64 / float32 (as an MS stores them), ~30% faster and exact to ~1e-7 of the peak beyond
 ``epsilon``. float32 cannot deliver an epsilon below :data:`SINGLE_MIN_EPSILON`, so smaller
@@ -71,6 +77,29 @@ class ImageSum:
         return self.image * scale[:, None, None]
 
 
+def padded_size(npix: int, padding: float) -> int:
+    """A side of ``npix`` pixels padded by ``padding`` (>= 1), rounded up to an even number, as WSClean pads."""
+    side = int(np.ceil(npix * padding - 1e-9))
+    return side + side % 2
+
+
+def _crop(plane: np.ndarray, npix_y: int, npix_x: int) -> np.ndarray:
+    """The centre [npix_y, npix_x] of a padded [y, x] plane (centre pixels stay at index n // 2)."""
+    y0, x0 = (plane.shape[0] - npix_y) // 2, (plane.shape[1] - npix_x) // 2
+    return plane[y0:y0 + npix_y, x0:x0 + npix_x]
+
+
+def _pad(model: np.ndarray, padding: float) -> np.ndarray:
+    """A [chan, y, x] model zero-padded on every side by ``padding`` (see :func:`padded_size`)."""
+    if padding == 1.0:
+        return model
+    channels, npix_y, npix_x = model.shape
+    padded = np.zeros((channels, padded_size(npix_y, padding), padded_size(npix_x, padding)), model.dtype)
+    y0, x0 = (padded.shape[1] - npix_y) // 2, (padded.shape[2] - npix_x) // 2
+    padded[:, y0:y0 + npix_y, x0:x0 + npix_x] = model
+    return padded
+
+
 def _check_grid(npix_x: int, npix_y: int) -> None:
     if npix_x % 2 or npix_y % 2 or npix_x < 32 or npix_y < 32:
         raise ValueError(f"image size {npix_x}x{npix_y}: both sides must be even and at least 32 pixels")
@@ -107,10 +136,12 @@ def _pixel_sizes(small: SmallGrid | None, cell_rad: float) -> tuple[float, float
 
 def _invert(vis: Visibility, data: np.ndarray, weights: np.ndarray, *, npix_x: int, npix_y: int, cell_rad: float,
             epsilon: float, nthreads: int, do_wstacking: bool, channels_out: int,
-            channel_index: np.ndarray | None, small_inversion: bool, bandwidth: float | None) -> ImageSum:
+            channel_index: np.ndarray | None, small_inversion: bool, bandwidth: float | None,
+            padding: float = 1.0) -> ImageSum:
     _check_grid(npix_x, npix_y)
-    small = _small_grid(vis, npix_x, npix_y, cell_rad, small_inversion, bandwidth)
-    grid_y, grid_x = (npix_y, npix_x) if small is None else small.small
+    padded_x, padded_y = padded_size(npix_x, padding), padded_size(npix_y, padding)
+    small = _small_grid(vis, padded_x, padded_y, cell_rad, small_inversion, bandwidth)
+    grid_y, grid_x = (padded_y, padded_x) if small is None else small.small
     pixsize_x, pixsize_y = _pixel_sizes(small, cell_rad)
     channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else np.asarray(channel_index)
     image = np.zeros((channels_out, npix_y, npix_x))
@@ -134,7 +165,7 @@ def _invert(vis: Visibility, data: np.ndarray, weights: np.ndarray, *, npix_x: i
         # ducc0's first axis runs along -l (our x) and its second along m (our y, given flip_v):
         # transpose to [y, x].
         dirty = dirty.T
-        image[out] = dirty if small is None else to_requested(dirty, small, (npix_y, npix_x))
+        image[out] = _crop(dirty if small is None else to_requested(dirty, small, (padded_y, padded_x)), npix_y, npix_x)
         weight_sum[out] = total
     return ImageSum(image, weight_sum)
 
@@ -142,7 +173,7 @@ def _invert(vis: Visibility, data: np.ndarray, weights: np.ndarray, *, npix_x: i
 def invert(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weights: np.ndarray | None = None,
            epsilon: float = 1e-5, nthreads: int = 1, do_wstacking: bool = True, channels_out: int = 1,
            channel_index: np.ndarray | None = None, precision: str = "double", small_inversion: bool = True,
-           bandwidth: float | None = None) -> ImageSum:
+           bandwidth: float | None = None, padding: float = 1.0) -> ImageSum:
     """The unnormalised dirty image of ``vis`` and its sum of weights: of its one plane (Stokes I, Q, U, V
     or a correlation, see :func:`sdpflow.radio.datamodels.single_plane`), else of its Stokes I.
 
@@ -153,7 +184,8 @@ def invert(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weight
     split into equal contiguous groups unless ``channel_index`` [chan] says where each goes;
     precision: "single" or "double" gridding (see the module); small_inversion: grid on the
     smallest image that Nyquist-samples ``bandwidth`` (wavelengths; default: that of this ``vis``'s
-    baselines) and interpolate up (see the module).
+    baselines) and interpolate up (see the module); padding: grid an image this much larger on a side and
+    keep its centre (WSClean's -padding, see the module).
 
     Returns an :class:`ImageSum`: ``image`` float64 [chan_out, y, x] and ``weight_sum`` float64
     [chan_out]; ``.normalised()`` is the dirty image in Jy/beam. A 1 Jy source at the phase centre:
@@ -177,13 +209,13 @@ def invert(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weight
     data, weights = _data_and_weights(vis, weights, psf=False, precision=precision, epsilon=epsilon)
     return _invert(vis, data, weights, npix_x=npix_x, npix_y=npix_y, cell_rad=cell_rad, epsilon=epsilon,
                    nthreads=nthreads, do_wstacking=do_wstacking, channels_out=channels_out,
-                   channel_index=channel_index, small_inversion=small_inversion, bandwidth=bandwidth)
+                   channel_index=channel_index, small_inversion=small_inversion, bandwidth=bandwidth, padding=padding)
 
 
 def invert_psf(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, weights: np.ndarray | None = None,
                epsilon: float = 1e-5, nthreads: int = 1, do_wstacking: bool = True, channels_out: int = 1,
                channel_index: np.ndarray | None = None, precision: str = "double", small_inversion: bool = True,
-               bandwidth: float | None = None) -> ImageSum:
+               bandwidth: float | None = None, padding: float = 1.0) -> ImageSum:
     """The unnormalised point-spread function (the image of unit visibilities) and its weight sum.
 
     Same options as :func:`invert`; the normalised PSF peaks at 1 at pixel (npix_y//2, npix_x//2).
@@ -191,7 +223,7 @@ def invert_psf(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, we
     data, weights = _data_and_weights(vis, weights, psf=True, precision=precision, epsilon=epsilon)
     return _invert(vis, data, weights, npix_x=npix_x, npix_y=npix_y, cell_rad=cell_rad, epsilon=epsilon,
                    nthreads=nthreads, do_wstacking=do_wstacking, channels_out=channels_out,
-                   channel_index=channel_index, small_inversion=small_inversion, bandwidth=bandwidth)
+                   channel_index=channel_index, small_inversion=small_inversion, bandwidth=bandwidth, padding=padding)
 
 
 def dirty_image(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, **options) -> tuple[np.ndarray, np.ndarray]:
@@ -203,13 +235,14 @@ def dirty_image(vis: Visibility, *, npix_x: int, npix_y: int, cell_rad: float, *
 
 def predict(vis: Visibility, model: np.ndarray, *, cell_rad: float, epsilon: float = 1e-5, nthreads: int = 1,
             do_wstacking: bool = True, channel_index: np.ndarray | None = None, precision: str = "double",
-            small_inversion: bool = True, bandwidth: float | None = None) -> np.ndarray:
+            small_inversion: bool = True, bandwidth: float | None = None, padding: float = 1.0) -> np.ndarray:
     """Model visibilities [row, chan] (Jy) of a Stokes I model image at vis's uvw and frequencies.
 
     model: [chan_out, y, x] or [y, x] in Jy per pixel; input channel c uses model plane
     ``channel_index[c]`` (default: equal contiguous groups, as :func:`invert`); the result is
     complex128, or complex64 when ``precision`` is "single" (see the module); small_inversion,
-    bandwidth (wavelengths): low-pass the model onto :func:`invert`'s small grid first (see the module).
+    bandwidth (wavelengths): low-pass the model onto :func:`invert`'s small grid first; padding: zero-pad the
+    model as :func:`invert` pads its image (see the module).
 
     A 1 Jy model pixel at the phase centre is 1 Jy on every baseline:
 
@@ -234,8 +267,9 @@ def predict(vis: Visibility, model: np.ndarray, *, cell_rad: float, epsilon: flo
     model = np.asarray(model, dtype=np.float32 if vis_dtype == np.complex64 else np.float64)
     if model.ndim == 2:
         model = model[None]
+    _check_grid(model.shape[2], model.shape[1])
+    model = _pad(model, padding)
     channels_out, npix_y, npix_x = model.shape
-    _check_grid(npix_x, npix_y)
     small = _small_grid(vis, npix_x, npix_y, cell_rad, small_inversion, bandwidth)
     pixsize_x, pixsize_y = _pixel_sizes(small, cell_rad)
     channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else np.asarray(channel_index)

@@ -63,10 +63,38 @@ class MSMetadata:
     observer: str = ""
     field_name: str = ""
     start_time: float = 0.0
+    # the field and spectral window of the rows, how many the MS's subtables list, and a selection:
+    # channel_offset: the MS channel of this metadata's channel 0; ms_phase_centre: the MS's own phase
+    # centre when ``phase_centre`` is a shifted one (reads rotate the visibilities to it)
+    field_id: int = 0
+    n_fields: int = 1
+    spw_id: int = 0
+    n_spws: int = 1
+    channel_offset: int = 0
+    ms_phase_centre: tuple[float, float] | None = None
 
     @property
     def n_channels(self) -> int:
         return len(self.frequency)
+
+    def select(self, *, timesteps: tuple[int, int] | None = None, channels: tuple[int, int] | None = None,
+               phase_centre: tuple[float, float] | None = None) -> "MSMetadata":
+        """This metadata for timesteps [start, stop) and channels [start, stop) of the MS, and a new phase
+        centre (RA, Dec radians): what reads with it return (channel ranges are then relative to the selection)."""
+        import dataclasses
+
+        changes: dict[str, Any] = {}
+        if timesteps is not None:
+            start, stop = timesteps
+            changes.update(times=self.times[start:stop], time_rows=self.time_rows[start:stop])
+        if channels is not None:
+            start, stop = channels
+            changes.update(frequency=self.frequency[start:stop], channel_width=self.channel_width[start:stop],
+                           channel_offset=self.channel_offset + start)
+        if phase_centre is not None:
+            changes.update(phase_centre=(float(phase_centre[0]), float(phase_centre[1])),
+                           ms_phase_centre=self.ms_phase_centre or self.phase_centre)
+        return dataclasses.replace(self, **changes)
 
 
 def _open(path: str | Path, *, readonly: bool = True):
@@ -134,11 +162,13 @@ def _read_ms_metadata(path: str | Path) -> MSMetadata:
         spw_id = int(dd.getcell("SPECTRAL_WINDOW_ID", ddid))
         pol_id = int(dd.getcell("POLARIZATION_ID", ddid))
     with _subtable(path, "SPECTRAL_WINDOW") as spw:
+        n_spws = spw.nrows()
         frequency = np.asarray(spw.getcell("CHAN_FREQ", spw_id), float)
         channel_width = np.abs(np.asarray(spw.getcell("CHAN_WIDTH", spw_id), float))
     with _subtable(path, "POLARIZATION") as pol:
         polarisation = tuple(CORRELATION_NAMES.get(int(c), str(c)) for c in pol.getcell("CORR_TYPE", pol_id))
     with _subtable(path, "FIELD") as field:
+        n_fields = field.nrows()
         direction = np.asarray(field.getcell("PHASE_DIR", int(field_id[0])), float).reshape(-1, 2)[0]
         field_name = str(field.getcell("NAME", int(field_id[0]))) if "NAME" in field.colnames() else ""
     with _subtable(path, "ANTENNA") as antenna:
@@ -163,6 +193,7 @@ def _read_ms_metadata(path: str | Path) -> MSMetadata:
         telescope=telescope, polarisation=polarisation, feed_type=_feed_type(polarisation),
         data_columns=tuple(c for c in DATA_COLUMNS if c in names), has_weight_spectrum="WEIGHT_SPECTRUM" in names,
         observer=observer, field_name=field_name, start_time=float(time[0]),
+        field_id=int(field_id[0]), n_fields=n_fields, spw_id=spw_id, n_spws=n_spws,
     )
 
 
@@ -208,7 +239,8 @@ def read_visibility_counted(path: str | Path, *, rows: tuple[int, int] | None = 
         raise DataError(f"{path}: channel range {chan_start}:{chan_stop} is outside its {metadata.n_channels} channels")
     n_rows = row_stop - row_start
     n_pol = len(metadata.polarisation)
-    blc, trc = [chan_start, 0], [chan_stop - 1, n_pol - 1]
+    offset = metadata.channel_offset  # channels are counted from a --channel-range's start
+    blc, trc = [chan_start + offset, 0], [chan_stop - 1 + offset, n_pol - 1]
     with _open(path) as main:
         try:
             data = main.getcolslice(data_column, blc, trc, startrow=row_start, nrow=n_rows)
@@ -224,6 +256,11 @@ def read_visibility_counted(path: str | Path, *, rows: tuple[int, int] | None = 
                    for name in ("UVW", "TIME", "INTERVAL", "ANTENNA1", "ANTENNA2")}
     flag = flag | flag_row[:, None, None]
     data, weight, uvw, non_finite = _flag_non_finite(data, weight, columns["UVW"], flag)
+    if metadata.ms_phase_centre is not None:  # --shift
+        from sdpflow.radio.phase_shift import rephase
+
+        data, uvw = rephase(data, uvw, metadata.frequency[chan_start:chan_stop],
+                            from_centre=metadata.ms_phase_centre, to_centre=metadata.phase_centre)
     if non_finite:
         log.warning("%s: flagged %d samples of rows %d:%d, channels %d:%d with a NaN or infinite visibility, "
                     "weight or UVW", path, non_finite, row_start, row_stop, chan_start, chan_stop)
@@ -331,6 +368,8 @@ def write_ms(path: str | Path, vis: Visibility, *, data_column: str = "DATA", ex
     main = tables.default_ms(str(tmp), table_desc, dminfo)
     try:
         _write_main(main, vis, data_columns)
+        for name in data_columns:
+            main.putcolkeyword(name, WRITER_KEYWORD, "sdpflow")
     finally:
         main.close()
     _write_subtables(tmp, vis, history=history, provenance=provenance)
@@ -474,6 +513,22 @@ def _receptors(polarisation: tuple[str, ...]) -> list[str]:
     return ["R", "L"] if _feed_type(polarisation) == "circular" else ["X", "Y"]
 
 
+#: The column keyword sdpflow puts on the data columns it creates: only these it replaces without consent.
+WRITER_KEYWORD = "SDPFLOW_WRITER"
+
+
+def mark_written(path: str | Path, column: str) -> None:
+    """Record that ``column`` of the MS holds what sdpflow wrote (a column keyword)."""
+    with _open(path, readonly=False) as main:
+        main.putcolkeyword(column, WRITER_KEYWORD, "sdpflow")
+
+
+def written_by_sdpflow(path: str | Path, column: str) -> bool:
+    """Whether sdpflow created (or was allowed to replace) ``column`` of the MS."""
+    with _open(path) as main:
+        return column in main.colnames() and main.getcolkeywords(column).get(WRITER_KEYWORD) == "sdpflow"
+
+
 def add_column(path: str | Path, column: str, *, like: str = "DATA") -> None:
     """Add a data column (zeros) shaped like ``like`` if the MS lacks it; do this once before parallel writes."""
     from casacore import tables
@@ -489,6 +544,7 @@ def add_column(path: str | Path, column: str, *, like: str = "DATA") -> None:
         dminfo = {"TYPE": "TiledColumnStMan", "NAME": f"Tiled{column}",
                   "SPEC": {"DEFAULTTILESHAPE": np.array([shape[1], shape[0], 1024], np.int32)}} if shape else {}
         main.addcols(tables.makecoldesc(column, description), dminfo)
+        main.putcolkeyword(column, WRITER_KEYWORD, "sdpflow")
         if shape:
             zeros = np.zeros((main.nrows(),) + shape, np.complex64)
             main.putcol(column, zeros)

@@ -37,6 +37,7 @@ class ImageGrid:
     small_inversion: bool = True
     bandwidth: float | None = None
     stokes: tuple[str, ...] = ("I",)  # the planes each chunk holds and grids, Stokes I first
+    padding: float = 1.0  # WSClean's -padding (see sdpflow.radio.imaging)
 
     @property
     def n_planes(self) -> int:
@@ -46,7 +47,7 @@ class ImageGrid:
     def gridder_options(self) -> dict:
         return {"cell_rad": self.cell_rad, "epsilon": self.epsilon, "nthreads": self.nthreads,
                 "do_wstacking": self.wstacking, "precision": self.precision,
-                "small_inversion": self.small_inversion, "bandwidth": self.bandwidth}
+                "small_inversion": self.small_inversion, "bandwidth": self.bandwidth, "padding": self.padding}
 
     @property
     def vis_dtype(self) -> type:

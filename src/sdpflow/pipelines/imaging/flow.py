@@ -39,10 +39,12 @@ from sdpflow.pipelines.imaging import chunks as chunk_tasks
 from sdpflow.pipelines.imaging import polarisation, products, wsclean_names
 from sdpflow.pipelines.imaging.chunks import ImageGrid, SolveTerm
 from sdpflow.pipelines.imaging.headers import ProductHeader, product_header
+from sdpflow.pipelines.imaging.selection import selected_metadata
 from sdpflow.pipelines.imaging.partition import Chunk, chunk_bytes, image_bytes, plan_chunks
 from sdpflow.pipelines.imaging.summary import ImageShape, ImagingSummary, write_summary
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT
 from sdpflow.radio.ms import MSMetadata, check_stokes, ms_checksum, read_ms_metadata
+from sdpflow.radio.imaging import padded_size
 from sdpflow.radio.small_inversion import image_bandwidth
 
 
@@ -213,6 +215,11 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
         raise DataError(f"{config.ms}: has no column {config.imaging.data_column} (it has "
                         f"{', '.join(metadata.data_columns) or 'no data column'}): choose one with --data-column")
     check_stokes(config.ms, metadata, config.imaging.stokes_planes)  # DataError: a correlation is missing
+    metadata = selected_metadata(config, metadata)  # --interval, --channel-range, --field, --spws, --shift
+    if config.imaging.predict:  # WSClean's -predict: the model's visibilities into MODEL_DATA, no imaging
+        from sdpflow.pipelines.imaging.predict import predict_stages
+
+        return predict_stages(config, metadata)
     if calibrate and config.calibration.refant >= metadata.n_antennas:
         raise ConfigError(f"--refant {config.calibration.refant}: {config.ms} has antennas 0..{metadata.n_antennas - 1}")
     grid = image_grid(config, metadata)
@@ -312,10 +319,12 @@ def image_grid(config: ContinuumConfig, metadata: MSMetadata) -> ImageGrid:
     if uv_max is not None and not uv_max > 0:
         raise DataError(f"{config.ms}: no row has a finite, non-zero UVW: nothing to image")
     cell = 1.0 / (3.0 * uv_max) if auto else angle_to_rad(config.imaging.scale)
-    bandwidth = image_bandwidth(uv_max, w_max, width, height, cell) if small else None
+    padding = config.imaging.padding  # the small grid must Nyquist-sample the padded field's w term too
+    bandwidth = image_bandwidth(uv_max, w_max, padded_size(width, padding), padded_size(height, padding),
+                                cell) if small else None
     return ImageGrid(width, height, cell, config.imaging.channels_out, config.imaging.epsilon,
                      config.imaging.wstacking, config.imaging.threads_per_task, config.imaging.precision,
-                     config.imaging.small_inversion, bandwidth, config.imaging.stokes_planes)
+                     config.imaging.small_inversion, bandwidth, config.imaging.stokes_planes, padding=padding)
 
 
 def observation_uvw_max(ms_path: str, metadata: MSMetadata) -> tuple[float, float]:
@@ -323,6 +332,8 @@ def observation_uvw_max(ms_path: str, metadata: MSMetadata) -> tuple[float, floa
     from sdpflow.radio.ms import max_uvw_m
 
     uv_m, w_m = max_uvw_m(ms_path)
+    if metadata.ms_phase_centre is not None:  # --shift rotates uvw: each part is bounded by the baseline's length
+        uv_m = w_m = float(np.hypot(uv_m, w_m))
     per_metre = float(np.max(metadata.frequency)) / SPEED_OF_LIGHT
     return uv_m * per_metre, w_m * per_metre
 

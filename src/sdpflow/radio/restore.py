@@ -36,9 +36,10 @@ def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, beam_estimate_rad: f
 
     psf: [y, x] (or [chan, y, x]: the first channel is fitted), peak 1 at its centre pixel
     (y, x) = (ny // 2, nx // 2). As WSClean: a peak-1 Gaussian centred there is fitted by least
-    squares to every pixel of a centred square box, sidelobes included, of ``box_scale`` times
+    squares to the pixels of a centred square box, sidelobes included, of ``box_scale`` times
     the beam estimate (at least ``box_scale`` pixels, even), grown (up to 5 fits) while the fitted
-    major axis times 0.8 ``box_scale`` does not fit in the box. beam_estimate_rad: WSClean's
+    major axis times 0.8 ``box_scale`` does not fit in the box; of the box, only the quadrant
+    x >= nx // 2, y >= ny // 2 shapes WSClean's fit (see :func:`_fit_in_box`), so only it is used. beam_estimate_rad: WSClean's
     theoretical beam, 1 / the longest baseline in wavelengths (radians); None: the FWHM of the
     main lobe's second moments. bmaj, bmin are FWHM; bpa is the major axis's position angle
     east of north, in [0, pi). DataError when the main lobe (pixels connected to the peak above
@@ -94,8 +95,12 @@ def _fit_in_box(psf: np.ndarray, box_w: int, box_h: int, start: np.ndarray) -> n
     y0, x0 = (height - box_h) // 2, (width - box_w) // 2
     box = psf[y0:(height + box_h) // 2, x0:(width + box_w) // 2]
     y, x = np.mgrid[y0:y0 + box.shape[0], x0:x0 + box.shape[1]]
+    # WSClean 3.1's fitter computes the offsets in unsigned integers: for pixels left of or below the
+    # centre they wrap to ~1e19 and its model is 0 there, so only this quadrant shapes the fit
     quadrant = (y >= height // 2) & (x >= width // 2)
-    east, north, values = -(x - width // 2)[quadrant].astype(np.float64), (y - height // 2)[quadrant].astype(np.float64), box[quadrant]
+    east = -(x - width // 2)[quadrant].astype(np.float64)
+    north = (y - height // 2)[quadrant].astype(np.float64)
+    values = box[quadrant]
 
     def misfit(params: np.ndarray) -> np.ndarray:
         return _gaussian(east, north, *params) - values

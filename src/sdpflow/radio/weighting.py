@@ -210,8 +210,11 @@ def imaging_weights(vis: Visibility, *, density: np.ndarray | None = None, weigh
     """
     options = options if options is not None else WeightingOptions(mode=weighting, robust=robust)
     weight = unflagged_weights(single_plane(vis))
-    if not options.needs_density:
-        return weight
+    if not options.needs_density:  # plain natural weighting: the data weights, on the grid only (if known)
+        if npix_x is None or npix_y is None or cell_rad is None:
+            return weight
+        cells = _grid_cells(vis, *weight_grid_shape(npix_x, npix_y, options.padding), cell_rad)
+        return np.where(cells >= 0, weight, 0.0)
     if density is None or npix_x is None or npix_y is None or cell_rad is None:
         raise ValueError(f"{options.mode} weighting needs density, npix_x, npix_y and cell_rad")
     channels_out = density.shape[0]

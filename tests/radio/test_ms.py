@@ -53,7 +53,7 @@ def test_metadata_and_chunked_read(correlated, tmp_path):
     wx, wy = correlated.weight[start:stop, 1:4, 0], correlated.weight[start:stop, 1:4, 1]
     flagged = correlated.flag[start:stop, 1:4].any(axis=2)
     assert np.array_equal(chunk.flag[:, :, 0], flagged)
-    assert np.allclose(chunk.weight[:, :, 0], 4 / (1 / wx + 1 / wy), rtol=1e-6)
+    assert np.allclose(chunk.weight[:, :, 0], 2 * np.minimum(wx, wy), rtol=1e-6)  # WSClean: 4 min(w_XX, w_YY)
 
 
 def test_circular_feeds_make_stokes_i(correlated, tmp_path):

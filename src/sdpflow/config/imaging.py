@@ -45,6 +45,12 @@ def sexagesimal_to_rad(text: str, *, hours: bool) -> float:
     return (-1 if sign == "-" else 1) * math.radians(value * (15 if hours else 1))
 
 
+def taper_rad(text: str) -> float:
+    """A taper angle in radians: :func:`angle_to_rad`, but a bare number is arcsec (WSClean's -taper-gaussian)."""
+    text = str(text).strip()
+    return angle_to_rad(text + "asec" if re.fullmatch(r"[0-9.eE+-]+", text) else text)
+
+
 class ImagingConfig(Section):
     """How visibilities become images (ducc0 w-gridder)."""
 
@@ -199,6 +205,38 @@ class ImagingConfig(Section):
         if self.shift is None:
             return None
         return sexagesimal_to_rad(self.shift[0], hours=True), sexagesimal_to_rad(self.shift[1], hours=False)
+
+    # -- weighting options as WSClean's (issue 15) --
+    taper_gaussian: str | None = Field(
+        None, description="taper the weights with a Gaussian whose image-plane FWHM is this angle, e.g. 60asec, 2amin "
+        "(a bare number is arcsec, as WSClean's -taper-gaussian)", json_schema_extra={"cli": "--taper-gaussian"})
+    minuv_l: float = Field(0.0, ge=0, description="weigh zero the uv cells nearer than this "
+                           "many wavelengths (0: none; as WSClean's -minuv-l)", json_schema_extra={"cli": "--minuv-l"})
+    maxuv_l: float = Field(0.0, ge=0, description="weigh zero the uv cells farther than this "
+                           "many wavelengths (0: none; as WSClean's -maxuv-l)", json_schema_extra={"cli": "--maxuv-l"})
+    weighting_rank_filter: float = Field(
+        3.0, ge=0, description="set uv cells weighing more than this many times the mean of "
+        "their window to that level (0: off; WSClean's -weighting-rank-filter, on at 3 by default in WSClean too)",
+        json_schema_extra={"cli": "--weighting-rank-filter"})
+    weighting_rank_filter_size: int = Field(
+        16, ge=1, le=4096, description="window of the rank filter in uv cells (WSClean's -weighting-rank-filter-size)",
+        json_schema_extra={"cli": "--weighting-rank-filter-size"})
+
+    @field_validator("taper_gaussian")
+    @classmethod
+    def _valid_taper(cls, taper: str | None) -> str | None:
+        if taper is not None and not 0 < taper_rad(taper) < float("inf"):
+            raise ValueError(f"taper {taper!r} must be a positive, finite angle, e.g. 60asec")
+        return taper
+
+    def weighting_options(self, padding: float = 1.2):
+        """The :class:`sdpflow.radio.weighting.WeightingOptions` of these settings (``padding``: the image's)."""
+        from sdpflow.radio.weighting import WeightingOptions  # numpy only: no radio science at import
+
+        return WeightingOptions(self.weighting, self.robust, self.weighting_rank_filter,
+                                self.weighting_rank_filter_size,
+                                taper_rad(self.taper_gaussian) if self.taper_gaussian else 0.0,
+                                self.minuv_l, self.maxuv_l, padding)
 
 
 class DeconvolutionConfig(Section):

@@ -247,9 +247,11 @@ class SkyModel:
 def stokes_i(vis: Visibility) -> Visibility:
     """Stokes I visibilities from linear (XX, YY) or circular (RR, LL) correlations.
 
-    I = (XX + YY) / 2; its weight is 4 / (1/w_XX + 1/w_YY) (inverse variance), and a sample
-    is flagged when either correlation is flagged. Stokes I input is returned unchanged.
+    I = (XX + YY) / 2; its weight is :func:`sdpflow.radio.stokes.stokes_weight` of the two (WSClean's
+    rule), and a sample is flagged when either correlation is flagged. Stokes I input is returned unchanged.
     """
+    from sdpflow.radio.stokes import stokes_weight
+
     pols = vis.polarisation
     if pols == ("I",):
         return vis
@@ -260,11 +262,8 @@ def stokes_i(vis: Visibility) -> Visibility:
     else:
         raise ValueError(f"cannot form Stokes I from correlations {pols}")
     data = 0.5 * (vis.vis[:, :, a] + vis.vis[:, :, b])
-    wa = vis.weight[:, :, a].astype(np.float64)
-    wb = vis.weight[:, :, b].astype(np.float64)
     flag = vis.flag[:, :, a] | vis.flag[:, :, b]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weight = np.where((wa > 0) & (wb > 0), 4.0 / (1.0 / wa + 1.0 / wb), 0.0)
+    weight = stokes_weight(vis.weight[:, :, a], vis.weight[:, :, b])
     return replace(vis, vis=data[:, :, None], weight=weight[:, :, None].astype(np.float32),
                    flag=flag[:, :, None], polarisation=("I",))
 

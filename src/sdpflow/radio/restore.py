@@ -30,41 +30,82 @@ def _gaussian(east: np.ndarray, north: np.ndarray, sigma_major: float, sigma_min
     return np.exp(-0.5 * ((along / sigma_major) ** 2 + (across / sigma_minor) ** 2))
 
 
-def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, lobe_level: float = 0.35) -> tuple[float, float, float]:
-    """Fit an elliptical Gaussian to the PSF's main lobe: (bmaj, bmin, bpa) in radians.
+def fit_restoring_beam(psf: np.ndarray, cell_rad: float, *, beam_estimate_rad: float | None = None,
+                       box_scale: float = 10.0, lobe_level: float = 0.35) -> tuple[float, float, float]:
+    """Fit an elliptical Gaussian to the PSF as WSClean fits its restoring beam: (bmaj, bmin, bpa) in radians.
 
-    psf: [y, x] (or [chan, y, x]: the first channel is fitted), peak at its centre; the fit
-    uses the connected pixels around the peak above ``lobe_level`` of it (least squares on
-    the PSF values, Levenberg-Marquardt from the lobe's second moments). bmaj, bmin are
-    FWHM; bpa is the major axis's position angle east of north, in [0, pi).
+    psf: [y, x] (or [chan, y, x]: the first channel is fitted), peak 1 at its centre pixel
+    (y, x) = (ny // 2, nx // 2). As WSClean: a peak-1 Gaussian centred there is fitted by least
+    squares to the pixels of a centred square box, sidelobes included, of ``box_scale`` times
+    the beam estimate (at least ``box_scale`` pixels, even), grown (up to 5 fits) while the fitted
+    major axis times 0.8 ``box_scale`` does not fit in the box; of the box, only the quadrant
+    x >= nx // 2, y >= ny // 2 shapes WSClean's fit (see :func:`_fit_in_box`), so only it is used. beam_estimate_rad: WSClean's
+    theoretical beam, 1 / the longest baseline in wavelengths (radians); None: the FWHM of the
+    main lobe's second moments. bmaj, bmin are FWHM; bpa is the major axis's position angle
+    east of north, in [0, pi). DataError when the main lobe (pixels connected to the peak above
+    ``lobe_level``) has fewer than 3 pixels: the pixels are too large for the resolution.
     """
     psf = np.asarray(psf, dtype=np.float64)
     if psf.ndim == 3:
         psf = psf[0]
-    cy, cx = np.unravel_index(np.argmax(psf), psf.shape)
+    height, width = psf.shape
+    cy, cx = height // 2, width // 2
     psf = psf / psf[cy, cx]
     ys, xs = np.nonzero(_connected_region(psf > lobe_level, cy, cx))
     if len(ys) < 3:
         raise DataError(f"the PSF's main lobe covers {len(ys)} pixel(s) above {lobe_level:g} of its peak: too few to "
                         "fit a restoring beam; the pixels are too large for the resolution: choose a smaller --scale")
-    east, north = -(xs - cx) * cell_rad, (ys - cy) * cell_rad
-    values = psf[ys, xs]
-    # Start from the second moments of the lobe.
-    weights = values / values.sum()
-    cov = np.cov(np.vstack([east, north]), aweights=weights) + np.eye(2) * (cell_rad**2 / 12)
-    eigenvalues, eigenvectors = np.linalg.eigh(cov)
-    major = eigenvectors[:, 1]
-    start = np.array([np.sqrt(eigenvalues[1]) * 1.5, np.sqrt(eigenvalues[0]) * 1.5, np.arctan2(major[0], major[1])])
-    scale = np.array([cell_rad, cell_rad, 1.0])  # the fit runs in pixels and radians of angle
-
-    def misfit(params: np.ndarray) -> np.ndarray:
-        return _gaussian(east, north, *(params * scale)) - values
-
-    sigma_a, sigma_b, angle = _levenberg_marquardt(misfit, start / scale) * scale
-    sigma_a, sigma_b = abs(sigma_a), abs(sigma_b)
+    start = _moment_start(xs - cx, ys - cy, psf[ys, xs])  # pixels and radians of angle
+    estimate = beam_estimate_rad / cell_rad if beam_estimate_rad else start[0] * _FWHM_PER_SIGMA
+    preferred = _even(max(np.ceil(box_scale), np.ceil(estimate * box_scale)))
+    for _ in range(5):
+        box_w, box_h = min(preferred, width), min(preferred, height)
+        params = _fit_in_box(psf, box_w, box_h, start)
+        major = max(abs(params[0]), abs(params[1])) * _FWHM_PER_SIGMA
+        fits_w = major * box_scale * 0.8 < box_w or box_w >= width
+        fits_h = major * box_scale * 0.8 < box_h or box_h >= height
+        if fits_w and fits_h:
+            break
+        preferred = _even(max(np.ceil(box_scale), np.ceil(major * box_scale)))
+    sigma_a, sigma_b, angle = abs(params[0]) * cell_rad, abs(params[1]) * cell_rad, params[2]
     if sigma_b > sigma_a:
         sigma_a, sigma_b, angle = sigma_b, sigma_a, angle + np.pi / 2
     return float(sigma_a * _FWHM_PER_SIGMA), float(sigma_b * _FWHM_PER_SIGMA), float(np.mod(angle, np.pi))
+
+
+def _even(size: float) -> int:
+    """``size`` as an int, rounded up to even."""
+    size = int(size)
+    return size + size % 2
+
+
+def _moment_start(dx: np.ndarray, dy: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(sigma_major, sigma_minor in pixels, angle east of north) from the second moments of a lobe's pixels."""
+    east, north = -dx.astype(np.float64), dy.astype(np.float64)
+    cov = np.cov(np.vstack([east, north]), aweights=values / values.sum()) + np.eye(2) / 12
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)
+    major = eigenvectors[:, 1]
+    return np.array([np.sqrt(eigenvalues[1]) * 1.5, np.sqrt(eigenvalues[0]) * 1.5, np.arctan2(major[0], major[1])])
+
+
+def _fit_in_box(psf: np.ndarray, box_w: int, box_h: int, start: np.ndarray) -> np.ndarray:
+    """Least-squares (sigma_a, sigma_b in pixels, angle) of a peak-1 Gaussian at the centre of ``psf`` to every
+    pixel of the centred box_h x box_w box (WSClean's box: rows and columns (n - box) // 2 .. (n + box) // 2)."""
+    height, width = psf.shape
+    y0, x0 = (height - box_h) // 2, (width - box_w) // 2
+    box = psf[y0:(height + box_h) // 2, x0:(width + box_w) // 2]
+    y, x = np.mgrid[y0:y0 + box.shape[0], x0:x0 + box.shape[1]]
+    # WSClean 3.1's fitter computes the offsets in unsigned integers: for pixels left of or below the
+    # centre they wrap to ~1e19 and its model is 0 there, so only this quadrant shapes the fit
+    quadrant = (y >= height // 2) & (x >= width // 2)
+    east = -(x - width // 2)[quadrant].astype(np.float64)
+    north = (y - height // 2)[quadrant].astype(np.float64)
+    values = box[quadrant]
+
+    def misfit(params: np.ndarray) -> np.ndarray:
+        return _gaussian(east, north, *params) - values
+
+    return _levenberg_marquardt(misfit, start)
 
 
 def _connected_region(mask: np.ndarray, y: int, x: int) -> np.ndarray:

@@ -7,9 +7,9 @@ linear feed is the mean of XX and YY, so an unpolarised source of flux S gives X
 * circular feeds: RR = I + V,  RL = Q + iU,  LR = Q − iU,  LL = I − V
 
 and back: I = (XX + YY)/2, Q = (XX − YY)/2, U = (XY + YX)/2, V = (XY − YX)/(2i); I = (RR + LL)/2,
-V = (RR − LL)/2, Q = (RL + LR)/2, U = (RL − LR)/(2i). A Stokes sample's weight (inverse
-variance) is 4 / (1/w_a + 1/w_b) of the two correlations it is made of, and it is flagged
-when either is. Feeds are taken as ideal (no leakage) with zero parallactic-angle rotation,
+V = (RR − LL)/2, Q = (RL + LR)/2, U = (RL − LR)/(2i). A Stokes sample's weight is
+2 min(w_a, w_b) of the two correlations it is made of (:func:`stokes_weight`, WSClean's rule), and
+it is flagged when either is. Feeds are taken as ideal (no leakage) with zero parallactic-angle rotation,
 as the simulator writes them; ``tests/radio/test_polarisation.py`` checks the convention
 against WSClean.
 """
@@ -41,6 +41,17 @@ _FROM_CORRELATIONS = {
 
 #: WSClean's ``-pol`` values this package images: Stokes selections and the instrumental hands.
 POL_CHOICES = ("I", "IQUV", "IQU", "QU", "V", "Q", "U", "xx,yy", "rr,ll")
+
+
+def stokes_weight(weight_a: np.ndarray, weight_b: np.ndarray) -> np.ndarray:
+    """The weight of a Stokes sample made of two correlations of weights ``weight_a``, ``weight_b``: 2 min(w_a, w_b),
+    float32, 0 where either is 0.
+
+    WSClean 3.1 weighs a Stokes sample 4 min(w_a, w_b); images do not depend on a common factor,
+    and 2 min(w_a, w_b) is the inverse variance of (a ± b)/2 when the two weights are equal (their
+    inverse variance 4 / (1/w_a + 1/w_b) otherwise, which WSClean does not use).
+    """
+    return (2.0 * np.minimum(np.asarray(weight_a, np.float64), np.asarray(weight_b, np.float64))).astype(np.float32)
 
 
 def parse_pol(text: str) -> tuple[str, ...]:
@@ -115,9 +126,7 @@ def to_stokes(vis: Visibility, wanted: Sequence[str]) -> Visibility:
         first, second, sign, scale = _FROM_CORRELATIONS[feed_type(vis.polarisation)][name]
         a, b = index[first], index[second]
         data[..., k] = (vis.vis[..., a] + sign * vis.vis[..., b]) * scale
-        wa, wb = vis.weight[..., a].astype(np.float64), vis.weight[..., b].astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            weight[..., k] = np.where((wa > 0) & (wb > 0), 4.0 / (1.0 / wa + 1.0 / wb), 0.0)
+        weight[..., k] = stokes_weight(vis.weight[..., a], vis.weight[..., b])
         flag[..., k] = vis.flag[..., a] | vis.flag[..., b]
     return replace(vis, vis=data, weight=weight, flag=flag, polarisation=wanted)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sdpflow.radio.calibration import apply_gains, apply_solutions, normalise_amplitudes, solve_gains, unsolved_samples
-from sdpflow.radio.datamodels import GainTable, Visibility
+from sdpflow.radio.datamodels import SPEED_OF_LIGHT, GainTable, Visibility, unflagged_weights
 from sdpflow.radio.imaging import ImageSum, gridding_dtypes, invert, invert_psf, predict
 from sdpflow.radio.ms import MSMetadata, read_visibility_counted
-from sdpflow.radio.weighting import imaging_weights, output_channel_index, weight_density
+from sdpflow.radio.weighting import WeightingOptions, imaging_weights, output_channel_index, weight_density
 from sdpflow.pipelines.imaging.partition import Chunk
 
 
@@ -117,17 +117,38 @@ def non_finite_count(data: ChunkData) -> int:
     return data.non_finite
 
 
-def chunk_density(data: ChunkData, grid: ImageGrid) -> np.ndarray:
+def chunk_density(data: ChunkData, grid: ImageGrid, options: WeightingOptions) -> np.ndarray:
     """This chunk's gridded weight density (summed over chunks for uniform/Briggs weighting)."""
     return weight_density(data.vis_i, npix_x=grid.npix_x, npix_y=grid.npix_y, cell_rad=grid.cell_rad,
-                          channels_out=grid.channels_out, channel_index=_channel_index(data, grid))
+                          channels_out=grid.channels_out, channel_index=_channel_index(data, grid),
+                          padding=options.padding)
 
 
-def weigh_chunk(data: ChunkData, density: np.ndarray | None, grid: ImageGrid, weighting: str, robust: float) -> ChunkData:
-    """The chunk with its imaging weights computed from the observation's total density."""
-    weights = imaging_weights(data.vis_i, density=density, weighting=weighting, robust=robust, npix_x=grid.npix_x,
-                              npix_y=grid.npix_y, cell_rad=grid.cell_rad, channel_index=_channel_index(data, grid))
+def weigh_chunk(data: ChunkData, density: np.ndarray | None, grid: ImageGrid, options: WeightingOptions,
+                mf_weighting: bool = False) -> ChunkData:
+    """The chunk with its imaging weights computed from the observation's total density.
+
+    mf_weighting: one density for all output channels (their sum), as WSClean's -join-channels
+    does; else each output channel is weighted on its own grid.
+    """
+    channel_index = _channel_index(data, grid)
+    if mf_weighting and density is not None and density.shape[0] > 1:
+        density, channel_index = density.sum(axis=0, keepdims=True), np.zeros_like(channel_index)
+    weights = imaging_weights(data.vis_i, density=density, npix_x=grid.npix_x, npix_y=grid.npix_y,
+                              cell_rad=grid.cell_rad, channel_index=channel_index, options=options)
     return ChunkData(data.chunk, data.vis, weights, data.non_finite)
+
+
+def longest_baseline(data: ChunkData, grid: ImageGrid) -> np.ndarray:
+    """The longest |uvw| in wavelengths of the chunk's weighted samples per output channel [channels_out]
+    (0 where none): WSClean's theoretical beam is 1 / its maximum over the observation."""
+    weights = data.weights if data.weights is not None else unflagged_weights(data.vis_i)
+    vis = data.vis_i
+    length = np.linalg.norm(vis.uvw, axis=1)[:, None] * vis.frequency[None, :] / SPEED_OF_LIGHT
+    length = np.where(weights > 0, length, 0.0)
+    longest = np.zeros(grid.channels_out)
+    np.maximum.at(longest, _channel_index(data, grid), length.max(axis=0, initial=0.0))
+    return longest
 
 
 def chunk_psf(data: ChunkData, grid: ImageGrid) -> ImageSum:

@@ -85,12 +85,13 @@ class ImagingSession:
                              self.grid.stokes, self.solutions, key=f"read-chunk-{chunk.index:04d}-{_token(self)}",
                              **where)
                for chunk, where in zip(self.chunks, self.placement)]
-        density = None
-        if imaging.weighting != "natural":
-            density = tree_sum(client, [client.submit(chunk_tasks.chunk_density, part, self.grid, **where)
+        density, options = None, imaging.weighting_options()
+        mf_weighting = self.config.deconvolution.join_channels  # one weighting grid for all channels, as WSClean
+        if options.needs_density:
+            density = tree_sum(client, [client.submit(chunk_tasks.chunk_density, part, self.grid, options, **where)
                                         for part, where in zip(raw, self.placement)])
         self.data_futures = [
-            client.submit(chunk_tasks.weigh_chunk, part, density, self.grid, imaging.weighting, imaging.robust,
+            client.submit(chunk_tasks.weigh_chunk, part, density, self.grid, options, mf_weighting,
                           key=f"chunk-{chunk.index:04d}-{_token(self)}", **where)
             for part, chunk, where in zip(raw, self.chunks, self.placement)
         ]
@@ -143,6 +144,13 @@ class ImagingSession:
         cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)] if final else None
         return product_header(self.config, self.calibrate, self.metadata, ctx.provenance(),
                               weight_sum=self.weight_sum, cycles=cycles)
+
+    def theoretical_beams(self, client) -> list[float | None]:
+        """WSClean's theoretical beam of each output channel (radians): 1 / the longest weighted baseline in
+        wavelengths, or the Gaussian taper's FWHM when wider (None: a channel without weighted samples)."""
+        longest = np.max(gather(self.per_chunk(client, chunk_tasks.longest_baseline, self.grid)), axis=0)
+        taper = self.config.imaging.weighting_options().taper_gaussian_rad
+        return [max(1.0 / float(length), taper) if length > 0 else None for length in longest]
 
     def non_finite_flagged(self, client) -> int:
         """Samples flagged at read for a NaN or infinite visibility, weight or UVW, over all chunks."""
@@ -356,9 +364,11 @@ def _psf_stage(ctx: StageContext, session: ImagingSession) -> dict:
         raise DataError(f"{session.config.ms}: every sample is flagged (or has zero weight){why}: nothing to image")
     psf = client.submit(chunk_tasks.normalised, psf_sum)
     session.weight_sum = float(channel_weights.sum())
-    beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, priority=1))
+    theoretical = session.theoretical_beams(client)
+    beam = result(client.submit(products.fit_beam, psf, session.grid.cell_rad, theoretical[0], priority=1))
     ctx.progress(1, 2, "writing psf.fits")
     result(session.write_image(client, ctx.output("psf.fits"), psf, "psf", session.header(ctx), beam, priority=1))
+    beam["theoretical_arcsec"] = [None if b is None else b * products.ARCSEC_PER_RAD for b in theoretical]
     beam = polarisation.write_psf_cubes(session, client, ctx, psf, beam)  # adds the channels' beams
     beam["channel_weights"] = channel_weights.ravel().tolist()  # the MFS images' weights
     ctx.output("cycles/beam.json").write_text(products.strict_json(beam))

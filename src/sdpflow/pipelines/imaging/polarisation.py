@@ -74,7 +74,9 @@ def write_psf_cubes(session, client, ctx, psf: Any, beam: dict) -> dict:
     from sdpflow.engine.futures import gather, result
     from sdpflow.pipelines.imaging import products
 
-    beam = {**beam, "channels": result(client.submit(products.fit_beams, psf, session.grid.cell_rad))}
+    estimates = [None if b is None else b / products.ARCSEC_PER_RAD for b in beam.get("theoretical_arcsec", [])]
+    beam = {**beam, "channels": result(client.submit(products.fit_beams, psf, session.grid.cell_rad,
+                                                     estimates or None))}
     if not is_polarised(session.config):
         return beam
     tiled = client.submit(tiled_psf, psf, len(session.grid.stokes))

@@ -134,17 +134,22 @@ def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options, s
     return delta, components, "niter" if "niter" in reasons else reasons[-1], left
 
 
-def fit_beam(psf: np.ndarray, cell_rad: float) -> dict[str, float]:
-    """The restoring beam fitted to the PSF main lobe: FWHM major/minor (arcsec) and position angle (deg)."""
+def fit_beam(psf: np.ndarray, cell_rad: float, beam_estimate_rad: float | None = None) -> dict[str, float]:
+    """The restoring beam fitted to the PSF as WSClean fits it: FWHM major/minor (arcsec) and position angle (deg).
+
+    beam_estimate_rad: WSClean's theoretical beam (radians), which sizes the fitting box (see
+    :func:`sdpflow.radio.restore.fit_restoring_beam`)."""
     plane = psf[0] if psf.ndim == 3 else psf
-    bmaj, bmin, bpa = restore.fit_restoring_beam(plane, cell_rad)
+    bmaj, bmin, bpa = restore.fit_restoring_beam(plane, cell_rad, beam_estimate_rad=beam_estimate_rad)
     return {"bmaj_arcsec": float(bmaj * ARCSEC_PER_RAD), "bmin_arcsec": float(bmin * ARCSEC_PER_RAD),
             "bpa_deg": float(np.degrees(bpa))}
 
 
-def fit_beams(psf: np.ndarray, cell_rad: float) -> list[dict[str, float]]:
-    """:func:`fit_beam` of each channel of a PSF [chan, y, x]."""
-    return [fit_beam(plane, cell_rad) for plane in psf]
+def fit_beams(psf: np.ndarray, cell_rad: float, beam_estimates_rad: list[float | None] | None = None
+              ) -> list[dict[str, float]]:
+    """:func:`fit_beam` of each channel of a PSF [chan, y, x] (``beam_estimates_rad``: each channel's)."""
+    estimates = beam_estimates_rad if beam_estimates_rad is not None else [None] * len(psf)
+    return [fit_beam(plane, cell_rad, estimate) for plane, estimate in zip(psf, estimates)]
 
 
 def beam_rad(beam: dict[str, float]) -> tuple[float, float, float]:

@@ -82,7 +82,7 @@ def write_planes(targets: list[tuple[str, NamedPlane]], sources: dict[str, str],
     ``channel_weights``: each channel's summed imaging weights); header: the products'
     :class:`sdpflow.pipelines.imaging.headers.ProductHeader`.
     """
-    from sdpflow.pipelines.imaging.products import beam_rad, fit_beam
+    from sdpflow.pipelines.imaging.products import ARCSEC_PER_RAD, beam_rad, fit_beam
     from sdpflow.radio import fits, restore
 
     needed = {plane.kind for _, plane in targets}
@@ -95,7 +95,9 @@ def write_planes(targets: list[tuple[str, NamedPlane]], sources: dict[str, str],
     mfs, mfs_beam = {}, None
     if "psf" in cubes and len(frequency) > 1:
         mfs = {kind: mfs_mean(data, beam["channel_weights"]) for kind, data in cubes.items()}
-        mfs_beam = beam_rad(fit_beam(mfs["psf"], cell_rad))
+        theoretical = [b for b in beam.get("theoretical_arcsec", []) if b is not None]  # the MFS PSF's: the finest
+        estimate = min(theoretical) / ARCSEC_PER_RAD if theoretical else None
+        mfs_beam = beam_rad(fit_beam(mfs["psf"], cell_rad, estimate))
     for path, plane in targets:
         if plane.channel is None and mfs:
             planes, this_beam = mfs, mfs_beam

@@ -99,9 +99,9 @@ def main() -> None:
     """Entry point of the ``sdpflow`` console script."""
     verbose = any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:])
     try:
-        from sdpflow.cli.options import join_two_word_options
+        from sdpflow.cli.options import fill_optional_values, join_two_word_options
 
-        sys.exit(_run_app(join_two_word_options(sys.argv[1:])))
+        sys.exit(_run_app(join_two_word_options(fill_optional_values(sys.argv[1:]))))
     except SystemExit as stop:
         if stop.code == EXIT_INTERRUPTED:
             # Everything the run started is closed and recorded by now; tearing down the

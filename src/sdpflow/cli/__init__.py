@@ -86,8 +86,9 @@ from sdpflow.cli import pool as _pool  # noqa: E402
 from sdpflow.cli import cluster as _cluster  # noqa: E402
 from sdpflow.cli import polarimetry as _polarimetry  # noqa: E402
 from sdpflow.cli import tiles as _tiles  # noqa: E402
+from sdpflow.cli import ui as _ui  # noqa: E402
 
-for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster, _polarimetry, _tiles):
+for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster, _polarimetry, _tiles, _ui):
     _module.register(app)
 
 

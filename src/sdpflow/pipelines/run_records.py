@@ -92,3 +92,24 @@ def run_detail(store: RunStore, run: dict[str, Any]) -> dict[str, Any]:
     ``stages``, ``products`` and ``summary``."""
     return {**run_record(run), "config": shown_secrets(run["config"]), "stages": stage_records(store, run["id"]),
             "products": product_records(store, run["id"]), "summary": science_summary(run)}
+
+
+def progress_record(store: RunStore, run: dict[str, Any]) -> dict[str, Any]:
+    """Where a run stands: its stages (with ``items_total``, the items a fan-out stage planned), how many
+    stages are completed of how many, and how many items have an outcome (completed or failed) of how many
+    were planned (``null`` before a fan-out stage planned its items)."""
+    stages_total, planned = None, {}
+    for event in store.get_events(run["id"]):
+        detail = event["detail"] or {}
+        if event["event"] == "flow-started":
+            stages_total = detail.get("total")
+        elif event["event"] == "items-planned":
+            planned[event["stage"]] = detail.get("items")
+    stages = stage_records(store, run["id"])
+    for stage in stages:
+        stage["items_total"] = planned.get(stage["name"])
+    return {"id": run["id"], "status": run_status(run),
+            "stages_done": sum(stage["status"] == "completed" for stage in stages),
+            "stages_total": stages_total or len(stages),
+            "items_done": sum(sum(stage["items"].values()) for stage in stages),
+            "items_total": sum(planned.values()) if planned else None, "stages": stages}

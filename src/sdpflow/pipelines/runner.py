@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from sdpflow.config import load_config
 from sdpflow.engine.cluster import check_reachable, check_spec, open_cluster
-from sdpflow.engine.flow import (EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer,
-                                 check_stage_names, run_flow)
+from sdpflow.engine.flow import (DASK_REPORT_NAME, EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult,
+                                 Observer, check_stage_names, run_flow)
 from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreign, refuse_inside
 from sdpflow.errors import ConfigError, InputError, SdpflowError
 from sdpflow.pipelines.registry import Pipeline, get_pipeline
@@ -111,7 +111,7 @@ def _claim(flow: Flow, config: BaseModel, out: Path, overwrite: bool) -> Path:
     if getattr(config, "ms", None):
         refuse_inside(out, config.ms)
     written = [*(name for stage in flow.stages for name in stage.outputs), EVENT_LOG_NAME, TASK_LOG_NAME, STAGING_DIR,
-               CONFIG_FILE_NAME]
+               CONFIG_FILE_NAME, DASK_REPORT_NAME]
     out = claim_output_folder(out, writer=f"sdpflow run {flow.name}", overwrite=overwrite, writes=written)
     refuse_foreign(out, written)
     return out
@@ -148,7 +148,8 @@ def _flow(pipeline: Pipeline, config: BaseModel) -> Flow:
                            "traceback") from error
     return Flow(pipeline.name, stages,
                 client_factory=lambda: open_cluster(cluster_config, worker_imports=pipeline.worker_imports),
-                version=getattr(pipeline, "version", None))
+                version=getattr(pipeline, "version", None),
+                performance_report=bool(getattr(cluster_config, "dask_report", False)))
 
 
 def _execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sdpflow.cli.options import fill_optional_values
-from sdpflow.config import load_config
+from sdpflow.config import cli_options, load_config
 from sdpflow.errors import InputError
 from sdpflow.pipelines import start_run
 from sdpflow.pipelines.run_records import RUN_KEYS
@@ -27,10 +28,15 @@ SECRET = "s3cr3t-value-never-shown"
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """One completed run of the fan-out toy pipeline, with a secret in its configuration."""
+    """One completed run of the fan-out toy pipeline, with a secret in its configuration, its dashboard on a
+    chosen port and Dask's performance report."""
     root = tmp_path_factory.mktemp("records")
     config = SquaresConfig(count=7)
     config.cluster.kubernetes.env = {"AWS_SECRET_ACCESS_KEY": SECRET, "REGION": "eu-west"}
+    with socket.socket() as probe:  # a port free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        config.cluster.dashboard_address = f"127.0.0.1:{probe.getsockname()[1]}"
+    config.cluster.dask_report = True
     db = f"sqlite:///{root / 'runs.db'}"
     result = start_run(REF, config, root / "out", store=RunStore(db))
     return db, result, config
@@ -80,6 +86,16 @@ def test_config_yaml_loads_again_without_its_secrets(finished):
     expected = config.model_copy(deep=True)
     expected.cluster.kubernetes.env = {"REGION": "eu-west"}
     assert again == expected
+
+
+def test_dashboard_address_and_dask_report(finished):
+    db, result, config = finished
+    opened = [event for event in RunStore(db).get_events(result.run_id) if event["event"] == "cluster-opened"]
+    assert opened[0]["detail"]["dashboard"].startswith(f"http://{config.cluster.dashboard_address}/")
+    report = (result.out_dir / "dask-report.html").read_text()
+    assert "Dask Performance Report" in report and "Bokeh" in report
+    assert cli_options(SquaresConfig)["--dashboard-address"][0] == "cluster.dashboard_address"
+    assert cli_options(SquaresConfig)["--dask-report"][0] == "cluster.dask_report"
 
 
 def test_config_yaml_never_replaces_a_file_sdpflow_did_not_write(tmp_path):

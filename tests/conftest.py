@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,16 @@ def require_service(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI but is not available")
     pytest.skip(f"{what} not available (CI starts it via .ci/run)")
+
+
+def headless_chromium(profile: Path, url: str, *options: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Debian's ``chromium`` run headless on ``url`` with ``options`` (``--dump-dom``, ``--screenshot=PATH``,
+    ``--window-size=W,H``...); its own profile folder ``profile``. Skips (fails in CI) when it is not installed."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    require_service(browser is not None, "chromium (apt-get install chromium)")
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--user-data-dir={profile}", *options, url],
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

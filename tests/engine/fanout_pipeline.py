@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
+
+from pydantic import BaseModel
 
 from sdpflow.config.base import Section
 from sdpflow.config.cluster import ClusterConfig
@@ -60,4 +63,13 @@ def build(config: SquaresConfig) -> list[Stage]:
     ]
 
 
-SQUARES = Pipeline("squares", SquaresConfig, build)
+class SquaresSummary(BaseModel):
+    count: int
+
+
+def read_summary(run_dir: Path) -> SquaresSummary:
+    """The typed ``summary.json`` the ``summary`` stage writes."""
+    return SquaresSummary.model_validate_json((Path(run_dir) / "summary.json").read_text())
+
+
+SQUARES = Pipeline("squares", SquaresConfig, build, read_summary=read_summary)

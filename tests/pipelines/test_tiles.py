@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from sdpflow.geo.synthetic import ice_wedge_polygons, write_demo_files  # noqa: 
 from sdpflow.geo.tilemath import get_tms, tile_indices  # noqa: E402
 from sdpflow.pipelines import resume_run, start_run  # noqa: E402
 from sdpflow.store import RunStore  # noqa: E402
-from tests.conftest import require_service  # noqa: E402
+from tests.conftest import headless_chromium  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BOUNDS = (-150.2, 70.0, -150.16, 70.02)  # about 1,650 polygons
@@ -201,15 +200,11 @@ def test_tiles_serve_answers_the_viewer_and_tiles_and_refuses_other_folders(two_
 
 
 def test_viewer_draws_tiles_in_headless_chromium(two_workers, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    require_service(browser is not None, "chromium (apt-get install chromium)")
     _, _, out = two_workers
     with _served(out) as url:
         shot = tmp_path / "viewer.png"
-        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,600",
-                        "--virtual-time-budget=8000", f"--screenshot={shot}", url],
-                       capture_output=True, timeout=90, check=False)
+        headless_chromium(tmp_path / "profile", url, "--window-size=800,600", "--virtual-time-budget=8000",
+                          f"--screenshot={shot}")
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)

@@ -200,20 +200,14 @@ def test_command_line_refuses_a_fits_without_sky_axes_and_both_kinds_of_input(tm
 
 
 def test_the_viewer_draws_the_sky_image_in_headless_chromium(sky_run, tmp_path):
-    import shutil
-
-    from tests.conftest import require_service
+    from tests.conftest import headless_chromium
     from tests.pipelines.test_tiles import _served
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    require_service(browser is not None, "chromium (apt-get install chromium)")
     _, _, _, _, out = sky_run
     with _served(out) as url:
         shot = tmp_path / "viewer.png"
-        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,600",
-                        "--virtual-time-budget=8000", f"--screenshot={shot}", url],
-                       capture_output=True, timeout=90, check=False)
+        headless_chromium(tmp_path / "profile", url, "--window-size=800,600", "--virtual-time-budget=8000",
+                          f"--screenshot={shot}")
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)[:500, 100:600]  # the map, less the controls
     background = np.array([0x20, 0x21, 0x24])  # the map's own colour where no tile draws
     drawn = np.abs(pixels - background).max(axis=2) > 3  # the image: inferno's dark end over the noise

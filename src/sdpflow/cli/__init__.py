@@ -86,8 +86,9 @@ from sdpflow.cli import pool as _pool  # noqa: E402
 from sdpflow.cli import cluster as _cluster  # noqa: E402
 from sdpflow.cli import polarimetry as _polarimetry  # noqa: E402
 from sdpflow.cli import tiles as _tiles  # noqa: E402
+from sdpflow.cli import ui as _ui  # noqa: E402
 
-for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster, _polarimetry, _tiles):
+for _module in (_demo, _simulate, _run, _runs, _config, _pool, _cluster, _polarimetry, _tiles, _ui):
     _module.register(app)
 
 
@@ -99,9 +100,9 @@ def main() -> None:
     """Entry point of the ``sdpflow`` console script."""
     verbose = any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:])
     try:
-        from sdpflow.cli.options import accept_single_dash, join_two_word_options
+        from sdpflow.cli.options import accept_single_dash, fill_optional_values, join_two_word_options
 
-        args = accept_single_dash(typer.main.get_command(app), sys.argv[1:],
+        args = accept_single_dash(typer.main.get_command(app), fill_optional_values(sys.argv[1:]),
                                   lambda line: err_console.print(line, highlight=False, soft_wrap=True, markup=False))
         sys.exit(_run_app(join_two_word_options(args)))
     except SystemExit as stop:

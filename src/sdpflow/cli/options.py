@@ -125,6 +125,20 @@ def _short_cluster(word: str, params: dict[str, Any]) -> bool:
 
 def _accepts_anything(command: Any) -> bool:
     return bool(getattr(command, "context_settings", {}).get("ignore_unknown_options"))
+#: Options whose value may be left out, and the value a bare one means (``runs show RUN --json``: standard output).
+OPTIONAL_VALUES = {"--json": "-"}
+
+
+def fill_optional_values(argv: list[str]) -> list[str]:
+    """``runs list --json`` -> ``runs list --json -``: a bare option of :data:`OPTIONAL_VALUES` (last, or
+    followed by another option) gets its implied value; ``--json FILE`` is left as it is."""
+    filled: list[str] = []
+    for index, token in enumerate(argv):
+        filled.append(token)
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if token in OPTIONAL_VALUES and (following is None or (following.startswith("-") and following != "-")):
+            filled.append(OPTIONAL_VALUES[token])
+    return filled
 
 
 def _option_type(annotation: Any) -> Any:

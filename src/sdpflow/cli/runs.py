@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import yaml
 from rich.table import Table
 
 from sdpflow.cli.common import console, settings
@@ -33,10 +35,17 @@ def list_runs(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many runs, newest first.")] = 20,
     pipeline: Annotated[Optional[str], typer.Option("--pipeline", help="Only runs of this pipeline.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the runs as JSON to this file "
+                                                      "(bare --json or '-': standard output).")] = None,
 ) -> None:
     """The latest runs: id (with the pipeline's name), status, start, duration; `runs show` tells the rest."""
+    from sdpflow.pipelines.run_records import run_record
+
     store = RunStore(settings(ctx).db_url)
     runs = store.list_runs(limit=limit, pipeline=pipeline)
+    if json_path is not None:
+        _write_json([run_record(run) for run in runs], json_path, f"{len(runs)} runs")
+        return
     if not runs:
         console.print(f"no runs yet in {store.redacted_url}")
         return
@@ -59,16 +68,24 @@ def show_run(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
     table_name: Annotated[Optional[str], typer.Option("--table", help="Print this result table of the run.")] = None,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="With --table: write it as CSV to this file ('-' for stdout).")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="With --table: write it as JSON to this file ('-' for stdout).")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the run (with --table: the table) as JSON "
+                                                      "to this file (bare --json or '-': standard output).")] = None,
 ) -> None:
-    """A run's record, its stages with their outputs and items, its products; or one of its result tables."""
+    """A run's record, its stages with their outputs and items, its products, configuration and science summary;
+    or one of its result tables."""
+    from sdpflow.pipelines.run_records import run_detail
+
     store = RunStore(settings(ctx).db_url)
     run = store.get_run(run_id)
     if table_name is not None:
         _show_table(store.result_rows(run["id"], table_name), table_name, csv_path, json_path)
         return
-    if csv_path is not None or json_path is not None:
-        raise InputError("--csv and --json export a result table: give --table NAME too")
+    if csv_path is not None:
+        raise InputError("--csv exports a result table: give --table NAME too")
+    detail = run_detail(store, run)
+    if json_path is not None:
+        _write_json(detail, json_path, f"run {run['id']}")
+        return
     console.print(f"[bold]{run['id']}[/]  {run['pipeline']}  [bold]{run['status']}[/]")
     console.print(f"  started {_when(run['started'])} UTC, finished {_when(run['finished'])}, on {run['host']} by {run['user']}")
     console.print(f"  output {run['out_dir']}  cluster {run['cluster'] or '-'}  sdpflow {run['sdpflow_version']}")
@@ -94,6 +111,11 @@ def show_run(
                 console.print(f"  {key}: {record['error']}", highlight=False)
             if len(failed) > FAILED_ITEMS_SHOWN:
                 console.print(f"  … and {len(failed) - FAILED_ITEMS_SHOWN} more")
+    for title, values in (("configuration (secrets redacted)", detail["config"]), ("summary", detail["summary"])):
+        if values:
+            console.print(f"[bold]{title}[/]")
+            console.print(textwrap.indent(yaml.safe_dump(values, sort_keys=False), "  "), end="", markup=False,
+                          highlight=False, soft_wrap=True)
 
 
 #: Failed items listed by `runs show` per stage.
@@ -105,7 +127,6 @@ def _show_table(rows: list[dict], name: str, csv_path: Path | None, json_path: P
     import csv
     import io
     import json
-    import sys
 
     columns = list(rows[0]) if rows else []
     for path, kind in ((csv_path, "csv"), (json_path, "json")):
@@ -120,14 +141,7 @@ def _show_table(rows: list[dict], name: str, csv_path: Path | None, json_path: P
         else:
             json.dump(rows, buffer, indent=1, default=str)
             buffer.write("\n")
-        if str(path) == "-":
-            sys.stdout.write(buffer.getvalue())
-        else:
-            try:
-                path.write_text(buffer.getvalue())
-            except OSError as error:
-                raise InputError(f"cannot write {path}: {error.strerror}") from None
-            console.print(f"{len(rows)} rows of {name} written to {path}")
+        _write_text(buffer.getvalue(), path, f"{len(rows)} rows of {name}")
     if csv_path is None and json_path is None:
         view = Table(title=f"{name} ({len(rows)} rows)")
         for column in columns:
@@ -137,6 +151,27 @@ def _show_table(rows: list[dict], name: str, csv_path: Path | None, json_path: P
         console.print(view)
         if len(rows) > ROWS_PRINTED:
             console.print(f"… {len(rows) - ROWS_PRINTED} more rows: export them with --csv or --json")
+
+
+def _write_json(value: object, path: Path, what: str) -> None:
+    """``value`` as indented JSON to ``path`` (``-``: standard output)."""
+    import json
+
+    _write_text(json.dumps(value, indent=1, default=str) + "\n", path, what)
+
+
+def _write_text(text: str, path: Path, what: str) -> None:
+    """``text`` to ``path`` (``-``: standard output, alone, so that it can be piped); says what was written where."""
+    import sys
+
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        path.write_text(text)
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror}: choose another file") from None
+    console.print(f"{what} written to {path}")
 
 
 #: Rows of a result table printed in the terminal (the rest: --csv / --json).

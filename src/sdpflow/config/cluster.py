@@ -102,7 +102,8 @@ class ClusterConfig(Section):
         description="local: memory budget of each worker, e.g. '4GiB' (default: the machine's, shared out); "
         "batch backends derive it from cluster_kwargs.memory / processes",
     )
-    dashboard_address: str = Field(default="127.0.0.1:0", description="where a started scheduler serves its dashboard")
+    dashboard_address: str = Field(default="127.0.0.1:0", description="where a started scheduler serves its dashboard "
+                                   "(HOST:PORT; port 0: any free one)", json_schema_extra={"cli": "--dashboard-address"})
     connect_timeout: float = Field(default=10.0, gt=0, description="seconds to reach a scheduler before giving up")
     start_timeout: float = Field(
         default=300.0, gt=0, description="seconds to wait for the first workers (e.g. jobs pending in the queue)"
@@ -117,6 +118,10 @@ class ClusterConfig(Section):
     dask_config: dict[str, Any] = Field(
         default_factory=dict,
         description="Dask settings by dotted key (distributed.scheduler.worker-ttl: 1h); they win over safe_scaling",
+    )
+    dask_report: bool = Field(
+        default=False, json_schema_extra={"cli": "--dask-report"},
+        description="write Dask's performance report of the run as dask-report.html in its folder",
     )
     local_tls: bool = Field(
         default=True,

@@ -19,24 +19,29 @@ import shutil
 import threading
 import time
 import traceback
-from contextlib import ExitStack, suppress
+import logging
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 from sdpflow.engine.events import EventLog
 from sdpflow.engine.fanout import FanOut
 from sdpflow.engine.manifest import entry_checksum, intact, manifest_entry
 from sdpflow.errors import ClusterError, InputError, StageFailed
-from sdpflow.provenance import checksum, config_hash, provenance_record, replace_atomically, sdpflow_version
+from sdpflow.provenance import (atomic_path, checksum, config_hash, provenance_record, replace_atomically,
+                                sdpflow_version)
 from sdpflow.store.db import RunStore, utc_now
+
+log = logging.getLogger(__name__)
 
 #: Observers receive every event record (a dict) as it happens; the CLI draws progress from them.
 Observer = Callable[[dict[str, Any]], None]
 
 EVENT_LOG_NAME = "events.jsonl"
 TASK_LOG_NAME = "tasks.jsonl"
+DASK_REPORT_NAME = "dask-report.html"
 STAGING_DIR = ".staging"
 
 
@@ -86,6 +91,7 @@ class Flow:
     stages: list[Stage]
     client_factory: Callable[[], ContextManager[Any]] | None = None
     version: str | None = None  # a declared code version (Pipeline.version): replaces hashing the stages' sources
+    performance_report: bool = False  # Dask's performance report of the run, as DASK_REPORT_NAME in its folder
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages]
@@ -248,6 +254,8 @@ class FlowRun:
             if self.flow.client_factory is None:
                 raise RuntimeError(f"flow {self.flow.name} has no Dask client factory")
             self.client = self.stack.enter_context(self.flow.client_factory())
+            if self.flow.performance_report:
+                self.stack.enter_context(_performance_report(self.out_dir / DASK_REPORT_NAME))
             _start_task_stream(self.client)
             self.emit("cluster-opened", dashboard=getattr(self.client, "dashboard_link", None))
         return self.client
@@ -288,6 +296,24 @@ class FlowRun:
         with suppress(OSError):  # each stage removed its own staging folder; this is their parent
             (self.out_dir / STAGING_DIR).rmdir()
         return result
+
+
+@contextmanager
+def _performance_report(path: Path) -> Iterator[None]:
+    """Dask's performance report of what runs inside, written to ``path`` (atomically) when it ends well;
+    a failed or interrupted run does not wait on its scheduler for one."""
+    from distributed import performance_report
+
+    staged = atomic_path(path)
+    report = performance_report(filename=str(staged))
+    report.__enter__()
+    yield
+    try:
+        report.__exit__(None, None, None)
+        replace_atomically(staged, path)
+    except Exception as error:  # noqa: BLE001 - a report is a nicety; the run's products are written
+        log.warning("no Dask performance report: %s: %s", type(error).__name__, error)
+        staged.unlink(missing_ok=True)
 
 
 def _start_task_stream(client: Any) -> None:

@@ -8,17 +8,22 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterable
 
+import yaml
 from pydantic import BaseModel
 
 from sdpflow.config import load_config
 from sdpflow.engine.cluster import check_reachable, check_spec, open_cluster
-from sdpflow.engine.flow import (EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult, Observer,
-                                 check_stage_names, run_flow)
+from sdpflow.engine.flow import (DASK_REPORT_NAME, EVENT_LOG_NAME, STAGING_DIR, TASK_LOG_NAME, Flow, FlowResult,
+                                 Observer, check_stage_names, run_flow)
 from sdpflow.engine.outdir import OutputLock, claim_output_folder, refuse_foreign, refuse_inside
 from sdpflow.errors import ConfigError, InputError, SdpflowError
 from sdpflow.pipelines.registry import Pipeline, get_pipeline
+from sdpflow.provenance import atomic_path, replace_atomically, sdpflow_version
 from sdpflow.store.db import RunStore
-from sdpflow.store.secrets import restore_secrets
+from sdpflow.store.secrets import restore_secrets, without_secrets
+
+#: The resolved configuration of a run, in its output folder: ``sdpflow run NAME --config`` takes it again.
+CONFIG_FILE_NAME = "config.yaml"
 
 
 def configure(
@@ -60,6 +65,7 @@ def start_run(
         run_id = store.create_run(pipeline_name, config.model_dump(mode="json"), out_dir, cluster=_cluster_label(config),
                                   name=pipeline.name)
         lock.set_run_id(run_id)
+        write_config_file(out, config, run_id, pipeline_name)
         return _execute(flow, run_id, out, store, observers, None, until_stage)
 
 
@@ -95,6 +101,7 @@ def resume_run(
     check_stage_names(flow, from_stage, until_stage)  # before the run's status changes
     _check_reachable(config)
     with OutputLock(record["out_dir"], record["id"]):
+        write_config_file(Path(record["out_dir"]), config, record["id"], record["pipeline"])
         store.mark_run(record["id"], "running")
         return _execute(flow, record["id"], Path(record["out_dir"]), store, observers, from_stage, until_stage, verify)
 
@@ -103,10 +110,28 @@ def _claim(flow: Flow, config: BaseModel, out: Path, overwrite: bool) -> Path:
     """Claim the run's output folder: never inside its MeasurementSet, never replacing a foreign file."""
     if getattr(config, "ms", None):
         refuse_inside(out, config.ms)
-    written = [*(name for stage in flow.stages for name in stage.outputs), EVENT_LOG_NAME, TASK_LOG_NAME, STAGING_DIR]
+    written = [*(name for stage in flow.stages for name in stage.outputs), EVENT_LOG_NAME, TASK_LOG_NAME, STAGING_DIR,
+               CONFIG_FILE_NAME, DASK_REPORT_NAME]
     out = claim_output_folder(out, writer=f"sdpflow run {flow.name}", overwrite=overwrite, writes=written)
     refuse_foreign(out, written)
     return out
+
+
+def write_config_file(out: Path, config: BaseModel, run_id: str, pipeline_name: str) -> Path:
+    """Write the run's resolved configuration as ``config.yaml`` in its output folder (atomically; never over
+    a file sdpflow did not write). Secret-named values are left out and named in its header."""
+    refuse_foreign(out, [CONFIG_FILE_NAME])
+    values, left_out = without_secrets(config.model_dump(mode="json"))
+    command = f"flow {pipeline_name}" if ":" in pipeline_name else pipeline_name
+    header = (f"# The resolved configuration of sdpflow run {run_id} (sdpflow {sdpflow_version()}).\n"
+              f"# Run it again: sdpflow run {command} --config {CONFIG_FILE_NAME} --out NEW_FOLDER\n")
+    if left_out:
+        header += f"# Left out, as secrets (give them again): {', '.join(left_out)}\n"
+    path = out / CONFIG_FILE_NAME
+    staged = atomic_path(path)
+    staged.write_text(header + yaml.safe_dump(values, sort_keys=False))
+    replace_atomically(staged, path)
+    return path
 
 
 def _flow(pipeline: Pipeline, config: BaseModel) -> Flow:
@@ -123,7 +148,8 @@ def _flow(pipeline: Pipeline, config: BaseModel) -> Flow:
                            "traceback") from error
     return Flow(pipeline.name, stages,
                 client_factory=lambda: open_cluster(cluster_config, worker_imports=pipeline.worker_imports),
-                version=getattr(pipeline, "version", None))
+                version=getattr(pipeline, "version", None),
+                performance_report=bool(getattr(cluster_config, "dask_report", False)))
 
 
 def _execute(

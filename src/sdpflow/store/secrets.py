@@ -80,3 +80,36 @@ def _restored(key: str, placeholder: str, where: str, environ: Mapping[str, str]
         raise InputError(f"{where}: ${variable} is not the {key} the run started with: set it to that value "
                          "to resume (or start a new run)")
     return value
+
+
+#: How a stored secret is shown (``runs show``, ``sdpflow ui``): its salted digest is of no use to a reader.
+SHOWN_SECRET = "<redacted>"
+
+
+def shown_secrets(config: Any) -> Any:
+    """A copy of a stored configuration for display: each placeholder (and any secret-named value) as ``<redacted>``."""
+    if isinstance(config, Mapping):
+        return {key: (SHOWN_SECRET if isinstance(value, str) and value and (is_secret_name(key) or _PLACEHOLDER.match(value))
+                      else shown_secrets(value)) for key, value in config.items()}
+    if isinstance(config, list):
+        return [shown_secrets(value) for value in config]
+    return config
+
+
+def without_secrets(config: Any, prefix: str = "") -> tuple[Any, list[str]]:
+    """A copy of a configuration with every secret-named value left out, and the dotted keys left out.
+
+    What ``config.yaml`` in a run's folder holds: loadable again with ``--config`` (a key left
+    out takes its default or the value given again), and no secret, not even its digest.
+    """
+    if isinstance(config, Mapping):
+        kept: dict[str, Any] = {}
+        dropped: list[str] = []
+        for key, value in config.items():
+            if is_secret_name(key) and isinstance(value, str) and value:
+                dropped.append(f"{prefix}{key}")
+                continue
+            kept[key], inner = without_secrets(value, f"{prefix}{key}.")
+            dropped += inner
+        return kept, dropped
+    return config, []

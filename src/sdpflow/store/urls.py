@@ -79,3 +79,15 @@ def read_password_file(path: str | Path, warn: Callable[[str], None] | None = No
     if not password:
         raise InputError(f"--db-password-file {path} is empty: write the password on its first line")
     return password
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite ``url`` names when it does not exist (a reader should not create it); else None."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path

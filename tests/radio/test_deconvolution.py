@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -90,7 +89,9 @@ def test_mask_keeps_components_inside(dirty_and_psf):
     assert result.model_delta[mask].sum() == pytest.approx(flux, rel=0.05)
 
 
-def test_hogbom_1000_components_on_1024_squared_is_fast():
+def test_hogbom_1000_components_on_1024_squared_cleans_the_crowded_field():
+    """Its speed is measured in bench/ (never in a timed test): here the same 1024^2 case is checked for what
+    it finds: 1000 components, the peak brought down, and the flux taken out equal to the model's."""
     n = 1024
     y, x = np.mgrid[:2 * n, :2 * n] - n
     psf = np.exp(-(x**2 + y**2) / (2 * 2.0**2)) + 0.05 * np.cos(x / 7.0) * np.exp(-(x**2 + y**2) / (2 * 300.0**2))
@@ -100,14 +101,14 @@ def test_hogbom_1000_components_on_1024_squared_is_fast():
     for _ in range(300):
         cy, cx = rng.integers(0, n, 2)
         residual += rng.uniform(0.01, 1) * psf[n - cy:2 * n - cy, n - cx:2 * n - cx]
-    deconvolve(residual[:64, :64], psf[:128, :128], niter=2)  # compile
-    best = np.inf
-    for _ in range(3):
-        started = time.perf_counter()
-        result = deconvolve(residual, psf, gain=0.1, niter=1000)
-        best = min(best, time.perf_counter() - started)
+    result = deconvolve(residual, psf, gain=0.1, niter=1000)
     assert result.n_components == 1000
-    assert best < 1.0, f"1000 Hogbom components on 1024^2 took {best:.2f} s"
+    assert np.abs(result.residual).max() < 0.5 * np.abs(residual).max()
+    # what the residual lost is the model convolved with the PSF (centred at pixel n of the 2n PSF)
+    from scipy.signal import fftconvolve
+
+    taken = fftconvolve(result.model_delta, psf)[n:2 * n, n:2 * n]
+    assert np.abs((residual - result.residual) - taken).max() < 1e-6 * np.abs(residual).max()
 
 
 def test_beam_fit_recovers_a_gaussian():

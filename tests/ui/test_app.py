@@ -105,3 +105,19 @@ def test_run_page_json_and_files(client):
         answer = client.get(f"/runs/{done}/files/{refused}")
         assert answer.status_code in (403, 404) and "not the run's" not in answer.text, refused
     assert client.get(f"/runs/{done}/files/link-out.txt").status_code == 403
+
+
+def test_ui_refuses_a_missing_database_and_a_taken_port(tmp_path):
+    import socket
+
+    from sdpflow.errors import InputError
+    from sdpflow.ui.server import bind, serve
+
+    with pytest.raises(InputError, match=r"no run database at .*nope.db: give --db"):
+        serve(f"sqlite:///{tmp_path / 'nope.db'}", 0, announce=print)
+    assert not (tmp_path / "nope.db").exists()  # a reader creates no database
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(InputError, match=r"--port \d+: cannot listen on 127.0.0.1:\d+ .*choose another port"):
+            bind(taken.getsockname()[1])

@@ -15,6 +15,7 @@ from sdpflow.store import RunStore  # noqa: E402
 from sdpflow.ui.app import TOKEN_COOKIE, create_app  # noqa: E402
 
 TOKEN = "the-token-printed-at-start"
+COOKIE = TOKEN_COOKIE.format(port=80)  # the test client's requests come to port 80
 SECRET = "pg-password-never-shown"
 
 
@@ -56,15 +57,18 @@ def test_every_request_needs_the_token(client):
     for path in ("/", f"/runs/{done}", "/api/runs", f"/api/runs/{done}/progress", f"/runs/{done}/files/report.html"):
         assert client.get(path).status_code == 403
         assert client.get(path, params={"token": "wrong"}).status_code == 403
+    client.cookies.set(TOKEN_COOKIE.format(port=8781), TOKEN)  # another sdpflow ui's cookie is not this one's
+    assert client.get("/").status_code == 403
+    client.cookies.clear()
     first = client.get("/", params={"token": TOKEN})
-    assert first.status_code == 200 and first.cookies.get(TOKEN_COOKIE) == TOKEN
+    assert first.status_code == 200 and first.cookies.get(COOKIE) == TOKEN
     assert client.get(f"/runs/{done}").status_code == 200  # the cookie carries it from now on
     assert client.post("/", params={"token": TOKEN}).status_code == 405  # read-only: no write routes
 
 
 def test_runs_page_filters(client):
     client, done, failed = client
-    client.cookies.set(TOKEN_COOKIE, TOKEN)
+    client.cookies.set(COOKIE, TOKEN)
 
     def listed(**filters) -> set[str]:
         page = client.get("/", params=filters).text
@@ -81,7 +85,7 @@ def test_runs_page_filters(client):
 
 def test_run_page_json_and_files(client):
     client, done, _ = client
-    client.cookies.set(TOKEN_COOKIE, TOKEN)
+    client.cookies.set(COOKIE, TOKEN)
     page = client.get(f"/runs/{done}").text
     assert 'data-stage="squares"' in page and 'data-stage="sum"' in page
     assert "39 completed, 1 failed of 40" in page
@@ -105,3 +109,19 @@ def test_run_page_json_and_files(client):
         answer = client.get(f"/runs/{done}/files/{refused}")
         assert answer.status_code in (403, 404) and "not the run's" not in answer.text, refused
     assert client.get(f"/runs/{done}/files/link-out.txt").status_code == 403
+
+
+def test_ui_refuses_a_missing_database_and_a_taken_port(tmp_path):
+    import socket
+
+    from sdpflow.errors import InputError
+    from sdpflow.ui.server import bind, serve
+
+    with pytest.raises(InputError, match=r"no run database at .*nope.db: give --db"):
+        serve(f"sqlite:///{tmp_path / 'nope.db'}", 0, announce=print)
+    assert not (tmp_path / "nope.db").exists()  # a reader creates no database
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(InputError, match=r"--port \d+: cannot listen on 127.0.0.1:\d+ .*choose another port"):
+            bind(taken.getsockname()[1])

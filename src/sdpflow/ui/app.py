@@ -27,7 +27,8 @@ from sdpflow.pipelines.run_records import (event_records, product_records, progr
 from sdpflow.store import RunStore
 from sdpflow.store.secrets import shown_secrets
 
-TOKEN_COOKIE = "sdpflow_ui_token"
+#: The cookie holding the token, per port: cookies are not kept apart by port, two ``sdpflow ui`` must not share one.
+TOKEN_COOKIE = "sdpflow_ui_token_{port}"
 #: Runs the runs page reads before filtering, newest first.
 RUNS_READ = 1000
 #: Events shown on a run's page (the latest).
@@ -50,8 +51,9 @@ class TokenRequired:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        cookie_name = TOKEN_COOKIE.format(port=(scope.get("server") or ("", 0))[1])
         from_query = request.query_params.get("token")
-        given = from_query or request.cookies.get(TOKEN_COOKIE) or ""
+        given = from_query or request.cookies.get(cookie_name) or ""
         if not secrets.compare_digest(given.encode(), self.token.encode()):
             await PlainTextResponse("403: open the link sdpflow ui printed (it carries the token)",
                                     status_code=403)(scope, receive, send)
@@ -62,7 +64,7 @@ class TokenRequired:
 
         async def send_with_cookie(message: dict) -> None:
             if message["type"] == "http.response.start":
-                cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                cookie = f"{cookie_name}={self.token}; Path=/; HttpOnly; SameSite=Strict"
                 message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
             await send(message)
 

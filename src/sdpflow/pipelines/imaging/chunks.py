@@ -104,12 +104,17 @@ def read_chunk(ms_path: str, chunk: Chunk, data_column: str, metadata: MSMetadat
                                               data_column=data_column, allow_all_flagged=True, metadata=metadata,
                                               stokes=None if stokes == ("I",) else stokes)
     if solutions is not None:
-        if len(solutions.frequency) > 1:
-            solutions = replace(solutions, gain=solutions.gain[:, :, slice(*chunk.channels)],
-                                weight=solutions.weight[:, :, slice(*chunk.channels)],
-                                frequency=solutions.frequency[slice(*chunk.channels)])
-        vis = apply_solutions(vis, solutions)
+        vis = apply_solutions(vis, chunk_solutions(solutions, chunk))
     return ChunkData(chunk, vis, non_finite=non_finite)
+
+
+def chunk_solutions(solutions: GainTable, chunk: Chunk) -> GainTable:
+    """The channels of ``solutions`` (one, or the MS's) that a chunk's channels take."""
+    if len(solutions.frequency) == 1:
+        return solutions
+    channels = slice(*chunk.channels)
+    return replace(solutions, gain=solutions.gain[:, :, channels], weight=solutions.weight[:, :, channels],
+                   frequency=solutions.frequency[channels])
 
 
 def non_finite_count(data: ChunkData) -> int:

@@ -470,7 +470,7 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
         # One chunk at a time: concurrent writers to one MS would contend for its table lock.
         for part, table in zip(data, tables):
             result(client.submit(products.write_corrected, session.config.ms, part, table,
-                                 session.config.imaging.data_column, pure=False))
+                                 session.config.imaging.data_column, session.solutions, pure=False))
     image_stats = result(client.submit(products.image_statistics, restored, residual, session.grid))
     noise = result(client.submit(products.stokes_noise, residual, session.grid))
     cycles = [_read_json(ctx.product(f"cycles/cycle-{c:02d}.json")) for c in range(1, nmajor + 1)]

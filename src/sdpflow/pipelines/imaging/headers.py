@@ -42,7 +42,7 @@ WSCMAJOR and WSCMINOR only on its products after cleaning.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sdpflow.radio.fits import Card
@@ -55,7 +55,7 @@ class ProductHeader:
 
     cards: tuple[Card, ...]
     history: tuple[str, ...]
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] | None = None
 
 
 def product_header(config, calibrate: bool, metadata, provenance: dict[str, Any], *,

@@ -327,15 +327,17 @@ def write_h5parm_gains(path: str, tables: list[dict[str, GainTable]], metadata: 
                  phase_centre=metadata.phase_centre, correlations=hands, provenance=provenance)
 
 
-def write_corrected(ms_path: str, data, tables: dict[str, GainTable], data_column: str = "DATA") -> None:
+def write_corrected(ms_path: str, data, tables: dict[str, GainTable], data_column: str = "DATA",
+                    solutions: GainTable | None = None) -> None:
     """Write this chunk's calibrated visibilities to CORRECTED_DATA.
 
     A Stokes I chunk writes its corrected Stokes I to the parallel hands (cross hands 0); a
     chunk of several Stokes planes re-reads its correlations from ``data_column`` and writes
-    each corrected by the (scalar, Stokes I) gains, so the polarisation is kept.
+    each corrected by the (scalar, Stokes I) gains, so the polarisation is kept; after the
+    ``--apply-solutions`` table ``solutions`` (which the chunk's own data had at read).
     """
-    from sdpflow.pipelines.imaging.chunks import corrected_chunk
-    from sdpflow.radio.calibration import apply_gains
+    from sdpflow.pipelines.imaging.chunks import chunk_solutions, corrected_chunk
+    from sdpflow.radio.calibration import apply_gains, apply_solutions
     from sdpflow.radio.ms import read_visibility
 
     rows, channels = data.chunk.rows, data.chunk.channels
@@ -345,6 +347,8 @@ def write_corrected(ms_path: str, data, tables: dict[str, GainTable], data_colum
         return
     vis = read_visibility(ms_path, rows=rows, channels=channels, data_column=data_column, correlations=True,
                           allow_all_flagged=True)
+    if solutions is not None:
+        vis = apply_solutions(vis, chunk_solutions(solutions, data.chunk))
     corrected = vis.vis.astype(np.complex128)
     for table in tables.values():
         corrected = apply_gains(corrected, table, vis.antenna1, vis.antenna2, vis.time, inverse=True)

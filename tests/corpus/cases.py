@@ -88,6 +88,31 @@ BOMB = "a: &a [x, x, x, x, x, x]\n" + "".join(
     f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, n in zip("abcde", "bcdef"))
 
 
+def foreign_model_data(ms: Path) -> None:
+    """A MODEL_DATA column as another tool leaves it: present, without sdpflow's mark."""
+    from casacore.tables import makecoldesc, table
+
+    with table(str(ms), readonly=False, ack=False) as main:
+        if "MODEL_DATA" in main.colnames():
+            main.removecols(["MODEL_DATA"])
+        description = main.getcoldesc("DATA")
+        description.pop("keywords", None)
+        main.addcols(makecoldesc("MODEL_DATA", description))
+
+
+def model_fits(name: str) -> Setup:
+    """A small model image (Jy/pixel) with one 1 Jy pixel."""
+    def make(w: Path, ctx: dict) -> None:
+        import numpy as np
+
+        from sdpflow.radio.fits import write_fits_image
+
+        model = np.zeros((64, 64))
+        model[32, 32] = 1.0
+        write_fits_image(w / name, model, phase_centre=(0.0, -0.5), cell_rad=1e-4, frequency=[1e8], unit="JY/PIXEL")
+    return make
+
+
 def ms_copy(name: str = "obs.ms", damage: Callable[[Path], None] | None = None) -> Setup:
     """A copy of the session's small MS, then ``damage(copy)``."""
     def make(w: Path, ctx: dict) -> None:
@@ -267,6 +292,26 @@ CONTINUUM = cases(
                                    *MS_ARGS), 2, ms_copy(), "--join-channels"),
     ("fit-spectral-pol-too-many-terms", ("--ms", "obs.ms", "--out", "out", "--channels-out", "2", "--join-channels",
                                          "--fit-spectral-pol", "3", *MS_ARGS), 2, ms_copy(), "at least 3 output channels"),
+    # WSClean's data selection, -shift and -predict (issue 15)
+    ("channel-range-beyond-the-ms", ("--ms", "obs.ms", "--out", "out", "--channel-range", "0", "999", *MS_ARGS), 2,
+     ms_copy(), "--channel-range 0 999: obs.ms has"),
+    ("interval-beyond-the-ms", ("--ms", "obs.ms", "--out", "out", "--interval", "5", "99999", *MS_ARGS), 2,
+     ms_copy(), "--interval 5 99999: obs.ms has"),
+    ("field-beyond-the-ms", ("--ms", "obs.ms", "--out", "out", "--field", "3", *MS_ARGS), 2, ms_copy(),
+     "--field 3: obs.ms has field 0 only"),
+    ("spws-beyond-the-ms", ("--ms", "obs.ms", "--out", "out", "--spws", "0,4", *MS_ARGS), 2, ms_copy(),
+     "--spws 0,4: obs.ms has spectral window 0 only"),
+    ("spws-not-a-list", ("--ms", "obs.ms", "--out", "out", "--spws", "0;1", *MS_ARGS), 2, ms_copy(), "imaging.spws"),
+    ("shift-malformed", ("--ms", "obs.ms", "--out", "out", "--shift", "5h30x", "-30d", *MS_ARGS), 2, ms_copy(),
+     "is not an RA like 05h30m00s"),
+    ("shift-beyond-the-pole", ("--ms", "obs.ms", "--out", "out", "--shift", "05h00m00s", "95d00m00s", *MS_ARGS), 2,
+     ms_copy(), "declination"),
+    ("single-dash-misspelt", ("--ms", "obs.ms", "--out", "out", "-sizee", "64", "64"), 2, ms_copy(),
+     "did you mean --size?"),
+    ("predict-model-missing", ("--ms", "obs.ms", "--out", "out", "--predict", "nope.fits"), 2, ms_copy(),
+     "nope.fits"),
+    ("predict-over-another-tool-s-model-data", ("--ms", "obs.ms", "--out", "out", "--predict", "model.fits"), 2,
+     both(ms_copy(damage=foreign_model_data), model_fits("model.fits")), "pass --overwrite-model-data"),
     needs=("ms",),
 )
 

@@ -151,8 +151,9 @@ class ImagingConfig(Section):
     channel_range: tuple[int, int] | None = Field(
         None, description="image channels START to END (END exclusive, from 0), as WSClean's -channel-range",
         json_schema_extra={"cli": "--channel-range"})
-    field: int = Field(0, ge=0, description="field id to image, as WSClean's -field (one field per MS: a MS "
-                       "whose rows hold several must be split first)", json_schema_extra={"cli": "--field"})
+    field: int | None = Field(None, ge=0, description="field id to image, as WSClean's -field (none: the field "
+                              "the MS's rows hold; one field per MS: a MS whose rows hold several must be split "
+                              "first)", json_schema_extra={"cli": "--field"})
     spws: str | None = Field(None, description="spectral window ids to image, comma-separated, as WSClean's -spws "
                              "(one per MS: its rows' window must be among them)", json_schema_extra={"cli": "--spws"})
     shift: tuple[str, str] | None = Field(

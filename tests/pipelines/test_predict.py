@@ -106,6 +106,8 @@ def test_predict_refuses_another_tool_s_model_data_and_a_model_in_jy_per_beam(tm
     write_fits_image(beam, model_cube(), phase_centre=MODEL_CENTRE, cell_rad=CELL, frequency=[1.02e8, 1.08e8])
     with pytest.raises(DataError, match="not JY/PIXEL"):
         build_continuum(ContinuumConfig(ms=ms, imaging={"predict": str(beam)}))
+    with pytest.raises(DataError, match="nope.fits: no such FITS image"):
+        build_continuum(ContinuumConfig(ms=ms, imaging={"predict": str(tmp_path / "nope.fits")}))
 
 
 @pytest.mark.wsclean

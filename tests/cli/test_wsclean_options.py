@@ -42,9 +42,10 @@ def test_an_unknown_single_dash_option_is_one_error_with_the_nearest_option():
         rewrite("run", "continuum", "-sizee", "512", "512")
 
 
-def test_the_command_line_prints_the_note_and_runs_on():
-    result = subprocess.run([sys.executable, "-m", "sdpflow", "run", "continuum", "-ms", "missing.ms", "-niter", "5"],
-                            capture_output=True, text=True, timeout=120)
+def test_the_command_line_prints_the_note_and_runs_on(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sdpflow", "--db", f"sqlite:///{tmp_path / 'runs.db'}", "run",
+                             "continuum", "-ms", "missing.ms", "-niter", "5"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[:2] == ["note: -ms is WSClean's spelling; sdpflow's is --ms",

@@ -125,6 +125,31 @@ def plain_fits(name: str, side: int) -> Setup:
     return make
 
 
+def foreign_model_data(ms: Path) -> None:
+    """A MODEL_DATA column as another tool leaves it: present, without sdpflow's mark."""
+    from casacore.tables import makecoldesc, table
+
+    with table(str(ms), readonly=False, ack=False) as main:
+        if "MODEL_DATA" in main.colnames():
+            main.removecols(["MODEL_DATA"])
+        description = main.getcoldesc("DATA")
+        description.pop("keywords", None)
+        main.addcols(makecoldesc("MODEL_DATA", description))
+
+
+def model_fits(name: str) -> Setup:
+    """A small model image (Jy/pixel) with one 1 Jy pixel."""
+    def make(w: Path, ctx: dict) -> None:
+        import numpy as np
+
+        from sdpflow.radio.fits import write_fits_image
+
+        model = np.zeros((64, 64))
+        model[32, 32] = 1.0
+        write_fits_image(w / name, model, phase_centre=(0.0, -0.5), cell_rad=1e-4, frequency=[1e8], unit="JY/PIXEL")
+    return make
+
+
 def ms_copy(name: str = "obs.ms", damage: Callable[[Path], None] | None = None) -> Setup:
     """A copy of the session's small MS, then ``damage(copy)``."""
     def make(w: Path, ctx: dict) -> None:
@@ -326,6 +351,17 @@ CONTINUUM = cases(
      ms_copy(), "no such H5parm"),
     ("apply-solutions-other-antennas", ("--ms", "obs.ms", "--out", "out", "--apply-solutions", "g.h5", *MS_ARGS), 2,
      both(ms_copy(), h5parm_for("g.h5", ["CS001", "CS002"])), "no solutions for antenna"),
+    # WSClean's selection, -shift, -predict (more bad values: tests/pipelines/test_selection_options.py)
+    ("channel-range-beyond-the-ms", ("--ms", "obs.ms", "--out", "out", "--channel-range", "0", "999", *MS_ARGS), 2,
+     ms_copy(), "--channel-range 0 999: obs.ms has"),
+    ("field-beyond-the-ms", ("--ms", "obs.ms", "--out", "out", "--field", "3", *MS_ARGS), 2, ms_copy(),
+     "--field 3: obs.ms has field 0 only"),
+    ("spws-beyond-the-ms", ("--ms", "obs.ms", "--out", "out", "--spws", "0,4", *MS_ARGS), 2, ms_copy(),
+     "--spws 0,4: obs.ms has spectral window 0 only"),
+    ("shift-malformed", ("--ms", "obs.ms", "--out", "out", "--shift", "5h30x", "-30d", *MS_ARGS), 2, ms_copy(),
+     "is not an RA like 05h30m00s"),
+    ("predict-over-another-tool-s-model-data", ("--ms", "obs.ms", "--out", "out", "--predict", "model.fits"), 2,
+     both(ms_copy(damage=foreign_model_data), model_fits("model.fits")), "pass --overwrite-model-data"),
     needs=("ms",),
 )
 

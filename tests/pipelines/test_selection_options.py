@@ -47,7 +47,7 @@ def test_a_selection_outside_the_ms_is_one_line_naming_the_option(ms, imaging, m
 
 @pytest.mark.parametrize("imaging, message", [
     ({"shift": ("5h00m00s", "-95d00m00s")}, "declination must lie within"),
-    ({"shift": ("5h30x", "1")}, "is not an angle"),
+    ({"shift": ("5h30x", "1")}, "is not an RA like 05h30m00s"),
     ({"interval": (3, 3)}, "0 <= START < END"),
     ({"spws": "0;1"}, "separated by commas"),
 ])

@@ -39,7 +39,11 @@ def sexagesimal_to_rad(text: str, *, hours: bool) -> float:
     units = "hms" if hours else "dms"
     match = re.fullmatch(rf"\s*([+-]?)(\d+)[{units[0]}:.](\d+)[{units[1]}:.](\d+(?:\.\d*)?){units[2]}?\s*", str(text))
     if not match:
-        return angle_to_rad(text)
+        try:
+            return angle_to_rad(text)
+        except ValueError:
+            example = "an RA like 05h30m00s" if hours else "a Dec like -30d00m00s"
+            raise ValueError(f"{text!r} is not {example}, or an angle like 82.5deg") from None
     sign, whole, minutes, seconds = match.groups()
     value = int(whole) + int(minutes) / 60 + float(seconds) / 3600
     return (-1 if sign == "-" else 1) * math.radians(value * (15 if hours else 1))
@@ -153,8 +157,9 @@ class ImagingConfig(Section):
     channel_range: tuple[int, int] | None = Field(
         None, description="image channels START to END (END exclusive, from 0), as WSClean's -channel-range",
         json_schema_extra={"cli": "--channel-range"})
-    field: int = Field(0, ge=0, description="field id to image, as WSClean's -field (one field per MS: a MS "
-                       "whose rows hold several must be split first)", json_schema_extra={"cli": "--field"})
+    field: int | None = Field(None, ge=0, description="field id to image, as WSClean's -field (none: the field "
+                              "the MS's rows hold; one field per MS: a MS whose rows hold several must be split "
+                              "first)", json_schema_extra={"cli": "--field"})
     spws: str | None = Field(None, description="spectral window ids to image, comma-separated, as WSClean's -spws "
                              "(one per MS: its rows' window must be among them)", json_schema_extra={"cli": "--spws"})
     shift: tuple[str, str] | None = Field(

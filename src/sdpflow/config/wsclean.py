@@ -18,6 +18,7 @@ WSCLEAN_DEFAULTS: dict[str, str] = {
     "--data-column": "CORRECTED_DATA if it exists, else DATA",
     "--name": "wsclean (always written)",
     "--padding": "1.2",
+    "--field": "0",
 }
 
 

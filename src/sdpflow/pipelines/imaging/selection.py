@@ -14,9 +14,9 @@ from sdpflow.radio.ms import MSMetadata
 def selected_metadata(config: ContinuumConfig, metadata: MSMetadata) -> MSMetadata:
     """The MS's metadata narrowed to the timesteps and channels asked for and moved to ``--shift``'s centre."""
     imaging, ms = config.imaging, config.ms
-    if imaging.field >= metadata.n_fields:
+    if imaging.field is not None and imaging.field >= metadata.n_fields:
         raise ConfigError(f"--field {imaging.field}: {ms} has {_ids(metadata.n_fields, 'field')}")
-    if imaging.field != metadata.field_id:
+    if imaging.field is not None and imaging.field != metadata.field_id:
         raise ConfigError(f"--field {imaging.field}: the rows of {ms} hold field {metadata.field_id} only "
                           f"(sdpflow images one field per MS): give --field {metadata.field_id}, or split the MS")
     spws = imaging.spw_ids

@@ -39,13 +39,13 @@ def masked_run(tmp_path_factory):
                           frequency=float(metadata.frequency.mean()), unit="")
     config = ContinuumConfig(
         ms=str(observation.ms), imaging=imaging,
-        deconvolution=DeconvolutionConfig(niter=2000, mgain=0.8, auto_threshold=1.0, nmajor=4, auto_mask=5.0,
+        deconvolution=DeconvolutionConfig(niter=2000, mgain=0.8, auto_threshold=1.0, nmajor=3, auto_mask=5.0,
                                           fits_mask=str(out / "mask.fits"), circular_beam=True,
                                           save_source_list=True))
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster:
         with Client(cluster):
             result = start_run("continuum", config, out / "run", store=RunStore(f"sqlite:///{out / 'runs.db'}"),
-                               cluster_spec=cluster.scheduler_address)
+                               cluster_spec=cluster.scheduler_address, until_stage="restore")
     return result.out_dir, half.astype(bool)
 
 

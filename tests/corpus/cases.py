@@ -293,16 +293,10 @@ CONTINUUM = cases(
      "nope.fits"),
     ("fits-mask-not-fits", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "m.fits", *MS_ARGS), 2,
      both(ms_copy(), text("m.fits", "SIMPLE = T\n")), "m.fits"),
-    ("fits-mask-binary", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "m.fits", *MS_ARGS), 2,
-     both(ms_copy(), data("m.fits", BINARY)), "m.fits"),
     ("fits-mask-wrong-size", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "m.fits", *MS_ARGS), 2,
      both(ms_copy(), sky_image("m.fits", 32)), "give a mask of the image's --size"),
     ("fits-mask-no-sky-axes", ("--ms", "obs.ms", "--out", "out", "--fits-mask", "m.fits", *MS_ARGS), 2,
      both(ms_copy(), plain_fits("m.fits", 64)), "RA---SIN"),
-    ("multiscale-scales-garbage", ("--ms", "obs.ms", "--out", "out", "--multiscale", "--multiscale-scales", "0,x",
-                                   *MS_ARGS), 2, ms_copy(), "comma list"),
-    ("local-rms-multiscale", ("--ms", "obs.ms", "--out", "out", "--multiscale", "--local-rms", *MS_ARGS), 2, ms_copy(),
-     "Hogbom only"),
     needs=("ms",),
 )
 

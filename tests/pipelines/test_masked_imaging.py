@@ -105,3 +105,16 @@ def test_ical_auto_masks_by_default_and_continuum_does_not():
     assert ContinuumConfig().auto_mask_sigma == 0.0
     assert IcalConfig(deconvolution=DeconvolutionConfig(auto_mask=0)).auto_mask_sigma == 0.0
     assert DeconvolutionConfig(scales="0,4,16").scales == [0.0, 4.0, 16.0]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(scales="0,x"), "comma list"),
+    (dict(scales="0,-4"), "non-negative"),
+    (dict(multiscale=True, local_rms=True), "Hogbom only"),
+    (dict(join_channels=True, no_negative=True), "Hogbom only"),
+    (dict(beam_size="40", beam_shape=("40", "30", "0")), "give one"),
+    (dict(beam_size="-3asec"), "positive"),
+])
+def test_option_mistakes_are_refused_with_what_to_do(options, message):
+    with pytest.raises(ValueError, match=message):
+        DeconvolutionConfig(**options)

@@ -118,3 +118,28 @@ def test_ical_auto_masks_by_default_and_continuum_does_not():
 def test_option_mistakes_are_refused_with_what_to_do(options, message):
     with pytest.raises(ValueError, match=message):
         DeconvolutionConfig(**options)
+
+
+def test_minor_cycles_switch_to_the_component_mask_after_the_auto_mask_level():
+    """products.minor_cycle as the cycle stages call it: a 5σ auto-mask, then 1σ within the components."""
+    from scipy.signal import fftconvolve
+
+    from sdpflow.pipelines.imaging.products import minor_cycle
+
+    py, px = np.mgrid[-64:65, -64:65]
+    psf = np.exp(-(px**2 + py**2) / (2 * 1.7**2))                       # [129, 129], FWHM 4 pixels, peak at 64
+    noise = fftconvolve(np.random.default_rng(7).normal(size=(128, 128)), psf[56:73, 56:73], mode="same")
+    source = np.zeros((128, 128))
+    source[44, 74] = 40.0
+    residual = (noise / noise.std() + fftconvolve(source, psf, mode="same"))[None]   # [chan, y, x]
+    settings = dict(DeconvolutionConfig(niter=5000, auto_threshold=1.0, local_rms=True,
+                                        local_rms_window=8).model_dump(), mgain=None, auto_mask=5.0)
+    model, first = minor_cycle(residual, psf[None], None, settings, 5000)
+    assert first["stop_reason"] == "auto-mask" and first["auto_mask_reached"] is True
+    y, x = np.mgrid[0:128, 0:128]
+    assert np.count_nonzero(model[0][np.hypot(y - 44, x - 74) > 12]) == 0
+    left = residual - fftconvolve(model[0], psf, mode="same")[None]     # what the next major cycle grids
+    deeper, second = minor_cycle(left, psf[None], model, {**settings, "auto_mask_reached": True}, 5000)
+    assert second["components"] > 0 and second["auto_mask_reached"] is True
+    assert set(zip(*np.nonzero(deeper[0]))) == set(zip(*np.nonzero(model[0])))   # only where components were
+    assert model.sum() < deeper.sum() == pytest.approx(40.0, rel=0.1)  # deeper, within the local noise

@@ -143,3 +143,18 @@ def test_minor_cycles_switch_to_the_component_mask_after_the_auto_mask_level():
     assert second["components"] > 0 and second["auto_mask_reached"] is True
     assert set(zip(*np.nonzero(deeper[0]))) == set(zip(*np.nonzero(model[0])))   # only where components were
     assert model.sum() < deeper.sum() == pytest.approx(40.0, rel=0.1)  # deeper, within the local noise
+
+
+def test_nothing_above_the_auto_mask_level_cleans_as_without_it():
+    """A first minor cycle with no peak above the auto-mask level: an empty mask would stop cleaning for good
+    (and ICAL would have no model to calibrate against), so it cleans to the usual thresholds."""
+    from sdpflow.pipelines.imaging.products import minor_cycle
+
+    py, px = np.mgrid[-64:65, -64:65]
+    psf = np.exp(-(px**2 + py**2) / (2 * 1.7**2))[None]
+    residual = 0.01 * np.random.default_rng(8).normal(size=(1, 128, 128))
+    residual[0, 64, 64] += 1.0                                          # 100 σ, far below 500 σ
+    settings = dict(DeconvolutionConfig(niter=100, auto_threshold=3.0).model_dump(), auto_mask=500.0)
+    model, metrics = minor_cycle(residual, psf, None, settings, 100)
+    assert metrics["components"] > 0 and metrics["stop_reason"] != "auto-mask"
+    assert metrics["auto_mask_reached"] is False

@@ -39,13 +39,13 @@ def masked_run(tmp_path_factory):
                           frequency=float(metadata.frequency.mean()), unit="")
     config = ContinuumConfig(
         ms=str(observation.ms), imaging=imaging,
-        deconvolution=DeconvolutionConfig(niter=2000, mgain=0.8, auto_threshold=1.0, nmajor=4, auto_mask=5.0,
+        deconvolution=DeconvolutionConfig(niter=2000, mgain=0.8, auto_threshold=1.0, nmajor=3, auto_mask=5.0,
                                           fits_mask=str(out / "mask.fits"), circular_beam=True,
                                           save_source_list=True))
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster:
         with Client(cluster):
             result = start_run("continuum", config, out / "run", store=RunStore(f"sqlite:///{out / 'runs.db'}"),
-                               cluster_spec=cluster.scheduler_address)
+                               cluster_spec=cluster.scheduler_address, until_stage="restore")
     return result.out_dir, half.astype(bool)
 
 
@@ -105,3 +105,56 @@ def test_ical_auto_masks_by_default_and_continuum_does_not():
     assert ContinuumConfig().auto_mask_sigma == 0.0
     assert IcalConfig(deconvolution=DeconvolutionConfig(auto_mask=0)).auto_mask_sigma == 0.0
     assert DeconvolutionConfig(scales="0,4,16").scales == [0.0, 4.0, 16.0]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(scales="0,x"), "comma list"),
+    (dict(scales="0,-4"), "non-negative"),
+    (dict(multiscale=True, local_rms=True), "Hogbom only"),
+    (dict(join_channels=True, no_negative=True), "Hogbom only"),
+    (dict(beam_size="40", beam_shape=("40", "30", "0")), "give one"),
+    (dict(beam_size="-3asec"), "positive"),
+])
+def test_option_mistakes_are_refused_with_what_to_do(options, message):
+    with pytest.raises(ValueError, match=message):
+        DeconvolutionConfig(**options)
+
+
+def test_minor_cycles_switch_to_the_component_mask_after_the_auto_mask_level():
+    """products.minor_cycle as the cycle stages call it: a 5σ auto-mask, then 1σ within the components."""
+    from scipy.signal import fftconvolve
+
+    from sdpflow.pipelines.imaging.products import minor_cycle
+
+    py, px = np.mgrid[-64:65, -64:65]
+    psf = np.exp(-(px**2 + py**2) / (2 * 1.7**2))                       # [129, 129], FWHM 4 pixels, peak at 64
+    noise = fftconvolve(np.random.default_rng(7).normal(size=(128, 128)), psf[56:73, 56:73], mode="same")
+    source = np.zeros((128, 128))
+    source[44, 74] = 40.0
+    residual = (noise / noise.std() + fftconvolve(source, psf, mode="same"))[None]   # [chan, y, x]
+    settings = dict(DeconvolutionConfig(niter=5000, auto_threshold=1.0, local_rms=True,
+                                        local_rms_window=8).model_dump(), mgain=None, auto_mask=5.0)
+    model, first = minor_cycle(residual, psf[None], None, settings, 5000)
+    assert first["stop_reason"] == "auto-mask" and first["auto_mask_reached"] is True
+    y, x = np.mgrid[0:128, 0:128]
+    assert np.count_nonzero(model[0][np.hypot(y - 44, x - 74) > 12]) == 0
+    left = residual - fftconvolve(model[0], psf, mode="same")[None]     # what the next major cycle grids
+    deeper, second = minor_cycle(left, psf[None], model, {**settings, "auto_mask_reached": True}, 5000)
+    assert second["components"] > 0 and second["auto_mask_reached"] is True
+    assert set(zip(*np.nonzero(deeper[0]))) == set(zip(*np.nonzero(model[0])))   # only where components were
+    assert model.sum() < deeper.sum() == pytest.approx(40.0, rel=0.1)  # deeper, within the local noise
+
+
+def test_nothing_above_the_auto_mask_level_cleans_as_without_it():
+    """A first minor cycle with no peak above the auto-mask level: an empty mask would stop cleaning for good
+    (and ICAL would have no model to calibrate against), so it cleans to the usual thresholds."""
+    from sdpflow.pipelines.imaging.products import minor_cycle
+
+    py, px = np.mgrid[-64:65, -64:65]
+    psf = np.exp(-(px**2 + py**2) / (2 * 1.7**2))[None]
+    residual = 0.01 * np.random.default_rng(8).normal(size=(1, 128, 128))
+    residual[0, 64, 64] += 1.0                                          # 100 σ, far below 500 σ
+    settings = dict(DeconvolutionConfig(niter=100, auto_threshold=3.0).model_dump(), auto_mask=500.0)
+    model, metrics = minor_cycle(residual, psf, None, settings, 100)
+    assert metrics["components"] > 0 and metrics["stop_reason"] != "auto-mask"
+    assert metrics["auto_mask_reached"] is False

@@ -46,7 +46,9 @@ def demo_config(products: SimulationProducts, simulation: SimulateConfig) -> Ica
     return IcalConfig(
         ms=str(products.ms),
         imaging=ImagingConfig(size=(npix, npix), scale=f"{simulation.image_cell_arcsec}asec", weight="briggs 0"),
-        deconvolution=DeconvolutionConfig(niter=20000, gain=0.1, mgain=0.8, auto_threshold=3.0, nmajor=8),
+        # ICAL's auto-mask (5 sigma) everywhere, then down to 1 sigma within the components found, as
+        # WSClean's -auto-mask 5 -auto-threshold 1: dynamic range 9118 against 9059 unmasked to 3 sigma
+        deconvolution=DeconvolutionConfig(niter=20000, gain=0.1, mgain=0.8, auto_threshold=1.0, nmajor=8),
         calibration=CalibrationConfig(),
         partition=PartitionConfig(time_chunks=4),
     )

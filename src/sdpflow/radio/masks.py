@@ -69,10 +69,14 @@ def read_fits_mask(path: str | Path, *, npix_x: int, npix_y: int, cell_rad: floa
     as the image cleaned, as WSClean's -fits-mask; NaN pixels count as outside. Raises
     DataError naming the file and what differs.
     """
+    import warnings
+
     from sdpflow.radio.fits import read_fits_image
 
     try:
-        image = read_fits_image(path)
+        with warnings.catch_warnings():  # a damaged file is one error line, not astropy's warnings first
+            warnings.simplefilter("ignore")
+            image = read_fits_image(path)
     except (KeyError, ValueError, TypeError) as error:  # a header without the keys of an image
         raise DataError(f"{path}: not a FITS image with a sky WCS ({error}): give a mask made for this image") from None
     planes = image.data.shape[0] * image.data.shape[1]

@@ -36,6 +36,7 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
     :func:`sdpflow.radio.joined_clean.spectral_projection`). fits_mask: [y, x] bool (``--fits-mask``).
     Masks as WSClean's: settings ``auto_mask`` (σ, 0: off) cleans to that level until a minor cycle
     stops there (``auto_mask_reached``), then only where ``model`` has components (see :func:`clean_mask`);
+    while nothing is above that level and the model is empty, a cycle cleans as without it;
     ``local_rms`` and ``no_negative`` as in :func:`sdpflow.radio.deconvolution.deconvolve`.
     Returns the new model and the cycle's metrics.
     """
@@ -57,14 +58,21 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
     if settings.get("no_negative"):
         options["no_negative"] = True
     join_channels = bool(settings.get("join_channels")) and n_chan > 1
-    if niter > 0 and (joined or join_channels):
-        delta, components, reason, left = _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options,
-                                                              spectral if join_channels else None)
-    elif niter > 0:
-        result = deconvolution.deconvolve(residual, psf, **options)
-        delta, components, reason, left = result.model_delta, result.n_components, result.stop_reason, result.residual
-    else:
-        delta, components, reason, left = np.zeros_like(residual), 0, "niter", residual
+
+    def clean(options):
+        if niter > 0 and (joined or join_channels):
+            return _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options,
+                                       spectral if join_channels else None)
+        if niter > 0:
+            result = deconvolution.deconvolve(residual, psf, **options)
+            return result.model_delta, result.n_components, result.stop_reason, result.residual
+        return np.zeros_like(residual), 0, "niter", residual
+
+    delta, components, reason, left = clean(options)
+    if reason == "auto-mask" and components == 0 and (model is None or not np.any(model)):
+        # Nothing above the auto-mask level and no model yet: a mask of no component would stop
+        # cleaning for good (and ICAL would have nothing to calibrate against), so clean as without it.
+        delta, components, reason, left = clean({**options, "auto_mask": None})
     new_model = delta if model is None else model + delta
     metrics = {
         "peak_residual_jy": peak,

@@ -43,7 +43,7 @@ class ReportSection:
 
     title: str
     rows: list[tuple[str, str]] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
+    tables: list[Table] | Callable[[], list[Table]] = field(default_factory=list)  # a callable: made while figures draw
     figures: list[FigureSpec] = field(default_factory=list)
     render: Render | None = None  # a module-level function (figures may be drawn on workers)
     links: list[tuple[str, str]] = field(default_factory=list)  # (label, file name relative to the run folder)
@@ -122,7 +122,9 @@ def write_report(run_dir: str | Path, path: str | Path, sections: list[ReportSec
     """
     run_dir, path = Path(run_dir), Path(path)
     jobs = [(section.render, spec) for section in sections for spec in section.figures]
-    drawn = iter(list(map_function(partial(_draw, str(run_dir)), jobs)))
+    # a map_function that returns at once (futures) lets the tables below be made while the figures draw
+    drawn = iter(map_function(partial(_draw, str(run_dir)), jobs))
+    tables = [section.tables() if callable(section.tables) else section.tables for section in sections]
     folder = figures_folder(path)
     folder.mkdir(exist_ok=True)
     to_run = os.path.relpath(run_dir, Path(final_path or path).parent)
@@ -141,7 +143,7 @@ def write_report(run_dir: str | Path, path: str | Path, sections: list[ReportSec
                             "thumbnail": f"{folder.name}/{name}.{'svg' if figure.svg is not None else 'png'}",
                             "kind": spec[0], "regions": figure.regions})
         links = [(label, Path(to_run, name).as_posix()) for label, name in section.links if (run_dir / name).exists()]
-        shown.append({"section": section, "figures": figures, "links": links})
+        shown.append({"section": section, "figures": figures, "links": links, "tables": tables[len(shown)]})
     page = template("report.html").render(
         title=title, header=run_header(run_dir) if header is None else header, sections=shown, written=datetime.now().isoformat(timespec="seconds"),
         run_dir=str(run_dir.resolve()))

@@ -15,18 +15,24 @@ from sdpflow.report.plots import plt
 IMAGE_INCHES = 6.0
 
 
-def image_figure(data: np.ndarray, header, *, kind: str, title: str, sigma: float | None = None):
+def image_figure(data: np.ndarray, header, *, kind: str, title: str, sigma: float | None = None,
+                 zoom_pixels: int | None = None):
     """A sky image [y, x] with RA/Dec axes from ``header`` (a FITS header with a celestial WCS).
 
     kind: "image" (an arcsinh stretch from −5σ to the peak, σ the MAD noise in Jy/beam),
     "residual" (linear, symmetric about zero within ±5σ) or "psf" (linear from its minimum
     to its peak, in units of the peak, so the main lobe is not saturated). The beam ellipse
     (BMAJ, BMIN, BPA in degrees) is drawn when the header has one; its artist's gid is "beam".
+    zoom_pixels: show only the central 2 × zoom_pixels square (the WCS sliced with it).
     """
     from astropy.visualization import AsinhStretch, ImageNormalize, LinearStretch
     from astropy.wcs import WCS
 
     wcs = WCS(header).celestial
+    if zoom_pixels and 2 * zoom_pixels < min(data.shape):
+        cy, cx = data.shape[0] // 2, data.shape[1] // 2
+        window = (slice(cy - zoom_pixels, cy + zoom_pixels), slice(cx - zoom_pixels, cx + zoom_pixels))
+        data, wcs = data[window], wcs[window]
     sigma = sigma if sigma and np.isfinite(sigma) and sigma > 0 else _mad_sigma(data)
     finite = data[np.isfinite(data)]
     peak = float(finite.max()) if finite.size else 1.0

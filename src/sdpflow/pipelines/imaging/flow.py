@@ -435,8 +435,9 @@ def _report_stage(ctx: StageContext, session: ImagingSession) -> None:
 
     client = ctx.client
 
-    def on_workers(function, jobs):  # the figures are drawn on the workers, in parallel
-        return gather(client.map(function, list(jobs), pure=False))
+    def on_workers(function, jobs):  # the figures are drawn on the workers, in parallel, while the page's tables are made
+        futures = client.map(function, list(jobs), pure=False)
+        return (result(future) for future in futures)
 
     section = imaging_section(ctx.out_dir, session.config.model_dump(mode="json"))
     write_report(ctx.out_dir, ctx.output("report.html"), [section, run_section(ctx.out_dir)],

@@ -43,8 +43,10 @@ def imaging_section(run_dir: str | Path, config: dict[str, Any] | None = None) -
         ("chunks", str(summary.chunks)),
         ("samples flagged as non-finite", str(summary.non_finite_flagged)),
     ]
-    tables = [statistics_table(run_dir, summary), cycles_table(summary), sources_table(run_dir, summary)]
-    tables += truth_tables(run_dir, summary)
+
+    def tables() -> list[Table]:  # made while the figures draw
+        return [statistics_table(run_dir, summary), cycles_table(summary), sources_table(run_dir, summary),
+                *truth_tables(run_dir, summary)]
     figures: list[FigureSpec] = [(kind, name, title) for name, title, kind in IMAGES if (run_dir / name).exists()]
     if (run_dir / "residual.fits").exists():
         figures.append(("histogram", "residual.fits", "residual histogram with the Gaussian of the MAD σ"))

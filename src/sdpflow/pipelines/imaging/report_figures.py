@@ -24,7 +24,10 @@ def render_imaging_figure(run_dir: str, spec: FigureSpec):
         plane = np.nanmean(data[0], axis=0) if data.ndim == 4 else data  # [stokes, freq, y, x]: Stokes I, all channels
         summary = read_summary(folder)
         noise = summary.noise_jy_per_beam if kind != "psf" else None
-        figure = sky_plots.image_figure(plane, header, kind=kind, title=_image_title(title, header), sigma=noise)
+        # the PSF's centre: 12 beam widths across, where its main lobe and first sidelobes are seen
+        zoom = int(6 * summary.restoring_beam.bmaj_arcsec / summary.image.cell_arcsec) if kind == "psf" else None
+        figure = sky_plots.image_figure(plane, header, kind=kind, title=_image_title(title, header), sigma=noise,
+                                        zoom_pixels=zoom)
         return plots.save(figure, svg=True)
     if kind == "histogram":
         from sdpflow.radio import fits

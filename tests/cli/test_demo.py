@@ -70,13 +70,14 @@ def _report(out: Path) -> tuple[Path, str]:
 def test_report_images_have_sky_axes_a_beam_and_links_to_files_that_exist(demo):
     out, _ = demo
     page, html = _report(out)
-    for name in ("restored", "residual", "psf"):
-        svg = next((page.parent / "report-figures").glob(f"*{name}.fits.svg")).read_text()
-        assert "Right Ascension" in svg and "Declination" in svg, name
-        assert 'id="phase-centre"' in svg
-        assert name == "psf" or "Jy/beam" in svg
-    restored_svg = (page.parent / "report-figures" / "image-restored.fits.svg").read_text()
-    assert 'id="beam"' in restored_svg and "102.500 MHz, bandwidth 6.000 MHz" in restored_svg
+    svg = (page.parent / "report-figures" / "image-restored.fits.svg").read_text()
+    assert "Right Ascension (J2000)" in svg and "Declination (J2000)" in svg and "Jy/beam" in svg
+    assert 'id="phase-centre"' in svg and 'id="beam"' in svg
+    assert "restored, 102.500 MHz, bandwidth 6.000 MHz" in svg
+    # RA ticks in hours and minutes, Dec ticks in degrees: the phase centre's −45° among them
+    assert svg.count("h</tspan>") >= 2 and "−45°00'" in svg
+    for name in ("residual", "psf"):
+        assert f'<img src="report-figures/{name}-{name}.fits.png" alt=' in html
     links = re.findall(r'href="([^"#]+)"', html)
     fits_links = [link for link in links if link.endswith(".fits")]
     assert {"restored.fits", "residual.fits", "model.fits", "psf.fits"} <= set(fits_links)

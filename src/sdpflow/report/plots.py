@@ -110,10 +110,13 @@ def tasks_figure(tasks: list[dict[str, Any]]):
     colours = dict(zip(kinds, distinct_colours(len(kinds))))
     origin = min(task["start"] for task in tasks)
     figure, axes = plt.subplots(figsize=(8.0, 0.5 * len(workers) + 1.8 + 0.22 * ((len(kinds) + 2) // 3)))
+    spans: dict[tuple[int, Any], list[tuple[float, float]]] = {}  # one collection per (worker, colour)
     for task in tasks:
-        row = workers.index(task["worker"])
         colour = colours[task_name(task["key"])] if task["action"] == "compute" else "lightgrey"
-        axes.barh(row, task["stop"] - task["start"], left=task["start"] - origin, color=colour, height=0.8)
+        spans.setdefault((workers.index(task["worker"]), colour), []).append(
+            (task["start"] - origin, task["stop"] - task["start"]))
+    for (row, colour), bars in spans.items():
+        axes.broken_barh(bars, (row - 0.4, 0.8), facecolors=colour)
     axes.set_yticks(range(len(workers)), workers)
     axes.set_xlabel("seconds from the first task")
     axes.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[k]) for k in kinds], labels=kinds,

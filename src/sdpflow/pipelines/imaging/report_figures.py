@@ -28,7 +28,7 @@ def render_imaging_figure(run_dir: str, spec: FigureSpec):
         zoom = int(6 * summary.restoring_beam.bmaj_arcsec / summary.image.cell_arcsec) if kind == "psf" else None
         figure = sky_plots.image_figure(plane, header, kind=kind, title=_image_title(title, header), sigma=noise,
                                         zoom_pixels=zoom)
-        return plots.save(figure, svg=True)
+        return plots.save(figure, svg=kind == "image")  # one SVG thumbnail: each costs a third of the drawing
     if kind == "histogram":
         from sdpflow.radio import fits
 

@@ -41,3 +41,28 @@ def test_task_names_are_the_functions_and_colours_stay_distinct():
     assert task_name("('add-3f2a9b8c7d6e5f4a', 0)") == "sum of partial images"
     colours = distinct_colours(21)
     assert len(set(colours)) == 21
+
+
+def test_a_bandpass_is_drawn_per_antenna_against_frequency_with_every_receptor():
+    import numpy as np
+
+    from sdpflow.radio.datamodels import GainTable
+    from sdpflow.report.gain_plots import gain_panels_figure
+    from sdpflow.report.plots import save
+
+    rng = np.random.default_rng(1)
+    shape = (2, 5, 8, 2)  # time, antenna, chan, receptor
+    gains = (1 + 0.1 * rng.standard_normal(shape)) * np.exp(1j * rng.uniform(-np.pi, np.pi, shape))
+    table = GainTable(gain=gains, weight=np.ones(shape), time=np.array([0.0, 600.0]), interval=np.full(2, 600.0),
+                      frequency=np.linspace(100e6, 107e6, 8), receptors=("X", "Y"), mode="B")
+    figure = gain_panels_figure({"B": table}, ["A0", "A1", "A2"], quantity="amplitude")
+    panels = figure.axes
+    assert [name for name, _ in figure.regions] == ["A0", "A1", "A2", "antenna 3", "antenna 4"]
+    lines = panels[1].get_lines()
+    assert len(lines) == 2 * 2  # every solution interval and receptor of antenna 1
+    assert np.allclose(lines[0].get_xdata(), np.linspace(100, 107, 8))
+    assert np.allclose(lines[0].get_ydata(), np.abs(gains[0, 1, :, 0]))
+    drawn = save(figure, tight=False)
+    assert drawn.png[:4] == b"\x89PNG" and len(drawn.regions) == 5
+    x0, y0, x1, y1 = drawn.regions[0][1]
+    assert 0 <= x0 < x1 and 0 <= y0 < y1

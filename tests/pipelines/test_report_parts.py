@@ -47,7 +47,7 @@ def test_a_bandpass_is_drawn_per_antenna_against_frequency_with_every_receptor()
     import numpy as np
 
     from sdpflow.radio.datamodels import GainTable
-    from sdpflow.report.gain_plots import gain_panels_figure
+    from sdpflow.report.gain_plots import GAP, _amplitude_limits, gain_panels_figure
     from sdpflow.report.plots import save
 
     rng = np.random.default_rng(1)
@@ -56,13 +56,16 @@ def test_a_bandpass_is_drawn_per_antenna_against_frequency_with_every_receptor()
     table = GainTable(gain=gains, weight=np.ones(shape), time=np.array([0.0, 600.0]), interval=np.full(2, 600.0),
                       frequency=np.linspace(100e6, 107e6, 8), receptors=("X", "Y"), mode="B")
     figure = gain_panels_figure({"B": table}, ["A0", "A1", "A2"], quantity="amplitude")
-    panels = figure.axes
     assert [name for name, _ in figure.regions] == ["A0", "A1", "A2", "antenna 3", "antenna 4"]
-    lines = panels[1].get_lines()
-    assert len(lines) == 2 * 2  # every solution interval and receptor of antenna 1
-    assert np.allclose(lines[0].get_xdata(), np.linspace(100, 107, 8))
-    assert np.allclose(lines[0].get_ydata(), np.abs(gains[0, 1, :, 0]))
+    segments = figure.axes[0].collections[0].get_segments()
+    assert len(segments) == 5 * 2 * 2  # every antenna, solution interval and receptor
+    low, high = _amplitude_limits({"B": table})
+    first_of_antenna_1 = segments[4]  # antenna 1 (column 1), interval 0, receptor X: channels left to right
+    assert np.allclose(first_of_antenna_1[:, 0], 1 + GAP + (1 - 2 * GAP) * np.linspace(0, 1, 8))
+    amplitude = low + (first_of_antenna_1[:, 1] - (-1 + GAP)) / (1 - 2 * GAP) * (high - low)
+    assert np.allclose(amplitude, np.abs(gains[0, 1, :, 0]))
+    assert "frequency, lowest to highest channel" in " ".join(text.get_text() for text in figure.texts)
     drawn = save(figure, tight=False)
     assert drawn.png[:4] == b"\x89PNG" and len(drawn.regions) == 5
-    x0, y0, x1, y1 = drawn.regions[0][1]
-    assert 0 <= x0 < x1 and 0 <= y0 < y1
+    (x0, y0, x1, y1), (x2, _, _, _) = drawn.regions[0][1], drawn.regions[1][1]
+    assert 0 <= x0 < x1 < x2 and 0 <= y0 < y1

@@ -43,7 +43,7 @@ class ReportSection:
 
     title: str
     rows: list[tuple[str, str]] = field(default_factory=list)
-    tables: list[Table] | Callable[[], list[Table]] = field(default_factory=list)  # a callable: made while figures draw
+    tables: list[Table] | Callable[[], list[Table]] = field(default_factory=list)  # a callable: made beside the figures
     figures: list[FigureSpec] = field(default_factory=list)
     render: Render | None = None  # a module-level function (figures may be drawn on workers)
     links: list[tuple[str, str]] = field(default_factory=list)  # (label, file name relative to the run folder)
@@ -105,6 +105,10 @@ def _draw(run_dir: str, job: tuple[Render, FigureSpec]):
     return plots.save(drawn)
 
 
+def _call(function: Callable[[], Any]) -> Any:
+    return function()
+
+
 def _file_name(spec: FigureSpec) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(part for part in spec[:2] if part)).strip("-") or "figure"
 
@@ -122,9 +126,11 @@ def write_report(run_dir: str | Path, path: str | Path, sections: list[ReportSec
     """
     run_dir, path = Path(run_dir), Path(path)
     jobs = [(section.render, spec) for section in sections for spec in section.figures]
-    # a map_function that returns at once (futures) lets the tables below be made while the figures draw
+    # Deferred tables go to map_function first, beside the figures (on workers when it sends them
+    # there: made on the client, they held the GIL its in-process scheduler needs and workers idled).
+    made = iter(map_function(_call, [section.tables for section in sections if callable(section.tables)]))
     drawn = iter(map_function(partial(_draw, str(run_dir)), jobs))
-    tables = [section.tables() if callable(section.tables) else section.tables for section in sections]
+    tables = [next(made) if callable(section.tables) else section.tables for section in sections]
     folder = figures_folder(path)
     folder.mkdir(exist_ok=True)
     to_run = os.path.relpath(run_dir, Path(final_path or path).parent)

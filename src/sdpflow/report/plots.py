@@ -16,7 +16,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 plt.rcParams["svg.fonttype"] = "none"  # SVG text as <text>, searchable and selectable
 

@@ -56,7 +56,7 @@ def image_figure(data: np.ndarray, header, *, kind: str, title: str, sigma: floa
     axes.plot(centre[0], centre[1], marker="+", color="cyan", markersize=14, mew=1.5,
               transform=axes.get_transform("world"), gid="phase-centre")
     if all(key in header for key in ("BMAJ", "BMIN", "BPA")) and header["BMAJ"] > 0:
-        _beam_ellipse(axes, header, wcs)
+        _beam_ellipse(axes, header)
     axes.set_title(title, fontsize=10)
     figure.dpi_for_full_resolution = max(100.0, npix / (IMAGE_INCHES * 0.75))
     return figure
@@ -77,7 +77,7 @@ def _sky_axes(axes) -> None:
     axes.coords.grid(color="white", alpha=0.25, linestyle=":")
 
 
-def _beam_ellipse(axes, header, wcs) -> None:
+def _beam_ellipse(axes, header) -> None:
     """The restoring beam in the lower left corner (astropy's ``add_beam``), gid "beam"."""
     from astropy.visualization.wcsaxes import add_beam
 

@@ -10,7 +10,7 @@ import pytest
 #: Modules whose docstrings hold examples: the radio, RM synthesis and tile maths kernels.
 MODULES = (
     "sdpflow.radio.imaging", "sdpflow.radio.deconvolution", "sdpflow.radio.calibration", "sdpflow.radio.weighting",
-    "sdpflow.polarimetry.rmsynth", "sdpflow.polarimetry.rmtable", "sdpflow.geo.tilemath",
+    "sdpflow.polarimetry.rmsynth", "sdpflow.polarimetry.rmtable", "sdpflow.geo.tilemath", "sdpflow.radio.sources",
 )
 
 

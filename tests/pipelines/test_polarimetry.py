@@ -202,7 +202,10 @@ def test_catalogue_has_rmtable_columns_and_units_in_fits_and_votable(field_run):
     rows = store.result_rows(run_id, "pol_rmclean")
     assert len(rows) == 39 and all(row["rm"] is not None for row in rows)
     assert len(store.result_rows(run_id, "pol_islands")) == 36
-    assert (out / "report.html").stat().st_size > 20_000
+    page = (out / "report.html").read_text()
+    figures = sorted((out / "report-figures").glob("*.png"))
+    assert len(figures) >= 5 and all(f'href="report-figures/{figure.name}"' in page for figure in figures)
+    assert 'href="catalogue.fits"' in page
     assert (out / "cutouts" / "SB1_island_3.fits").exists()
 
 

@@ -221,6 +221,14 @@ def run_flow(
         return run.execute(from_stage, until_stage)
 
 
+def _worker_count(client: Any) -> int | None:
+    """How many workers the scheduler has now (None when it cannot say)."""
+    try:
+        return len(client.nthreads())
+    except Exception:  # a stand-in client, or a scheduler that is slow to answer: the count is only shown
+        return None
+
+
 def check_stage_names(flow: Flow, from_stage: str | None, until_stage: str | None) -> None:
     """An :class:`InputError` unless each given ``--from-stage``/``--until-stage`` is a stage of ``flow``."""
     names = flow.stage_names()
@@ -253,11 +261,14 @@ class FlowRun:
         if self.client is None:
             if self.flow.client_factory is None:
                 raise RuntimeError(f"flow {self.flow.name} has no Dask client factory")
+            self.emit("cluster-starting", persist=False)
+            started = time.perf_counter()
             self.client = self.stack.enter_context(self.flow.client_factory())
             if self.flow.performance_report:
                 self.stack.enter_context(_performance_report(self.out_dir / DASK_REPORT_NAME))
             _start_task_stream(self.client)
-            self.emit("cluster-opened", dashboard=getattr(self.client, "dashboard_link", None))
+            self.emit("cluster-opened", dashboard=getattr(self.client, "dashboard_link", None),
+                      workers=_worker_count(self.client), elapsed_s=round(time.perf_counter() - started, 2))
         return self.client
 
     def execute(self, from_stage: str | None, until_stage: str | None) -> FlowResult:

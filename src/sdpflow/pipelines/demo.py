@@ -103,6 +103,12 @@ def assess(run_dir: Path, truth_sky: Path, true_gains: Path | None) -> Assessmen
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
     found, noise = measure_truth(run_dir, truth_sky, summary)
+    return judge(run_dir, found, noise, summary, true_gains)
+
+
+def judge(run_dir: Path, found: list[quality.SourceMeasurement], noise: float, summary: ImagingSummary,
+          true_gains: Path | None) -> Assessment:
+    """The :class:`Assessment` of truth sources ``found`` by :func:`measure_truth` (and of the gains)."""
     ratios = np.array([source.flux_ratio for source in found]) if found else np.array([np.nan])
     before = after = None
     if true_gains is not None and (run_dir / "gains.h5").exists():

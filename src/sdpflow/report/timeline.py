@@ -6,7 +6,6 @@ do not overlap. Bars are coloured by outcome; times are seconds from the first s
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,29 +108,17 @@ def draw_timeline(events: str | Path, out: str | Path) -> tuple[Path, Path]:
 
 
 def _html(bars: list[Bar], rows: list[int], labels: list[str], origin: float) -> str:
+    from sdpflow.report.html import template
+
     span = max(bar.end for bar in bars) - origin or 1.0
     width, row_h, left = 1000, 18, 220
-    height = row_h * len(labels) + 30
     scale = width / span
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 10}" height="{height}" font-family="sans-serif" font-size="10">'
-    ]
-    for row, label in enumerate(labels):
-        parts.append(f'<text x="2" y="{row * row_h + 13}">{html.escape(label)}</text>')
-    for bar, row in list(zip(bars, rows))[:HTML_MAX_BARS]:
-        x = left + (bar.start - origin) * scale
-        w = max((bar.end - bar.start) * scale, 0.5)
-        tip = f"{bar.task}: {bar.status}, {bar.end - bar.start:.3f} s from {bar.start - origin:.3f} s on {bar.worker}"
-        parts.append(
-            f'<rect x="{x:.2f}" y="{row * row_h + 2}" width="{w:.2f}" height="{row_h - 4}" fill="{COLOURS[bar.status]}">'
-            f"<title>{html.escape(tip)}</title></rect>"
-        )
-    parts.append(f'<text x="{left}" y="{height - 5}">0 s</text><text x="{left + width - 40}" y="{height - 5}">{span:.2f} s</text></svg>')
+    shown = [{"x": left + (bar.start - origin) * scale, "y": row * row_h + 2,
+              "w": max((bar.end - bar.start) * scale, 0.5), "colour": COLOURS[bar.status],
+              "tip": f"{bar.task}: {bar.status}, {bar.end - bar.start:.3f} s from {bar.start - origin:.3f} s on {bar.worker}"}
+             for bar, row in list(zip(bars, rows))[:HTML_MAX_BARS]]
     counts = {status: sum(1 for bar in bars if bar.status == status) for status in COLOURS}
-    summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
-    note = f"<p>Showing the first {HTML_MAX_BARS} of {len(bars)} tasks.</p>" if len(bars) > HTML_MAX_BARS else ""
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Task pool timeline</title></head><body>"
-        f"<h1>Task pool timeline</h1><p>{len(bars)} tasks ({summary}) in {span:.2f} s; hover a bar for details.</p>"
-        f"{note}{''.join(parts)}</body></html>"
-    )
+    return template("taskpool_timeline.html").render(
+        n_bars=len(bars), summary=", ".join(f"{count} {status}" for status, count in counts.items() if count),
+        span=span, shown=shown, labels=labels, width=width, row_h=row_h, left=left,
+        height=row_h * len(labels) + 30)

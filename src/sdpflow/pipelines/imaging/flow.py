@@ -275,8 +275,8 @@ def _build(config: ContinuumConfig, *, calibrate: bool) -> list[Stage]:
         stages.append(Stage("wsclean-names", lambda ctx: wsclean_names.run_stage(ctx, session, named),
                             outputs=tuple(plane.name for plane in named), after=("restore",),
                             config={"name": config.imaging.name}))
-    stages.append(Stage("report", _report_stage,
-                        outputs=("report.html",), after=("restore",), config={}))
+    stages.append(Stage("report", lambda ctx: _report_stage(ctx, session),
+                        outputs=("report.html", "report-figures"), after=("restore",), config={}))
     return stages
 
 
@@ -392,6 +392,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         metrics = {**previous, "cycle": cycle, "skipped": "converged", "elapsed_s": 0.0}
         ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))
         session.model_future, session.model_cycle = model, cycle
+        ctx.log("major-cycle", **metrics)
         return metrics
     terms = session.terms_for(cycle - 1)
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
@@ -499,18 +500,20 @@ def _restore_stage(ctx: StageContext, session: ImagingSession) -> dict:
     return summary
 
 
-def _report_stage(ctx: StageContext) -> None:
+def _report_stage(ctx: StageContext, session: ImagingSession) -> None:
     from sdpflow.pipelines.imaging.report import imaging_section
     from sdpflow.report.html import run_section, write_report
 
     client = ctx.client
 
-    def on_workers(function, jobs):  # the figures are drawn on the workers, in parallel
-        return gather(client.map(function, list(jobs), pure=False))
+    def on_workers(function, jobs):  # the figures are drawn on the workers, in parallel, while the page's tables are made
+        futures = client.map(function, list(jobs), pure=False)
+        return (result(future) for future in futures)
 
-    section = imaging_section(ctx.out_dir)
+    section = imaging_section(ctx.out_dir, session.config.model_dump(mode="json"))
     write_report(ctx.out_dir, ctx.output("report.html"), [section, run_section(ctx.out_dir)],
-                 title=f"sdpflow {section.title.split()[0]} run", map_function=on_workers)
+                 title=f"sdpflow {section.title.split()[0]} run", map_function=on_workers,
+                 final_path=ctx.product("report.html"))
 
 
 def _beam(ctx: StageContext) -> dict:

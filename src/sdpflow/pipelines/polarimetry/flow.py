@@ -176,7 +176,8 @@ def build(config: PolarimetryConfig) -> list[Stage]:
         def on_workers(function, jobs):  # the figures are drawn on the workers, in parallel
             return gather(client.map(function, list(jobs), pure=False))
 
-        write_polarimetry_report(ctx.out_dir, ctx.output("report.html"), map_function=on_workers)
+        write_polarimetry_report(ctx.out_dir, ctx.output("report.html"), map_function=on_workers,
+                                 final_path=ctx.product("report.html"))
 
     from sdpflow.pipelines.polarimetry.products import PEAK_MAPS, catalogue_outputs, write_peak_maps
 
@@ -211,5 +212,5 @@ def build(config: PolarimetryConfig) -> list[Stage]:
             Stage("peak-maps", peak_maps, outputs=PEAK_MAPS, after=("rmsynth3d",)),
         ]
         report_after = ("catalogue", "peak-maps")
-    stages.append(Stage("report", report, outputs=("report.html",), after=report_after))
+    stages.append(Stage("report", report, outputs=("report.html", "report-figures"), after=report_after))
     return stages

@@ -41,13 +41,17 @@ def polarimetry_section(run_dir: str | Path) -> ReportSection:
     if (run_dir / "peak_pi.fits").exists():
         figures.append(("peak_maps", "", "rmsynth3d: peak polarised intensity and its Faraday depth"))
     figures += [("spectra", cat_id, f"spectra and Faraday spectrum of {cat_id}") for cat_id in _brightest(run_dir)]
-    return ReportSection("Polarimetry", rows, "", figures, render_polarimetry_figure)
+    return ReportSection("Polarimetry", rows, figures=figures, render=render_polarimetry_figure,
+                         links=[("catalogue.fits", "catalogue.fits"), ("catalogue.vot", "catalogue.vot")])
 
 
-def write_polarimetry_report(run_dir: str | Path, path: str | Path, map_function: Callable = map) -> None:
-    """``report.html`` of a polarimetry run: its section and its stages (figures drawn by ``map_function``)."""
+def write_polarimetry_report(run_dir: str | Path, path: str | Path, map_function: Callable = map,
+                             final_path: str | Path | None = None) -> None:
+    """``report.html`` of a polarimetry run: its section and its stages (figures drawn by ``map_function``;
+    ``final_path``: where the page will be moved)."""
     write_report(run_dir, path, [polarimetry_section(run_dir), run_section(run_dir)],
-                 title=f"sdpflow polarimetry {Path(run_dir).resolve().name}", map_function=map_function)
+                 title=f"sdpflow polarimetry {Path(run_dir).resolve().name}", map_function=map_function,
+                 final_path=final_path)
 
 
 def _catalogue(run_dir: Path):

@@ -39,12 +39,17 @@ CELL = np.radians(CELL_ARCSEC / 3600)
 
 @pytest.fixture(scope="module")
 def flagged_ms(tmp_path_factory):
-    """24 stations x 12 integrations x 4 channels, XX and YY, with partial flags and unequal correlation weights."""
+    return write_flagged_ms(tmp_path_factory.mktemp("weights"))
+
+
+def write_flagged_ms(folder):
+    """24 stations x 12 integrations x 4 channels, XX and YY, with partial flags and unequal correlation weights
+    (also bench/weighting_vs_wsclean.py's --flagged MS)."""
     from casacore import tables
 
     config = SimulateConfig(preset="small", stations=24, times=12, channels=4, phase_error_rad=0.0,
                             amplitude_error=0.0, noise_jy=0.05, n_bright=3, n_faint=10, seed=3)
-    ms = simulate_observation(config, tmp_path_factory.mktemp("weights") / "obs.ms").ms
+    ms = simulate_observation(config, folder / "obs.ms").ms
     rng = np.random.default_rng(1)
     with tables.table(str(ms), readonly=False, ack=False) as main:
         weight, flag = main.getcol("WEIGHT_SPECTRUM"), main.getcol("FLAG")

@@ -234,6 +234,13 @@ class ImagingConfig(Section):
             raise ValueError(f"taper {taper!r} must be a positive, finite angle, e.g. 60asec")
         return taper
 
+    @model_validator(mode="after")
+    def _uv_range_not_empty(self) -> "ImagingConfig":
+        if self.minuv_l and self.maxuv_l and self.minuv_l >= self.maxuv_l:
+            raise ValueError(f"minuv_l {self.minuv_l:g} is not below maxuv_l {self.maxuv_l:g}: no uv cell would "
+                             "keep a weight")
+        return self
+
     def weighting_options(self, padding: float = 1.2):
         """The :class:`sdpflow.radio.weighting.WeightingOptions` of these settings (``padding``: the image's)."""
         from sdpflow.radio.weighting import WeightingOptions  # numpy only: no radio science at import

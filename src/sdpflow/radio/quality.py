@@ -39,10 +39,10 @@ def measure_sources(image: np.ndarray, true_pixels: np.ndarray, true_flux_jy: np
     true_pixels: [source, 2] (x, y) pixel positions from the image's WCS. The position is
     the peak's, interpolated between pixels, searched within ``search_pixels``. The flux is
     aperture photometry when the restoring ``beam`` (bmaj, bmin, bpa radians) and ``cell_rad``
-    are given: the image summed over the beam's half-power footprint centred on the true
-    position, divided by the beam's own sum there -- robust to the slight broadening that
-    residual calibration errors and pixel-grid components give a source. Without them, the
-    interpolated peak (Jy/beam).
+    are given: the image summed over the beam's footprint above :data:`APERTURE_LEVEL` of its
+    peak centred on the true position, divided by the beam's own sum there -- robust to the
+    slight broadening that residual calibration errors and pixel-grid components give a source.
+    Without them, the interpolated peak (Jy/beam).
     """
     ny, nx = image.shape
     found = []
@@ -61,12 +61,20 @@ def measure_sources(image: np.ndarray, true_pixels: np.ndarray, true_flux_jy: np
     return found
 
 
+#: The aperture: where the restoring beam is above this fraction of its peak (1.3 times the half-power
+#: radius). The half-power footprint (0.5) missed up to 7% of a source whose CLEAN components spread
+#: over neighbouring pixels once the beam was WSClean's, fitted with its sidelobes and narrower than
+#: the PSF's main lobe (the demo's 24 mJy source: 0.859 of its flux at 0.5, 0.938 at 0.3; the old beam 0.932, 0.975).
+APERTURE_LEVEL = 0.3
+
+
 def _aperture_flux(image: np.ndarray, beam: tuple[float, float, float], cell_rad: float, y: float, x: float) -> float:
-    """Image summed over the beam's half-power footprint centred at (y, x) pixels, over the beam's sum there (Jy)."""
+    """Image summed over the beam's footprint above APERTURE_LEVEL centred at (y, x) pixels, over the beam's
+    sum there (Jy)."""
     from sdpflow.radio.restore import gaussian_beam_image
 
     model = gaussian_beam_image(image.shape, beam, cell_rad, centre=(y, x))
-    footprint = model >= 0.5
+    footprint = model >= APERTURE_LEVEL
     return float(image[footprint].sum() / model[footprint].sum())
 
 

@@ -217,12 +217,22 @@ def imaging_weights(vis: Visibility, *, density: np.ndarray | None = None, weigh
         return np.where(cells >= 0, weight, 0.0)
     if density is None or npix_x is None or npix_y is None or cell_rad is None:
         raise ValueError(f"{options.mode} weighting needs density, npix_x, npix_y and cell_rad")
-    channels_out = density.shape[0]
+    return gridded_weights(vis, weight_factors(density, options, cell_rad), npix_x=npix_x, npix_y=npix_y,
+                           cell_rad=cell_rad, channel_index=channel_index, padding=options.padding)
+
+
+def gridded_weights(vis: Visibility, factors: np.ndarray, *, npix_x: int, npix_y: int, cell_rad: float,
+                    channel_index: np.ndarray | None = None, padding: float = 1.2) -> np.ndarray:
+    """Stokes I imaging weights [row, chan]: each sample's data weight times its cell's :func:`weight_factors`
+    (0 where flagged or off the grid). factors: [channels_out, height // 2, width] of the grid of an
+    npix_x x npix_y image of pixel cell_rad padded by ``padding``; channel_index: the output channel
+    (plane of ``factors``) of each of the visibilities' channels."""
+    weight = unflagged_weights(single_plane(vis))
+    channels_out = factors.shape[0]
     channel_index = output_channel_index(vis.n_channels, channels_out) if channel_index is None else channel_index
-    width, height = weight_grid_shape(npix_x, npix_y, options.padding)
-    if density.shape[1:] != (height // 2, width):
-        raise ValueError(f"density of shape {density.shape[1:]} is not the {height // 2} x {width} weighting grid")
-    factors = weight_factors(density, options, cell_rad)
+    width, height = weight_grid_shape(npix_x, npix_y, padding)
+    if factors.shape[1:] != (height // 2, width):
+        raise ValueError(f"grid of shape {factors.shape[1:]} is not the {height // 2} x {width} weighting grid")
     cells = _grid_cells(vis, width, height, cell_rad)
     flat = np.asarray(channel_index, dtype=np.int64)[None, :] * (width * (height // 2)) + cells
     cell_factor = np.where(cells >= 0, np.take(factors.ravel(), np.maximum(flat, 0)), 0.0)

@@ -15,7 +15,8 @@ from sdpflow.radio.calibration import apply_gains, apply_solutions, normalise_am
 from sdpflow.radio.datamodels import SPEED_OF_LIGHT, GainTable, Visibility, unflagged_weights
 from sdpflow.radio.imaging import ImageSum, gridding_dtypes, invert, invert_psf, predict
 from sdpflow.radio.ms import MSMetadata, read_visibility_counted
-from sdpflow.radio.weighting import WeightingOptions, imaging_weights, output_channel_index, weight_density
+from sdpflow.radio.weighting import (WeightingOptions, gridded_weights, imaging_weights, output_channel_index,
+                                     weight_density, weight_factors)
 from sdpflow.pipelines.imaging.partition import Chunk
 
 
@@ -129,18 +130,27 @@ def chunk_density(data: ChunkData, grid: ImageGrid, options: WeightingOptions) -
                           padding=options.padding)
 
 
-def weigh_chunk(data: ChunkData, density: np.ndarray | None, grid: ImageGrid, options: WeightingOptions,
-                mf_weighting: bool = False) -> ChunkData:
-    """The chunk with its imaging weights computed from the observation's total density.
+def weighting_grid(density: np.ndarray, grid: ImageGrid, options: WeightingOptions,
+                   mf_weighting: bool = False) -> np.ndarray:
+    """The cells' factors on the data weights (:func:`weight_factors`) from the observation's summed density,
+    computed once for all chunks. mf_weighting: one grid for all output channels (their densities
+    summed), as WSClean's -join-channels; else each output channel has its own."""
+    if mf_weighting:
+        density = density.sum(axis=0, keepdims=True)
+    return weight_factors(density, options, grid.cell_rad)
 
-    mf_weighting: one density for all output channels (their sum), as WSClean's -join-channels
-    does; else each output channel is weighted on its own grid.
-    """
-    channel_index = _channel_index(data, grid)
-    if mf_weighting and density is not None and density.shape[0] > 1:
-        density, channel_index = density.sum(axis=0, keepdims=True), np.zeros_like(channel_index)
-    weights = imaging_weights(data.vis_i, density=density, npix_x=grid.npix_x, npix_y=grid.npix_y,
-                              cell_rad=grid.cell_rad, channel_index=channel_index, options=options)
+
+def weigh_chunk(data: ChunkData, factors: np.ndarray | None, grid: ImageGrid, options: WeightingOptions) -> ChunkData:
+    """The chunk with its imaging weights: data weights times the cells' ``factors`` (:func:`weighting_grid`;
+    one plane: the same for every output channel), or None for plain natural weighting."""
+    if factors is None:
+        weights = imaging_weights(data.vis_i, npix_x=grid.npix_x, npix_y=grid.npix_y, cell_rad=grid.cell_rad,
+                                  options=options)
+    else:
+        channel_index = _channel_index(data, grid)
+        channel_index = np.zeros_like(channel_index) if factors.shape[0] == 1 else channel_index
+        weights = gridded_weights(data.vis_i, factors, npix_x=grid.npix_x, npix_y=grid.npix_y,
+                                  cell_rad=grid.cell_rad, channel_index=channel_index, padding=options.padding)
     return ChunkData(data.chunk, data.vis, weights, data.non_finite)
 
 

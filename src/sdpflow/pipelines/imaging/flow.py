@@ -85,13 +85,15 @@ class ImagingSession:
                              self.grid.stokes, self.solutions, key=f"read-chunk-{chunk.index:04d}-{_token(self)}",
                              **where)
                for chunk, where in zip(self.chunks, self.placement)]
-        density, options = None, imaging.weighting_options()
-        mf_weighting = self.config.deconvolution.join_channels  # one weighting grid for all channels, as WSClean
+        factors, options = None, imaging.weighting_options()
         if options.needs_density:
             density = tree_sum(client, [client.submit(chunk_tasks.chunk_density, part, self.grid, options, **where)
                                         for part, where in zip(raw, self.placement)])
+            # one weighting grid for all channels with -join-channels, as WSClean
+            factors = client.submit(chunk_tasks.weighting_grid, density, self.grid, options,
+                                    self.config.deconvolution.join_channels)
         self.data_futures = [
-            client.submit(chunk_tasks.weigh_chunk, part, density, self.grid, options, mf_weighting,
+            client.submit(chunk_tasks.weigh_chunk, part, factors, self.grid, options,
                           key=f"chunk-{chunk.index:04d}-{_token(self)}", **where)
             for part, chunk, where in zip(raw, self.chunks, self.placement)
         ]

@@ -46,7 +46,7 @@ def test_demo_prints_summary_and_writes_everything(demo):
 def test_terminal_lines_tell_cluster_cycles_and_time(demo):
     """Not a terminal (a pipe): every line printed above the bars carries the time of day."""
     _, stdout = demo
-    started = re.search(r"^\d\d:\d\d:\d\d cluster started \((\d+) workers?\) in [\d.]+ s, dashboard http://\S+", stdout, re.M)
+    started = re.search(r"^\d\d:\d\d:\d\d cluster started \((\d+) workers?\) in [\d.]+ s; Dask dashboard: http://\S+", stdout, re.M)
     assert started and int(started.group(1)) >= 1, stdout
     assert re.search(r"^\d\d:\d\d:\d\d starting cluster", stdout, re.M)
     cycles = re.findall(r"^\d\d:\d\d:\d\d   cycle-(\d\d): peak ([\d.e+-]+), RMS ([\d.e+-]+) Jy/beam; (\d+) "

@@ -39,7 +39,7 @@ def test_lines_for_the_cluster_each_major_cycle_and_a_skipped_cycle_with_times_o
     assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in lines), lines
     text = "\n".join(line[9:] for line in lines)
     assert "starting cluster..." in text
-    assert "cluster started (2 workers) in 3.2 s, dashboard http://127.0.0.1:8787/status" in text
+    assert "cluster started (2 workers) in 3.2 s; Dask dashboard: http://127.0.0.1:8787/status" in text
     # one line each even in a 60-column log
     assert ("  cycle-04: peak 0.103, RMS 0.00423 Jy/beam; 232 components to 0.0207 Jy/beam (mgain); solved T, G"
             in text.splitlines())

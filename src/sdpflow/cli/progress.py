@@ -64,7 +64,7 @@ class FlowProgress:
             count = record.get("workers")
             workers = f"{count} worker{'' if count == 1 else 's'}" if count is not None else ""
             took = f" in {record['elapsed_s']:.1f} s" if "elapsed_s" in record else ""
-            link = f", dashboard [link={record['dashboard']}]{record['dashboard']}[/link]" if record.get("dashboard") else ""
+            link = f"; Dask dashboard: [link={record['dashboard']}]{record['dashboard']}[/link]" if record.get("dashboard") else ""
             self.line(f"cluster started ({workers}){took}{link}" if workers else f"cluster started{took}{link}")
         elif event == "stage-started":
             if self.stage_task is not None:

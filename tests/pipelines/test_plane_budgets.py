@@ -61,3 +61,24 @@ def test_planes_cleaned_on_every_core_give_the_result_of_one_thread(monkeypatch)
     assert np.array_equal(one_model, threads_model)
     assert one["plane_components"] == threaded["plane_components"] and one["stop_reason"] == threaded["stop_reason"]
     assert one["peak_after_minor_jy"] == threaded["peak_after_minor_jy"]
+
+
+def test_a_major_cycle_leaves_out_finished_stokes_parameters(tmp_path):
+    from sdpflow.config.simulate import SimulateConfig
+    from sdpflow.pipelines.imaging.chunks import ImageGrid, major_cycle, read_chunk
+    from sdpflow.pipelines.imaging.partition import Chunk
+    from sdpflow.pipelines.simulate import simulate_observation
+    from sdpflow.radio.ms import read_ms_metadata
+
+    config = SimulateConfig(preset="small", stations=8, times=4, channels=2, n_faint=2, pol_fraction=(0.2, 0.2),
+                            rm_radm2=(10.0, 10.0))
+    ms = simulate_observation(config, tmp_path / "obs.ms").ms
+    metadata = read_ms_metadata(ms)
+    grid = ImageGrid(64, 64, np.radians(120 / 3600), channels_out=2, stokes=("I", "Q", "U", "V"))
+    data = read_chunk(ms, Chunk(0, (0, metadata.n_rows), (0, 2), 2), "DATA", metadata, grid.stokes)
+    full, _ = major_cycle(data, None, grid)
+    some, _ = major_cycle(data, None, grid, stokes=(2,))  # I and U: Q and V have finished
+    assert some.image.shape == full.image.shape == (8, 64, 64) and some.weight_sum.shape == full.weight_sum.shape
+    for plane in (0, 1, 4, 5):  # I and U, both channels
+        assert np.array_equal(some.image[plane], full.image[plane]) and full.image[plane].any()
+    assert not some.image[[2, 3, 6, 7]].any() and not some.weight_sum[[2, 3, 6, 7]].any()

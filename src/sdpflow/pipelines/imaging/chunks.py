@@ -169,11 +169,12 @@ def major_cycle(
     # weights and flags are only read by invert: share them instead of with_vis's copies
     image = invert(vis_i.with_vis(residual, weight=vis_i.weight, flag=vis_i.flag), npix_x=grid.npix_x, npix_y=grid.npix_y, weights=weights,
                    channels_out=grid.channels_out, channel_index=channel_index, **grid.gridder_options())
+    stokes_i = image
     for index in range(1, len(grid.stokes)):
         if stokes is None or index in stokes:
             other = _other_plane(data, index, model, grid, channel_index, tables, unsolved_any)
         else:
-            other = ImageSum(np.zeros_like(image.image), np.zeros_like(image.weight_sum))
+            other = ImageSum(np.zeros_like(stokes_i.image), np.zeros_like(stokes_i.weight_sum))
         image = _concatenate(image, other)
     return image, tables
 

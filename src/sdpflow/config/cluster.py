@@ -95,8 +95,7 @@ class ClusterConfig(Section):
         description="local, local:N, tcp://host:port, slurm[:JOBS], pbs[:JOBS], ssh[:HOST,HOST...], kubernetes "
         "(default: $SDPFLOW_SCHEDULER, else local)",
     )
-    n_workers: int | None = Field(default=None, ge=1, description="local: worker processes (default: one per 4 cores, "
-                                     "with a thread per core)")
+    n_workers: int | None = Field(default=None, ge=1, description="local: worker processes (default: one per core)")
     threads_per_worker: int | None = Field(default=None, ge=1, description="local: threads per worker process")
     memory_limit: str | None = Field(
         default=None,

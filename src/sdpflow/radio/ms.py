@@ -6,10 +6,8 @@ range is a contiguous row range and a worker can read only its (rows × channels
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,19 +27,6 @@ from sdpflow.radio.datamodels import (
 from sdpflow.radio.stokes import missing_correlations, to_stokes
 
 DATA_COLUMNS = ("DATA", "CORRECTED_DATA", "MODEL_DATA")
-
-# casacore's tables are not safe to use from several threads of a process at once (they share a table
-# cache): the readers and writers a worker's tasks call take this lock, so a worker's threads read one
-# at a time (ms_checksum, which only the client's background thread runs, is left as it was).
-_CASACORE = threading.RLock()
-
-
-def _one_thread_at_a_time(function):
-    @functools.wraps(function)
-    def locked(*args, **kwargs):
-        with _CASACORE:
-            return function(*args, **kwargs)
-    return locked
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +100,6 @@ def _feed_type(polarisation: tuple[str, ...]) -> str:
     return "stokes"
 
 
-@_one_thread_at_a_time
 def read_ms_metadata(path: str | Path) -> MSMetadata:
     """Shape, times and their row ranges, channels, phase centre, antennas, feeds and columns of an MS."""
     try:
@@ -194,7 +178,6 @@ def read_visibility(path: str | Path, *, rows: tuple[int, int] | None = None, ch
                                    metadata=metadata, stokes=stokes)[0]
 
 
-@_one_thread_at_a_time
 def read_visibility_counted(path: str | Path, *, rows: tuple[int, int] | None = None,
                             channels: tuple[int, int] | None = None, data_column: str = "DATA",
                             correlations: bool = False, allow_all_flagged: bool = False,
@@ -482,7 +465,6 @@ def _receptors(polarisation: tuple[str, ...]) -> list[str]:
     return ["R", "L"] if _feed_type(polarisation) == "circular" else ["X", "Y"]
 
 
-@_one_thread_at_a_time
 def add_column(path: str | Path, column: str, *, like: str = "DATA") -> None:
     """Add a data column (zeros) shaped like ``like`` if the MS lacks it; do this once before parallel writes."""
     from casacore import tables
@@ -503,7 +485,6 @@ def add_column(path: str | Path, column: str, *, like: str = "DATA") -> None:
             main.putcol(column, zeros)
 
 
-@_one_thread_at_a_time
 def write_column(path: str | Path, column: str, data: np.ndarray, *, rows: tuple[int, int] | None = None,
                  channels: tuple[int, int] | None = None) -> None:
     """Write a chunk of a data column (e.g. CORRECTED_DATA, MODEL_DATA), adding the column if missing.
@@ -529,7 +510,6 @@ def write_column(path: str | Path, column: str, data: np.ndarray, *, rows: tuple
                          startrow=row_start, nrow=row_stop - row_start)
 
 
-@_one_thread_at_a_time
 def max_uvw_m(path: str | Path) -> tuple[float, float]:
     """(longest sqrt(u² + v²), largest |w|) in metres over every row with finite UVW, read in blocks of rows.
 

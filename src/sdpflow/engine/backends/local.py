@@ -14,18 +14,6 @@ if TYPE_CHECKING:
     from sdpflow.config.cluster import ClusterConfig
 
 
-def default_shape(cores: int) -> tuple[int, int]:
-    """(worker processes, threads each) of ``local`` when neither is configured: one process per 4 cores.
-
-    Threads rather than a process per core: the kernels sdpflow runs (ducc0, numba, numpy,
-    casacore reads behind a lock) release the GIL, and each process saved is one start-up
-    (imports, a nanny) and one copy of every image a run holds. A process still isolates the
-    work from the client (a crashing kernel kills the worker, which its nanny replaces).
-    """
-    processes = max(1, cores // 4)
-    return processes, max(1, cores // processes)
-
-
 def max_local_workers() -> int:
     """The most worker processes ``local:N`` starts: 16 per core (at least 64); more is a typo, not a plan."""
     return max(64, 16 * (os.cpu_count() or 1))
@@ -57,7 +45,7 @@ class LocalBackend(Backend):
         cores = os.cpu_count() or 1
         n_workers = int(arg) if arg else config.n_workers
         if n_workers is None:
-            n_workers = default_shape(cores)[0] if config.threads_per_worker is None else nprocesses_nthreads(cores)[0]
+            n_workers, threads = nprocesses_nthreads(cores)
         threads = config.threads_per_worker or max(1, cores // n_workers)
         return int(MEMORY_LIMIT * min(1.0, threads / cores))
 
@@ -66,16 +54,13 @@ class LocalBackend(Backend):
 
         self.check(config, arg)
         n_workers = int(arg) if arg else config.n_workers
-        threads = config.threads_per_worker
-        if n_workers is None and threads is None:
-            n_workers, threads = default_shape(os.cpu_count() or 1)
         # Bound to the loopback interface: a laptop's scheduler and dashboard stay private.
         from sdpflow.engine.security import local_security
 
         return LocalCluster(
             security=local_security(config),
             n_workers=n_workers,
-            threads_per_worker=threads,
+            threads_per_worker=config.threads_per_worker,
             processes=True,
             host="127.0.0.1",
             dashboard_address=config.dashboard_address,

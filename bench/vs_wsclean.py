@@ -81,6 +81,11 @@ def main() -> None:
     parser.add_argument("--frequency-chunks", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="WSClean -j")
     parser.add_argument("--sdpflow-args", default="", help="extra sdpflow options, e.g. '--no-small-inversion'")
+    parser.add_argument("--baseline-args", default=None,
+                        help="also run sdpflow with these options instead of --sdpflow-args in each repeat "
+                        "(e.g. '--cluster local:2'), as a peer measured in the same run")
+    parser.add_argument("--ms", type=Path, default=None,
+                        help="image this MS written by sdpflow simulate (its truth beside it) instead of simulating")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--bright", type=int, default=5, help="compare this many brightest sources")
     parser.add_argument("--wsclean", default=shutil.which("wsclean") or "wsclean")
@@ -93,36 +98,44 @@ def main() -> None:
     sdpflow = [sys.executable, "-m", "sdpflow"]
     observation = workdir / "obs"  # sdpflow simulate's output folder: obs/obs.ms and its truth
     ms = observation / "obs.ms"
+    if args.ms is not None:
+        observation, ms = args.ms.parent, args.ms
     try:
         print(f"load before: {load_average()}", flush=True)
-        simulate = run_measured([*sdpflow, "simulate", "--preset", args.preset, "--out", str(observation)],
-                                workdir / "simulate.log")
+        simulate = {"wall_s": None}
+        if args.ms is None:
+            simulate = run_measured([*sdpflow, "simulate", "--preset", args.preset, "--out", str(observation)],
+                                    workdir / "simulate.log")
         print(f"simulate: {simulate['wall_s']} s", flush=True)
         summary = json.loads((observation / "simulation.json").read_text())
         scale = args.scale_asec or suggested_cell_asec(ms, args.size)
         common = dict(size=args.size, scale_asec=scale, niter=args.niter, mgain=args.mgain,
                       auto_threshold=args.auto_threshold, weight=f"briggs {args.robust}")
         runs: dict[str, list[dict]] = {"sdpflow": [], "wsclean": []}
+        arms = {"sdpflow": args.sdpflow_args}
+        if args.baseline_args is not None:
+            runs["sdpflow-baseline"], arms["sdpflow-baseline"] = [], args.baseline_args
         commands = {}
         for attempt in range(args.repeat):
-            out = workdir / f"sdpflow-{attempt}"
-            shutil.rmtree(out, ignore_errors=True)
-            commands["sdpflow"] = [
-                *sdpflow, "run", "continuum", "--ms", str(ms), "--out", str(out), "--size", str(args.size), str(args.size),
-                "--scale", f"{scale}asec", "--niter", str(args.niter), "--mgain", str(args.mgain),
-                "--auto-threshold", str(args.auto_threshold), "--weight", "briggs", str(args.robust),
-                "--time-chunks", str(args.time_chunks), "--frequency-chunks", str(args.frequency_chunks),
-                *args.sdpflow_args.split(),
-            ]
-            load = load_average()
-            result = run_measured(commands["sdpflow"], workdir / f"sdpflow-{attempt}.log")
-            result["load_before"] = load
-            result["summary"] = json.loads((out / "summary.json").read_text())
-            result["stages_s"] = {m.group(1): float(m.group(2)) for m in re.finditer(
-                r"(\S+) done in ([\d.]+) s", (workdir / f"sdpflow-{attempt}.log").read_text())}
-            runs["sdpflow"].append(result)
-            print(f"sdpflow run {attempt + 1}: {result['wall_s']} s, {result['cpu_s']} CPU-s, {result['peak_rss_mib']} MiB "
-                  f"(load {load})", flush=True)
+            for name, extra in arms.items():
+                out = workdir / f"{name}-{attempt}"
+                shutil.rmtree(out, ignore_errors=True)
+                commands[name] = [
+                    *sdpflow, "run", "continuum", "--ms", str(ms), "--out", str(out), "--size", str(args.size),
+                    str(args.size), "--scale", f"{scale}asec", "--niter", str(args.niter), "--mgain", str(args.mgain),
+                    "--auto-threshold", str(args.auto_threshold), "--weight", "briggs", str(args.robust),
+                    "--time-chunks", str(args.time_chunks), "--frequency-chunks", str(args.frequency_chunks),
+                    *extra.split(),
+                ]
+                load = load_average()
+                result = run_measured(commands[name], workdir / f"{name}-{attempt}.log")
+                result["load_before"] = load
+                result["summary"] = json.loads((out / "summary.json").read_text())
+                result["stages_s"] = {m.group(1): float(m.group(2)) for m in re.finditer(
+                    r"(\S+) done in ([\d.]+) s", (workdir / f"{name}-{attempt}.log").read_text())}
+                runs[name].append(result)
+                print(f"{name} run {attempt + 1}: {result['wall_s']} s, {result['cpu_s']} CPU-s, "
+                      f"{result['peak_rss_mib']} MiB (load {load})", flush=True)
 
             ws = workdir / f"wsclean-{attempt}"
             shutil.rmtree(ws, ignore_errors=True)
@@ -142,7 +155,7 @@ def main() -> None:
                   f"(load {load})", flush=True)
 
         # flux agreement on the last run's images
-        with open(workdir / "truth_sky.csv") as f:
+        with open(observation / "truth_sky.csv") as f:
             truth = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
         truth.sort(key=lambda s: -s["flux_jy"])
         bright = truth[:args.bright]
@@ -193,6 +206,11 @@ def main() -> None:
             "sdpflow_stage_seconds": runs["sdpflow"][-1]["stages_s"],
             "ratio_wall_sdpflow_over_wsclean": round(ratio, 3),
             "ratio_peak_rss_sdpflow_over_wsclean": round(memory_ratio, 2),
+            **({"ratio_wall_sdpflow_over_baseline": round(figures["sdpflow"]["wall_s_median"]
+                                                          / figures["sdpflow-baseline"]["wall_s_median"], 3),
+                "ratio_wall_baseline_over_wsclean": round(figures["sdpflow-baseline"]["wall_s_median"]
+                                                          / figures["wsclean"]["wall_s_median"], 3),
+                "baseline_args": args.baseline_args} if "sdpflow-baseline" in figures else {}),
             "bright_sources": sources,
             "max_flux_difference": worst,
             "flux_agreement_within_2pct": worst <= 0.02,
@@ -202,10 +220,10 @@ def main() -> None:
         print()
         print(f"{args.preset}: {summary['n_visibilities']:,} visibilities, {args.size}² at {scale:g}″, "
               f"niter {args.niter}, mgain {args.mgain}, auto-threshold {args.auto_threshold}, briggs {args.robust}")
-        print(f"{'':10} {'wall s (each)':>22} {'median':>8} {'peak RSS MiB':>14}")
-        for name in ("sdpflow", "wsclean"):
+        print(f"{'':17} {'wall s (each)':>22} {'median':>8} {'peak RSS MiB':>14}")
+        for name in figures:
             f = figures[name]
-            print(f"{name:10} {', '.join(f'{w:.1f}' for w in f['wall_s']):>22} {f['wall_s_median']:8.1f} "
+            print(f"{name:17} {', '.join(f'{w:.1f}' for w in f['wall_s']):>22} {f['wall_s_median']:8.1f} "
                   f"{f['peak_rss_mib_max']:14.0f}")
         print(f"ratio sdpflow / WSClean: wall {ratio:.2f}x (goal <= 0.6x), peak memory {memory_ratio:.1f}x")
         print(f"major cycles: sdpflow {cycles_run} (inverts, predicts {report['sdpflow_inverts_predicts']}), "
@@ -220,10 +238,11 @@ def main() -> None:
             if temporary:
                 shutil.rmtree(workdir, ignore_errors=True)
             else:
-                shutil.rmtree(observation, ignore_errors=True)  # the MS and its truth, written by this script
+                if args.ms is None:  # the MS and its truth, written by this script (never a --ms given)
+                    shutil.rmtree(observation, ignore_errors=True)
                 for attempt in range(args.repeat):
-                    shutil.rmtree(workdir / f"sdpflow-{attempt}", ignore_errors=True)
-                    shutil.rmtree(workdir / f"wsclean-{attempt}", ignore_errors=True)
+                    for name in ("sdpflow", "sdpflow-baseline", "wsclean"):
+                        shutil.rmtree(workdir / f"{name}-{attempt}", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -254,7 +254,9 @@ class ImagingConfig(Section):
 class DeconvolutionConfig(Section):
     """The minor cycle (Hogbom or multi-scale CLEAN) and when the major cycles stop."""
 
-    niter: int = Field(1000, ge=0, description="maximum CLEAN components in all", json_schema_extra={"cli": "--niter"})
+    niter: int = Field(1000, ge=0, description="maximum CLEAN components of each image cleaned on its own (each "
+                       "Stokes parameter and output channel unless joined), over all major cycles, as WSClean counts",
+                       json_schema_extra={"cli": "--niter"})
     gain: float = Field(0.1, gt=0, le=1, description="loop gain", json_schema_extra={"cli": "--gain"})
     mgain: float = Field(0.8, gt=0, le=1, description="major-cycle gain: a minor cycle cleans the peak down by "
                          "this fraction", json_schema_extra={"cli": "--mgain"})

@@ -16,12 +16,15 @@ import numpy as np
 
 
 class DeconvolutionResult(NamedTuple):
-    """model_delta: Jy/pixel added this minor cycle; residual: what is left (Jy/beam)."""
+    """model_delta: Jy/pixel added this minor cycle; residual: what is left (Jy/beam); plane_components and
+    plane_stop_reasons: each channel's own count and reason (of a [chan, y, x] residual)."""
 
     model_delta: np.ndarray
     residual: np.ndarray
     n_components: int
     stop_reason: str
+    plane_components: tuple[int, ...] = ()
+    plane_stop_reasons: tuple[str, ...] = ()
 
 
 def mad_sigma(image: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -154,15 +157,15 @@ def _prepare(residual: np.ndarray, psf: np.ndarray, mask: np.ndarray | None):
 
 
 def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbom", gain: float = 0.1,
-               niter: int = 1000, threshold: float = 0.0, auto_threshold: float | None = None,
+               niter: int | Sequence[int] = 1000, threshold: float = 0.0, auto_threshold: float | None = None,
                mgain: float | None = None, scales: Sequence[float] = (0, 4, 8, 16), scale_bias: float = 0.6,
                mask: np.ndarray | None = None, auto_mask: float | None = None,
                local_rms_window: float | None = None, no_negative: bool = False) -> DeconvolutionResult:
     """Clean a residual image with its PSF until niter, the threshold, auto-threshold or mgain stops it.
 
     residual: [y, x] or [chan, y, x] Jy/beam; psf: [y, x] (for all channels) or [chan, y, x];
-    gain: loop gain; niter: most components per channel; threshold: Jy/beam; auto_threshold:
-    stop at this many σ (σ = 1.4826 × MAD of the residual); mgain: stop at (1 - mgain) × the
+    gain: loop gain; niter: most components per channel (or one count per channel); threshold:
+    Jy/beam; auto_threshold: stop at this many σ (σ = 1.4826 × MAD of the residual); mgain: stop at (1 - mgain) × the
     starting peak (major-cycle gain); algorithm: "hogbom" or "multiscale" (scales in pixels,
     0 = a point; a bias 1 - scale_bias * s / max(s) favours small scales); mask: [y, x] bool,
     components only where true; auto_mask: stop at this many σ as well (WSClean's -auto-mask: the
@@ -201,8 +204,9 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
     residual, psf, mask, squeeze = _prepare(residual, psf, mask)
     residual = residual.copy()
     model = np.zeros_like(residual)
-    total, reasons = 0, []
-    for chan in range(residual.shape[0]):
+    budgets = np.broadcast_to(np.asarray(niter, dtype=np.int64), residual.shape[:1])
+    counts, reasons = [], []
+    for chan, budget in enumerate(budgets.tolist()):
         weight = sigma = None
         if local_rms_window is not None:
             from sdpflow.radio.masks import local_rms_weights
@@ -215,18 +219,18 @@ def deconvolve(residual: np.ndarray, psf: np.ndarray, *, algorithm: str = "hogbo
             from sdpflow.radio.weighted_hogbom import weighted_hogbom
 
             count = weighted_hogbom(residual[chan], psf[chan], model[chan], mask, weight=weight,
-                                    positive_only=no_negative, gain=gain, niter=niter, stop_level=level)
+                                    positive_only=no_negative, gain=gain, niter=budget, stop_level=level)
         elif algorithm == "hogbom":
-            count = _hogbom(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=niter, stop_level=level)
+            count = _hogbom(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=budget, stop_level=level)
         else:
-            count = _multiscale(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=niter,
+            count = _multiscale(residual[chan], psf[chan], model[chan], mask, gain=gain, niter=budget,
                                 stop_level=level, scales=scales, scale_bias=scale_bias)
-        total += count
-        reasons.append("niter" if count >= niter else reason)
+        counts.append(count)
+        reasons.append("niter" if count >= budget else reason)
     stop_reason = "niter" if "niter" in reasons else reasons[0]
     if squeeze:
         model, residual = model[0], residual[0]
-    return DeconvolutionResult(model, residual, total, stop_reason)
+    return DeconvolutionResult(model, residual, sum(counts), stop_reason, tuple(counts), tuple(reasons))
 
 
 def _hogbom(residual, psf, model, mask, *, gain, niter, stop_level) -> int:

@@ -174,14 +174,16 @@ def chunk_psf(data: ChunkData, grid: ImageGrid) -> ImageSum:
 
 def major_cycle(
     data: ChunkData, model: np.ndarray | None, grid: ImageGrid, terms: tuple[SolveTerm, ...] = (),
-    refant: int = 0, tolerance: float = 1e-6,
+    refant: int = 0, tolerance: float = 1e-6, stokes: tuple[int, ...] | None = None,
 ) -> tuple[ImageSum, dict[str, GainTable]]:
     """Predict the model, solve and apply the gain terms in order, subtract, invert the residual.
 
     model: [stokes × chan_out, y, x] Jy/pixel (Stokes-major, as :attr:`ImageGrid.n_planes`) or
     None (empty). The gains are solved on Stokes I and, being scalar per antenna, applied to
-    every Stokes plane alike. Returns this chunk's unnormalised residual image [stokes ×
-    chan_out, y, x] and the gain table of each solved term.
+    every Stokes plane alike. stokes: the Stokes parameters (indices into ``grid.stokes``)
+    besides I to grid (None: all); the others come back as zero images, neither predicted nor
+    inverted (their cleaning has finished). Returns this chunk's unnormalised residual image
+    [stokes × chan_out, y, x] and the gain table of each solved term.
     """
     channel_index = _channel_index(data, grid)
     vis_i = data.vis_i
@@ -211,8 +213,13 @@ def major_cycle(
     # weights and flags are only read by invert: share them instead of with_vis's copies
     image = invert(vis_i.with_vis(residual, weight=vis_i.weight, flag=vis_i.flag), npix_x=grid.npix_x, npix_y=grid.npix_y, weights=weights,
                    channels_out=grid.channels_out, channel_index=channel_index, **grid.gridder_options())
+    stokes_i = image
     for index in range(1, len(grid.stokes)):
-        image = _concatenate(image, _other_plane(data, index, model, grid, channel_index, tables, unsolved_any))
+        if stokes is None or index in stokes:
+            other = _other_plane(data, index, model, grid, channel_index, tables, unsolved_any)
+        else:
+            other = ImageSum(np.zeros_like(stokes_i.image), np.zeros_like(stokes_i.weight_sum))
+        image = _concatenate(image, other)
     return image, tables
 
 

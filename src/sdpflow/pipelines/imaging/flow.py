@@ -104,22 +104,35 @@ class ImagingSession:
         return [client.submit(function, part, *args, **kwargs, **where)
                 for part, where in zip(self.load(client), self.placement)]
 
-    def major_cycles(self, client, model: Any, terms: tuple[SolveTerm, ...]) -> list[Any]:
-        """The chunks' major-cycle futures (residual image, gain tables) for ``model``.
+    def major_cycles(self, client, model: Any, terms: tuple[SolveTerm, ...],
+                     stokes: tuple[int, ...] | None = None) -> list[Any]:
+        """The chunks' major-cycle futures (residual image, gain tables) for ``model``; stokes: the Stokes
+        parameters besides I to grid (None: all, see :func:`chunk_tasks.major_cycle`).
 
-        Taken from :meth:`submit_ahead` when it was called with the same model and terms.
+        Taken from :meth:`submit_ahead` when it was called with the same model, terms and Stokes parameters.
         """
-        submitted = self.ahead.take((getattr(model, "key", None), terms))
+        submitted = self.ahead.take((getattr(model, "key", None), terms, stokes))
         if submitted is not None:
             return submitted
         return self.per_chunk(client, chunk_tasks.major_cycle, model, self.grid, terms,
                               self.config.calibration.refant if self.calibrate else 0,
-                              self.config.calibration.tolerance if self.calibrate else 1e-6, pure=False)
+                              self.config.calibration.tolerance if self.calibrate else 1e-6, stokes, pure=False)
 
-    def submit_ahead(self, client, model: Any, terms: tuple[SolveTerm, ...]) -> None:
+    def submit_ahead(self, client, model: Any, terms: tuple[SolveTerm, ...],
+                     stokes: tuple[int, ...] | None = None) -> None:
         """Start the next major cycle now, so the workers grid while this stage writes its files."""
         self.ahead.clear()
-        self.ahead.put((getattr(model, "key", None), terms), self.major_cycles(client, model, terms))
+        self.ahead.put((getattr(model, "key", None), terms, stokes), self.major_cycles(client, model, terms, stokes))
+
+    def stokes_to_grid(self, metrics: dict | None, cycle: int) -> tuple[int, ...] | None:
+        """The Stokes parameters besides I that major cycle ``cycle`` grids (None: all): a continuum run
+        leaves out those whose every channel has finished cleaning (``metrics``: the cycle before's),
+        until the final residual, which restore grids in full."""
+        finished = (metrics or {}).get("plane_finished")
+        if self.calibrate or not finished or cycle > self.config.deconvolution.nmajor or all(finished):
+            return None
+        n_chan = self.grid.channels_out
+        return tuple(k for k in range(1, len(self.grid.stokes)) if not all(finished[k * n_chan:(k + 1) * n_chan]))
 
     def residual(self, client, results: list[Any]) -> Any:
         """The residual image (Jy/beam) of major-cycle ``results``: summed over chunks, normalised."""
@@ -198,6 +211,23 @@ class ImagingSession:
                 mode = "T" if (name == "T" or term.phase_only) and name != "B" else name
                 terms.append(SolveTerm(name, mode, term.timeslice, calibration.normalise_amplitudes))
         return tuple(terms)
+
+
+def previous_plane_totals(previous: dict | None, n_planes: int) -> list[int]:
+    """Each image plane's components over the cycles before (``previous``: the last cycle's metrics)."""
+    if previous is None:
+        return [0] * n_planes
+    return list(previous.get("plane_components_total") or [previous["components_total"]] * n_planes)
+
+
+def plane_budgets(previous: dict | None, niter: int, n_planes: int, *, finished_stay: bool) -> list[int]:
+    """Components each plane may still clean: niter counts each plane (Stokes parameter and output channel)
+    cleaned on its own, over its cycles, as WSClean counts each of its images; with ``finished_stay`` a plane
+    whose cleaning reached its threshold or niter is not cleaned again (continuum; ICAL cleans on against
+    new gains)."""
+    totals = previous_plane_totals(previous, n_planes)
+    finished = (previous or {}).get("plane_finished") if finished_stay else None
+    return [0 if finished and finished[p] else max(0, niter - totals[p]) for p in range(n_planes)]
 
 
 def model_name(cycle: int) -> str:
@@ -398,7 +428,7 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         return metrics
     terms = session.terms_for(cycle - 1)
     ctx.progress(0, 3, f"major cycle {cycle}: predict, calibrate, invert")
-    results = session.major_cycles(client, model, terms)
+    results = session.major_cycles(client, model, terms, session.stokes_to_grid(previous, cycle))
     residual = session.residual(client, results)
     writes = []  # waited for at the end of the stage, so they overlap the minor cycle and the next gridding
     if cycle == 1:
@@ -411,14 +441,18 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
     ctx.progress(1, 3, f"major cycle {cycle}: minor cycle")
     settings = {**deconvolution.model_dump(), "auto_mask": session.config.auto_mask_sigma,
                 "auto_mask_reached": bool(previous and previous.get("auto_mask_reached"))}
-    minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model,
-                          settings, max(0, deconvolution.niter - components_so_far),
+    left = plane_budgets(previous, deconvolution.niter, session.grid.n_planes, finished_stay=not session.calibrate)
+    minor = client.submit(products.minor_cycle, residual, session.psf(client, ctx), model, settings, left,
                           polarisation.joined_planes(session.config), session.spectral_fit(ctx), session.fits_mask)
     new_model = client.submit(operator.itemgetter(0), minor)
     stats = result(client.submit(operator.itemgetter(1), minor))
+    plane_totals = [done + now for done, now in zip(previous_plane_totals(previous, len(left)), stats["plane_components"])]
+    finished = [budget <= 0 or reason in ("threshold", "auto-threshold", "niter") or total >= deconvolution.niter
+                for budget, reason, total in zip(left, stats["plane_stop_reasons"], plane_totals)]
     # The next stage (the next cycle, or restore after the last or a converged one) grids this
     # model with terms_for(cycle) either way: start it before writing the model.
-    session.submit_ahead(client, new_model, session.terms_for(cycle))
+    session.submit_ahead(client, new_model, session.terms_for(cycle),
+                         session.stokes_to_grid({"plane_finished": finished}, cycle + 1))
     ctx.progress(2, 3, f"major cycle {cycle}: writing the model")
     writes.append(session.write_image(client, ctx.output(model_name(cycle)), new_model, "model",
                                       session.header(ctx), _beam(ctx), stokes=None, priority=1))
@@ -428,8 +462,9 @@ def _cycle_stage(ctx: StageContext, session: ImagingSession, cycle: int) -> dict
         "calibrated_terms": [term.name for term in terms],
         **stats,
         "components_total": components_so_far + stats["components"],
-        "converged": stats["stop_reason"] in ("threshold", "auto-threshold", "niter")
-        or components_so_far + stats["components"] >= deconvolution.niter,
+        "plane_components_total": plane_totals,
+        "plane_finished": finished,
+        "converged": all(finished),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     ctx.output(f"cycles/cycle-{cycle:02d}.json").write_text(products.strict_json(metrics))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import os
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -22,30 +23,34 @@ ARCSEC_PER_RAD = 180 / np.pi * 3600
 
 
 def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None, settings: dict[str, Any],
-                niter: int, joined: tuple[int, ...] = (),
+                niter: int | Sequence[int], joined: tuple[int, ...] = (),
                 spectral: np.ndarray | None = None,
                 fits_mask: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Clean ``residual`` (Jy/beam, [chan, y, x]) and add the components to ``model`` (Jy/pixel).
 
     settings: the deconvolution section (gain, mgain, threshold, auto_threshold, multiscale,
-    scales); niter: components still allowed. Every plane is cleaned on its own, each Stokes
-    plane of a [stokes × chan, y, x] residual with the Stokes I ``psf`` [chan, y, x] of its
-    channel. joined: Stokes plane indices cleaned together channel by channel (Hogbom, see
-    :mod:`sdpflow.radio.joined_clean`), the others alone. spectral: with joined channels, the
-    [chan, chan] fit applied to each component's channel values (``--fit-spectral-pol``, see
-    :func:`sdpflow.radio.joined_clean.spectral_projection`). fits_mask: [y, x] bool (``--fits-mask``).
-    Masks as WSClean's: settings ``auto_mask`` (σ, 0: off) cleans to that level until a minor cycle
-    stops there (``auto_mask_reached``), then only where ``model`` has components (see :func:`clean_mask`);
-    while nothing is above that level and the model is empty, a cycle cleans as without it;
-    ``local_rms`` and ``no_negative`` as in :func:`sdpflow.radio.deconvolution.deconvolve`.
-    Returns the new model and the cycle's metrics.
+    scales); niter: components still allowed, for every plane or one count per plane. Every
+    plane is cleaned on its own, each Stokes plane of a [stokes × chan, y, x] residual with the
+    Stokes I ``psf`` [chan, y, x] of its channel, with its own count, noise and thresholds (as
+    WSClean cleans each polarisation and output channel); a plane with no components left is
+    not cleaned. joined: Stokes plane indices cleaned together channel by channel (Hogbom, see
+    :mod:`sdpflow.radio.joined_clean`), the others alone; planes cleaned together share one
+    count. spectral: with joined channels, the [chan, chan] fit applied to each component's
+    channel values (``--fit-spectral-pol``, see :func:`sdpflow.radio.joined_clean.spectral_projection`).
+    fits_mask: [y, x] bool (``--fits-mask``). Masks as WSClean's: settings ``auto_mask`` (σ, 0: off)
+    cleans to that level until a minor cycle stops there (``auto_mask_reached``), then only where
+    ``model`` has components (see :func:`clean_mask`); while nothing is above that level and the
+    model is empty, a cycle cleans as without it; ``local_rms`` and ``no_negative`` as in
+    :func:`sdpflow.radio.deconvolution.deconvolve`. Returns the new model and the cycle's metrics,
+    with each plane's components and stop reason ("" where it was not cleaned).
     """
     n_chan = psf.shape[0]
     if psf.shape[0] != residual.shape[0]:
         psf = np.tile(psf, (residual.shape[0] // psf.shape[0], 1, 1))
     peak = float(np.max(np.abs(residual)))
     sigma = float(deconvolution.mad_sigma(residual))
-    options = dict(gain=settings["gain"], niter=niter, threshold=settings["threshold"],
+    budgets = np.broadcast_to(np.asarray(niter, dtype=np.int64), residual.shape[:1])
+    options = dict(gain=settings["gain"], threshold=settings["threshold"],
                    auto_threshold=settings["auto_threshold"], mgain=settings["mgain"],
                    algorithm="multiscale" if settings["multiscale"] else "hogbom")
     if settings["multiscale"] and settings.get("scales"):
@@ -58,33 +63,65 @@ def minor_cycle(residual: np.ndarray, psf: np.ndarray, model: np.ndarray | None,
     if settings.get("no_negative"):
         options["no_negative"] = True
     join_channels = bool(settings.get("join_channels")) and n_chan > 1
+    units, alone = _cleaning_units(residual.shape[0], n_chan, joined, join_channels)
+    alone = [plane for plane in alone if budgets[plane] > 0]
 
-    def clean(options):
-        if niter > 0 and (joined or join_channels):
-            return _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options,
-                                       spectral if join_channels else None)
-        if niter > 0:
-            result = deconvolution.deconvolve(residual, psf, **options)
-            return result.model_delta, result.n_components, result.stop_reason, result.residual
-        return np.zeros_like(residual), 0, "niter", residual
+    def clean(options: dict[str, Any]):
+        delta, left = None, residual
+        counts, reasons = np.zeros(residual.shape[0], np.int64), [""] * residual.shape[0]
+        if len(alone) == residual.shape[0]:  # every plane alone: no copies of the cube
+            result = _deconvolve_on_every_core(residual, psf, budgets, options)
+            delta, left = result.model_delta, result.residual
+        elif alone:
+            result = _deconvolve_on_every_core(residual[alone], psf[alone], budgets[alone], options)
+            left, delta = residual.copy(), np.zeros_like(residual)
+            delta[alone], left[alone] = result.model_delta, result.residual
+        if alone:
+            counts[alone] = result.plane_components
+            for plane, reason in zip(alone, result.plane_stop_reasons):
+                reasons[plane] = reason
+        for planes, groups in units:
+            if budgets[planes[0]] <= 0:
+                continue
+            from sdpflow.radio.joined_clean import deconvolve_joined
 
-    delta, components, reason, left = clean(options)
-    if reason == "auto-mask" and components == 0 and (model is None or not np.any(model)):
+            result = deconvolve_joined(residual[planes], psf[planes], gain=options["gain"],
+                                       niter=int(budgets[planes[0]]), threshold=options["threshold"],
+                                       auto_threshold=options["auto_threshold"], mgain=options["mgain"],
+                                       groups=groups, spectral=spectral if join_channels else None,
+                                       mask=options.get("mask"), auto_mask=options.get("auto_mask"))
+            left = residual.copy() if left is residual else left
+            delta = np.zeros_like(residual) if delta is None else delta
+            delta[planes], left[planes] = result.model_delta, result.residual
+            counts[planes] = result.n_components
+            for plane in planes:
+                reasons[plane] = result.stop_reason
+        # a joined component counts once
+        components = int(sum(counts[p] for p in alone) + sum(counts[planes[0]] for planes, _ in units))
+        delta = np.zeros_like(residual) if delta is None else delta
+        return delta, left, counts, reasons, components
+
+    delta, left, counts, reasons, components = clean(options)
+    if options["auto_mask"] and components == 0 and "auto-mask" in reasons and (model is None or not np.any(model)):
         # Nothing above the auto-mask level and no model yet: a mask of no component would stop
         # cleaning for good (and ICAL would have nothing to calibrate against), so clean as without it.
-        delta, components, reason, left = clean({**options, "auto_mask": None})
+        delta, left, counts, reasons, components = clean({**options, "auto_mask": None})
     new_model = delta if model is None else model + delta
+    cleaned = [reason for reason in reasons if reason]
     metrics = {
         "peak_residual_jy": peak,
         "rms_residual_jy": float(np.sqrt(np.mean(residual**2))),
         "sigma_mad_jy": sigma,
-        "components": int(components),
-        "stop_reason": reason,
+        "components": components,
+        "stop_reason": "niter" if "niter" in cleaned else "mgain" if "mgain" in cleaned else
+                       (cleaned[0] if cleaned else "niter"),
+        "plane_components": counts.tolist(),
+        "plane_stop_reasons": reasons,
         "peak_after_minor_jy": float(np.max(np.abs(left))),
         "model_flux_jy": float(np.sum(new_model[0]) if new_model.ndim == 3 else np.sum(new_model)),
     }
     if settings.get("auto_mask"):
-        metrics["auto_mask_reached"] = bool(settings.get("auto_mask_reached")) or reason == "auto-mask"
+        metrics["auto_mask_reached"] = bool(settings.get("auto_mask_reached")) or "auto-mask" in cleaned
     return new_model, metrics
 
 
@@ -107,39 +144,49 @@ def clean_mask(model: np.ndarray | None, settings: dict[str, Any],
     return (found & fits_mask if fits_mask is not None else found), None
 
 
-def _joined_minor_cycle(residual, psf, n_chan, joined, join_channels, options, spectral=None):
-    """Clean the planes of [stokes × chan, y, x] in joined units (see :func:`minor_cycle`): with joined
-    channels each Stokes parameter's channels together (the ``joined`` Stokes parameters all in one
-    unit, one group each), else each channel's ``joined`` Stokes planes together; the rest alone."""
-    from sdpflow.radio.joined_clean import deconvolve_joined
+def _deconvolve_on_every_core(residual: np.ndarray, psf: np.ndarray, budgets: np.ndarray,
+                              options: dict[str, Any]) -> deconvolution.DeconvolutionResult:
+    """:func:`deconvolution.deconvolve` of planes [plane, y, x] cleaned alone, runs of planes shared out over
+    a thread per core (the CLEAN loops release the GIL); the same result as one call."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    n_stokes = residual.shape[0] // n_chan
+    n_threads = min(len(residual), len(os.sched_getaffinity(0)))
+    if n_threads < 2:
+        return deconvolution.deconvolve(residual, psf, niter=budgets, **options)
+    bounds = np.linspace(0, len(residual), n_threads + 1).astype(int)
+    runs = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+    model, left = np.empty(residual.shape), np.empty(residual.shape)
+
+    def clean(run: slice) -> deconvolution.DeconvolutionResult:
+        result = deconvolution.deconvolve(residual[run], psf[run], niter=budgets[run], **options)
+        model[run], left[run] = result.model_delta, result.residual
+        return result
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        results = list(pool.map(clean, runs))
+    reasons = sum((result.plane_stop_reasons for result in results), ())
+    return deconvolution.DeconvolutionResult(model, left, sum(result.n_components for result in results),
+                                             "niter" if "niter" in reasons else reasons[0],
+                                             sum((result.plane_components for result in results), ()), reasons)
+
+
+def _cleaning_units(n_planes: int, n_chan: int, joined: tuple[int, ...],
+                    join_channels: bool) -> tuple[list[tuple[list[int], list[list[int]] | None]], list[int]]:
+    """The planes of [stokes × chan, y, x] cleaned together (see :func:`minor_cycle`), as (planes, groups as
+    positions among the planes) units, and those cleaned alone: with joined channels each Stokes parameter's
+    channels together (the ``joined`` Stokes parameters all in one unit, one group each), else each
+    channel's ``joined`` Stokes planes together."""
+    n_stokes = n_planes // n_chan
     channels = range(n_chan)
-    units = []  # (planes, groups as positions among the planes)
     if join_channels:
         stokes_units = ([list(joined)] if joined else []) + [[k] for k in range(n_stokes) if k not in joined]
-        for members in stokes_units:
-            planes = [k * n_chan + c for k in members for c in channels]
-            units.append((planes, [[i * n_chan + c for c in channels] for i in range(len(members))]))
-        alone = []
-    else:
-        units = [([k * n_chan + c for k in joined], None) for c in channels]
-        alone = [k * n_chan + c for k in range(n_stokes) if k not in joined for c in channels]
-    delta, left = np.zeros_like(residual), residual.copy()
-    components, reasons = 0, []
-    if alone:
-        result = deconvolution.deconvolve(residual[alone], psf[alone], **options)
-        delta[alone], left[alone] = result.model_delta, result.residual
-        components, reasons = result.n_components, [result.stop_reason]
-    for planes, groups in units:
-        result = deconvolve_joined(residual[planes], psf[planes], gain=options["gain"], niter=options["niter"],
-                                   threshold=options["threshold"], auto_threshold=options["auto_threshold"],
-                                   mgain=options["mgain"], groups=groups, spectral=spectral,
-                                   mask=options.get("mask"), auto_mask=options.get("auto_mask"))
-        delta[planes], left[planes] = result.model_delta, result.residual
-        components += result.n_components
-        reasons.append(result.stop_reason)
-    return delta, components, "niter" if "niter" in reasons else reasons[-1], left
+        units = [([k * n_chan + c for k in members for c in channels],
+                  [[i * n_chan + c for c in channels] for i in range(len(members))]) for members in stokes_units]
+        return units, []
+    if not joined:
+        return [], list(range(n_planes))
+    units = [([k * n_chan + c for k in joined], None) for c in channels]
+    return units, [k * n_chan + c for k in range(n_stokes) if k not in joined for c in channels]
 
 
 def fit_beam(psf: np.ndarray, cell_rad: float, beam_estimate_rad: float | None = None) -> dict[str, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import headless_chromium
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +113,10 @@ def test_report_has_statistics_sources_truth_and_gain_panels_per_antenna(demo):
 
 
 def test_report_renders_in_headless_chromium(demo, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    require_service(browser is not None, "chromium (apt-get install chromium)")
     page, _ = _report(demo[0])
     shot = tmp_path / "report.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400",
-                    "--virtual-time-budget=5000", f"--screenshot={shot}", page.as_uri()],
-                   capture_output=True, timeout=90, check=False)
+    headless_chromium(tmp_path / "profile", page.as_uri(), "--window-size=1200,2400", "--virtual-time-budget=5000",
+                      f"--screenshot={shot}")
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)

@@ -12,7 +12,7 @@ import yaml
 from sdpflow.cli import app
 from sdpflow.cli.options import accept_single_dash, model_options
 from sdpflow.config import default_values, defaults_yaml
-from sdpflow.config.imaging import ContinuumConfig, IcalConfig
+from sdpflow.config.imaging import ContinuumConfig, DeconvolutionConfig, IcalConfig
 from sdpflow.errors import InputError
 
 
@@ -70,7 +70,12 @@ def test_config_show_comments_every_key_with_its_description():
     assert yaml.safe_load(text) == default_values(ContinuumConfig)
     lines = text.splitlines()
     niter = lines.index("  niter: 1000")
-    assert lines[niter - 1] == "  # maximum CLEAN components in all"
+    comment = []  # the comment lines above the key, wrapped: together they are the field's description
+    for line in reversed(lines[:niter]):
+        if not line.startswith("  # "):
+            break
+        comment.insert(0, line[4:])
+    assert " ".join(comment) == DeconvolutionConfig.model_fields["niter"].description
     assert lines[lines.index("imaging:") - 1] == "# How visibilities become images (ducc0 w-gridder)."
     keys = [index for index, line in enumerate(lines) if not line.lstrip().startswith("#")
             and ":" in line and not line.lstrip().startswith("-")]

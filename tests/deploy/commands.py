@@ -123,4 +123,7 @@ def check_command(command: Command) -> None:
         assert len(positional) <= len(arguments), (
             f"{command.line}: `sdpflow {' '.join(path)}` takes {arguments or 'no arguments'}, not {list(positional)}")
     for option in command.options:
-        assert has_option(out, option), f"`sdpflow {' '.join(path)}` has no option {option}: {command.line}"
+        # WSClean's single-dash spelling (-size) is read as the long option (--size): see cli.options
+        spelled = "-" + option if option.startswith("-") and not option.startswith("--") and len(option) > 2 else option
+        assert has_option(out, option) or has_option(out, spelled), (
+            f"`sdpflow {' '.join(path)}` has no option {option}: {command.line}")

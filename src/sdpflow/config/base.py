@@ -91,21 +91,34 @@ def command_arguments(config: BaseModel, *, leave_out: tuple[str, ...] = ("clust
 
     default = type(config)().model_dump(mode="json")
     given = config.model_dump(mode="json")
-    flags = {key: flag for flag, (key, _) in cli_options(type(config)).items()}
+    options = {key: (flag, field) for flag, (key, field) in cli_options(type(config)).items()}
     arguments: list[str] = []
     for key, value in _leaves(given):
         if key.split(".")[0] in leave_out or _value_at(default, key) == value:
             continue
-        flag = flags.get(key)
+        flag, field = options.get(key, (None, None))
         if flag is None or value is None:
             arguments.append(f"--set={key}={json.dumps(value)}")
         elif isinstance(value, bool):
             arguments.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, list) and _comma_list(field):
+            arguments += [flag, ",".join(str(item) for item in value)]  # --multiscale-scales 0,4,16
         elif isinstance(value, list):
             arguments += [flag, *(str(item) for item in value)]
         else:
             arguments += [flag, str(value)]
     return arguments
+
+
+def _comma_list(field: Any) -> bool:
+    """Whether a list field's option takes its items as one comma-separated word (its type is ``str | list``)."""
+    import types
+    import typing
+
+    annotation = field.annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return str in typing.get_args(annotation)
+    return False
 
 
 def _leaves(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
